@@ -1,0 +1,222 @@
+"""Cluster quality and ground-truth scores for a clustering run.
+
+Internal scores (`cluster_quality`) need no labels and are logged on every run;
+external scores (`external_scores`, `ring_capture`) need the synthetic generator's
+truth and are used by evaluation and benchmarks only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.sparse.csgraph import minimum_spanning_tree
+from scipy.spatial.distance import cdist
+from scipy.special import logsumexp
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+
+NOISE = -1
+_EPS = 1e-12
+
+
+def cluster_quality(
+    X: np.ndarray, labels: np.ndarray, sample_size: int = 5000, seed: int = 0
+) -> dict[str, float]:
+    """Label-free quality of a clustering, cheap enough for every run.
+
+    Silhouette and DBCV are O(n²), so both run on one uniform sample of at most
+    ``sample_size`` points (noise included: DBCV charges noise against the score,
+    silhouette drops it). Values that cannot be computed are NaN, never raised,
+    so a degenerate run still logs its metrics.
+
+    Returns
+    -------
+    dict
+        ``n_points``, ``n_clusters``, ``noise_share``, ``size_min``, ``size_q25``,
+        ``size_median``, ``size_q75``, ``size_max``, ``largest_cluster_share``,
+        ``silhouette`` (Euclidean, sample, noise excluded), ``dbcv`` (sample), ``sample_size``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    labels = np.asarray(labels)
+    if X.ndim != 2 or len(X) != len(labels):
+        raise ValueError(f"X must be 2-D with one row per label, got {X.shape} and {labels.shape}")
+    n = len(labels)
+    ids, sizes = np.unique(labels[labels != NOISE], return_counts=True)
+    out: dict[str, float] = {
+        "n_points": float(n),
+        "n_clusters": float(len(ids)),
+        "noise_share": float(np.mean(labels == NOISE)) if n else float("nan"),
+    }
+    qs = np.quantile(sizes, [0.0, 0.25, 0.5, 0.75, 1.0]) if len(sizes) else [np.nan] * 5
+    for name, q in zip(("min", "q25", "median", "q75", "max"), qs, strict=True):
+        out[f"size_{name}"] = float(q)
+    out["largest_cluster_share"] = float(sizes.max() / n) if len(sizes) else float("nan")
+
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(n, size=sample_size, replace=False) if n > sample_size else np.arange(n)
+    Xs, ls = X[idx], labels[idx]
+    out["sample_size"] = float(len(idx))
+    out["silhouette"] = _silhouette(Xs, ls, seed)
+    out["dbcv"] = dbcv(Xs, ls)
+    return out
+
+
+def _silhouette(X: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    keep = labels != NOISE
+    k = len(np.unique(labels[keep]))
+    if k < 2 or k >= keep.sum():
+        return float("nan")
+    return float(silhouette_score(X[keep], labels[keep], random_state=seed))
+
+
+def dbcv(X: np.ndarray, labels: np.ndarray) -> float:
+    """Density-Based Clustering Validation (Moulavi et al., SDM 2014), exact on the given points.
+
+    Re-implemented with numpy/scipy because ``hdbscan.validity`` is a dev-only
+    dependency. Follows the paper: all-points core distance within each cluster,
+    mutual-reachability MST per cluster, density sparseness = largest internal MST
+    edge, density separation = smallest mutual reachability between internal
+    nodes of two clusters; validity weighted by cluster size over *all* points so
+    noise lowers the score. Range [-1, 1], higher is better; NaN with < 2 clusters.
+    The all-points core distance is computed in log space because (1/d)^dim
+    overflows for embedding-sized ``dim``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    labels = np.asarray(labels)
+    ids = [c for c in np.unique(labels) if c != NOISE]
+    if len(ids) < 2:
+        return float("nan")
+    dim = X.shape[1]
+    members: list[np.ndarray] = []
+    cores: list[np.ndarray] = []
+    internal: list[np.ndarray] = []
+    sparseness = np.empty(len(ids))
+    for i, c in enumerate(ids):
+        Xc = X[labels == c]
+        members.append(Xc)
+        if len(Xc) < 2:
+            # a singleton has no density to speak of: separation alone decides
+            cores.append(np.zeros(1))
+            internal.append(np.ones(1, dtype=bool))
+            sparseness[i] = 0.0
+            continue
+        d = np.maximum(cdist(Xc, Xc), _EPS)
+        core = _all_points_core_distance(d, dim)
+        cores.append(core)
+        mr = np.maximum(np.maximum(core[:, None], core[None, :]), d)
+        np.fill_diagonal(mr, 0.0)
+        mst = minimum_spanning_tree(mr).tocoo()
+        degree = np.bincount(np.r_[mst.row, mst.col], minlength=len(Xc))
+        is_internal = degree > 1
+        internal_edges = is_internal[mst.row] & is_internal[mst.col]
+        if not is_internal.any():  # two points: both are leaves, use them anyway
+            is_internal[:] = True
+            internal_edges[:] = True
+        internal.append(is_internal)
+        sparseness[i] = mst.data[internal_edges].max() if internal_edges.any() else 0.0
+
+    separation = np.full(len(ids), np.inf)
+    for i in range(len(ids)):
+        Xi, ci = members[i][internal[i]], cores[i][internal[i]]
+        for j in range(i + 1, len(ids)):
+            Xj, cj = members[j][internal[j]], cores[j][internal[j]]
+            mr = np.maximum(np.maximum(ci[:, None], cj[None, :]), cdist(Xi, Xj)).min()
+            separation[i] = min(separation[i], mr)
+            separation[j] = min(separation[j], mr)
+    denom = np.maximum(separation, sparseness)
+    validity = np.where(denom > 0, (separation - sparseness) / np.where(denom > 0, denom, 1), 0)
+    weights = np.array([len(m) for m in members]) / len(labels)
+    return float(np.sum(weights * validity))
+
+
+def _all_points_core_distance(d: np.ndarray, dim: int) -> np.ndarray:
+    """(mean_j (1/d_ij)^dim)^(-1/dim) over the other members, in log space."""
+    n = len(d)
+    logd = np.log(d)
+    np.fill_diagonal(logd, np.inf)  # exp(-dim * inf) = 0 drops the point itself
+    return np.exp(-(logsumexp(-dim * logd, axis=1) - np.log(n - 1)) / dim)
+
+
+def external_scores(labels: np.ndarray, truth: np.ndarray | pd.Series) -> dict[str, float]:
+    """Agreement with a known partition (e.g. the generator's ring id).
+
+    Noise is one more label here, as the analyst sees it. ``ari_clustered`` repeats
+    ARI on points the clustering did not call noise, separating "found the
+    groups" from "dared to assign". Missing truth values are dropped.
+    """
+    labels = np.asarray(labels)
+    truth_s = pd.Series(np.asarray(truth, dtype=object))
+    known = truth_s.notna().to_numpy()
+    lab, tru = labels[known], truth_s[known].astype(str).to_numpy()
+    if len(lab) == 0:
+        return {"ari": float("nan"), "nmi": float("nan"), "ari_clustered": float("nan"), "n": 0.0}
+    clustered = lab != NOISE
+    return {
+        "ari": float(adjusted_rand_score(tru, lab)),
+        "nmi": float(normalized_mutual_info_score(tru, lab)),
+        "ari_clustered": (
+            float(adjusted_rand_score(tru[clustered], lab[clustered]))
+            if clustered.any()
+            else float("nan")
+        ),
+        "n": float(len(lab)),
+    }
+
+
+def ring_capture(
+    labels: np.ndarray,
+    risky_mask: np.ndarray | pd.Series,
+    truth_pattern: pd.Series,
+    is_fraud: np.ndarray | pd.Series | None = None,
+) -> pd.DataFrame:
+    """How much of each planted fraud pattern ends up in clusters flagged risky.
+
+    Parameters
+    ----------
+    labels : cluster id per transaction (-1 noise).
+    risky_mask : bool per transaction, True when its cluster is flagged risky.
+    truth_pattern : pattern name per transaction (``NaN``/``None`` = legitimate,
+        shown as ``"(none)"``).
+    is_fraud : optional 0/1 per transaction; enables precision columns.
+
+    Returns
+    -------
+    DataFrame, one row per pattern, largest first: ``pattern``, ``n``, ``n_in_risky``,
+    ``recall`` (share of the pattern inside risky clusters), ``share_of_risky``
+    (share of the risky set the pattern makes), ``n_risky_clusters`` (how many
+    risky clusters it is spread over), ``top_cluster`` and ``top_cluster_share``
+    (the risky cluster holding most of it, and its share of the pattern), and,
+    with ``is_fraud``, ``fraud_rate`` of the pattern. The overall risky-set
+    precision w.r.t. ``is_fraud`` is in ``df.attrs["risky_precision"]`` and
+    also as the constant column ``risky_precision`` so it survives a parquet round-trip.
+    """
+    labels = np.asarray(labels)
+    risky = np.asarray(risky_mask, dtype=bool)
+    pattern = pd.Series(np.asarray(truth_pattern, dtype=object)).fillna("(none)").astype(str)
+    if not (len(labels) == len(risky) == len(pattern)):
+        raise ValueError("labels, risky_mask and truth_pattern must have the same length")
+    frame = pd.DataFrame({"pattern": pattern.to_numpy(), "cluster": labels, "risky": risky})
+    n_risky = int(risky.sum())
+    rows = []
+    for name, g in frame.groupby("pattern", sort=False):
+        in_risky = g.loc[g["risky"], "cluster"]
+        counts = in_risky.value_counts()
+        row: dict[str, object] = {
+            "pattern": name,
+            "n": len(g),
+            "n_in_risky": len(in_risky),
+            "recall": len(in_risky) / len(g),
+            "share_of_risky": len(in_risky) / n_risky if n_risky else float("nan"),
+            "n_risky_clusters": len(counts),
+            "top_cluster": int(counts.index[0]) if len(counts) else NOISE,
+            "top_cluster_share": counts.iloc[0] / len(g) if len(counts) else 0.0,
+        }
+        rows.append(row)
+    out = pd.DataFrame(rows).sort_values("n", ascending=False, ignore_index=True)
+    if is_fraud is not None:
+        fraud = np.asarray(is_fraud, dtype=float)
+        frame["fraud"] = fraud
+        out["fraud_rate"] = out["pattern"].map(frame.groupby("pattern")["fraud"].mean())
+        precision = float(np.nanmean(fraud[risky])) if n_risky else float("nan")
+        out["risky_precision"] = precision
+        out.attrs["risky_precision"] = precision
+    return out
