@@ -114,14 +114,18 @@ def dbcv(X: np.ndarray, labels: np.ndarray) -> float:
         internal.append(is_internal)
         sparseness[i] = mst.data[internal_edges].max() if internal_edges.any() else 0.0
 
-    separation = np.full(len(ids), np.inf)
+    # one cdist per cluster against every other cluster's internal nodes, reduced per
+    # cluster with reduceat: thousands of small clusters stay O(k) numpy calls, not O(k^2)
+    int_X = [m[f] for m, f in zip(members, internal, strict=True)]
+    int_core = [c[f] for c, f in zip(cores, internal, strict=True)]
+    all_X, all_core = np.concatenate(int_X), np.concatenate(int_core)
+    starts = np.cumsum([0] + [len(a) for a in int_X[:-1]])
+    separation = np.empty(len(ids))
     for i in range(len(ids)):
-        Xi, ci = members[i][internal[i]], cores[i][internal[i]]
-        for j in range(i + 1, len(ids)):
-            Xj, cj = members[j][internal[j]], cores[j][internal[j]]
-            mr = np.maximum(np.maximum(ci[:, None], cj[None, :]), cdist(Xi, Xj)).min()
-            separation[i] = min(separation[i], mr)
-            separation[j] = min(separation[j], mr)
+        mr = np.maximum(np.maximum(int_core[i][:, None], all_core[None, :]), cdist(int_X[i], all_X))
+        per_cluster = np.minimum.reduceat(mr.min(axis=0), starts)
+        per_cluster[i] = np.inf
+        separation[i] = per_cluster.min()
     denom = np.maximum(separation, sparseness)
     validity = np.where(denom > 0, (separation - sparseness) / np.where(denom > 0, denom, 1), 0)
     weights = np.array([len(m) for m in members]) / len(labels)
