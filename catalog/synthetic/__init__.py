@@ -1,0 +1,11 @@
+"""Synthetic click-stream worlds with known fraud rings, for demos, tests and benchmarks.
+
+``generate_shop`` writes the demo shop as Parquet; ``generate_marketplace`` writes a second,
+independently shaped world as gzip JSON Lines + CSV to exercise ingestion. Both write a
+``truth.parquet`` that only evaluation may read.
+"""
+
+from catalog.synthetic.common import SyntheticPaths, SyntheticTables
+from catalog.synthetic.shop import generate_shop, shop_tables
+
+__all__ = ["SyntheticPaths", "SyntheticTables", "generate_shop", "shop_tables"]

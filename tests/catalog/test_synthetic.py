@@ -1,0 +1,243 @@
+"""Properties of the synthetic worlds that the pipeline's evaluation relies on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from catalog.synthetic import SyntheticTables, generate_shop, shop_tables
+from catalog.synthetic.common import MS_PER_HOUR, WINDOW_START_MS, trailing_count
+
+N = 3_000
+WINDOW_HOURS, MATURITY_HOURS = 72.0, 24.0
+
+Generator = Callable[..., SyntheticTables]
+WORLDS: dict[str, tuple[Generator, list[str], str]] = {
+    # name: (tables function, its ring names, its timing-only ring)
+    "shop": (
+        shop_tables,
+        ["account_takeover", "card_testing", "timing_bot", "reshipping", "flash_ring"],
+        "timing_bot",
+    ),
+}
+FLASH = {"shop": "flash_ring"}
+
+
+@pytest.fixture(scope="module", params=list(WORLDS))
+def world(request: pytest.FixtureRequest) -> tuple[str, SyntheticTables]:
+    make = WORLDS[request.param][0]
+    return request.param, make(N, seed=1, window_hours=WINDOW_HOURS,
+                               label_maturity_hours=MATURITY_HOURS)
+
+
+def frames(tables: SyntheticTables) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Events, and transactions joined with the truth."""
+    txns = tables.transactions.to_pandas().merge(tables.truth.to_pandas(), on="txn_id")
+    return tables.events.to_pandas(), txns
+
+
+def test_contract_types(world: tuple[str, SyntheticTables]) -> None:
+    _, t = world
+    ev, tx = t.events.schema, t.transactions.schema
+    assert ev.names[:4] == ["txn_id", "ts", "event", "user_id"]
+    for schema in (ev, tx):
+        assert schema.field("txn_id").type == pa.string()
+        assert schema.field("ts").type == pa.timestamp("ms", tz="UTC")
+    assert ev.field("event").type == pa.string()
+    assert pa.types.is_floating(tx.field("amount").type)
+    assert pa.types.is_integer(tx.field("label").type)
+    assert t.truth.schema.names == ["txn_id", "pattern", "is_fraud"]
+    txns = t.transactions.to_pandas()
+    assert txns["txn_id"].is_unique and len(txns) == N
+    assert (txns["amount"] >= 0).all()
+    assert set(txns["decision"]) == {"approved", "declined"}
+    assert set(txns["label"].dropna().unique()) <= {0, 1}
+    assert t.truth.column("txn_id").equals(t.transactions.column("txn_id"))
+
+
+def test_shop_feature_columns() -> None:
+    schema = shop_tables(N, seed=1).transactions.schema
+    kinds = {
+        "account_age_days": pa.types.is_floating,
+        "country_mismatch": pa.types.is_boolean,
+        "card_country": pa.types.is_string,
+        "device_id": pa.types.is_string,
+        "txn_count_24h": pa.types.is_integer,
+        "email_domain": pa.types.is_string,
+        "is_new_shipping_address": pa.types.is_boolean,
+        "user_id": pa.types.is_string,
+    }
+    for name, is_kind in kinds.items():
+        assert is_kind(schema.field(name).type), name
+
+
+def test_deterministic_by_seed(world: tuple[str, SyntheticTables]) -> None:
+    name, t = world
+    make = WORLDS[name][0]
+    again = make(N, seed=1, window_hours=WINDOW_HOURS, label_maturity_hours=MATURITY_HOURS)
+    for a, b in zip(
+        (t.events, t.transactions, t.truth), (again.events, again.transactions, again.truth),
+        strict=True,
+    ):
+        assert a.equals(b)
+    other = make(N, seed=2, window_hours=WINDOW_HOURS, label_maturity_hours=MATURITY_HOURS)
+    assert not other.transactions.equals(t.transactions)
+
+
+def test_label_maturity(world: tuple[str, SyntheticTables]) -> None:
+    name, t = world
+    _, tx = frames(t)
+    end = pd.Timestamp(WINDOW_START_MS + WINDOW_HOURS * MS_PER_HOUR, unit="ms", tz="UTC")
+    young = tx["ts"] >= end - pd.Timedelta(hours=MATURITY_HOURS)
+    assert tx.loc[young, "label"].isna().all()
+    assert tx.loc[~young, "label"].notna().all()
+    mature = tx[~young]
+    assert (mature["label"].astype(bool) == mature["is_fraud"]).all()
+    assert tx.loc[tx["pattern"] == FLASH[name], "label"].isna().all()
+    start = pd.Timestamp(WINDOW_START_MS, unit="ms", tz="UTC")
+    assert (tx["ts"] < end).all() and (tx["ts"] >= start).all()
+
+
+def test_ring_sizes_and_base_rate(world: tuple[str, SyntheticTables]) -> None:
+    name, t = world
+    _, tx = frames(t)
+    counts = tx["pattern"].value_counts()
+    for ring in WORLDS[name][1]:
+        assert 0.01 * N <= counts[ring] <= 0.02 * N, ring
+        assert tx.loc[tx["pattern"] == ring, "is_fraud"].all()
+    assert 0.001 * N <= counts["scattered_fraud"] <= 0.006 * N
+    assert not tx.loc[tx["pattern"] == "normal", "is_fraud"].any()
+    assert set(counts.index) == {"normal", "scattered_fraud", *WORLDS[name][1]}
+
+
+def test_engine_misses_most_ring_fraud(world: tuple[str, SyntheticTables]) -> None:
+    name, t = world
+    _, tx = frames(t)
+    declined = tx["decision"].eq("declined").groupby(tx["pattern"]).mean()
+    for ring in WORLDS[name][1]:
+        assert declined[ring] < 0.5, ring
+    assert 0.002 < declined["normal"] < 0.05
+
+
+def test_sessions_end_with_their_transaction(world: tuple[str, SyntheticTables]) -> None:
+    _, t = world
+    ev, tx = frames(t)
+    assert set(ev["txn_id"]) == set(tx["txn_id"])
+    # Per transaction, events are strictly increasing in time in file order.
+    step = ev.groupby("txn_id", sort=False)["ts"].diff().dropna()
+    assert (step > pd.Timedelta(0)).all()
+    last = ev.groupby("txn_id")["ts"].max()
+    assert (last.reindex(tx["txn_id"]).to_numpy() == tx["ts"].to_numpy()).all()
+    sizes = ev.groupby("txn_id").size()
+    assert sizes.min() >= 3 and sizes.max() <= 60
+    users = ev.drop_duplicates("txn_id").set_index("txn_id")["user_id"]
+    assert (users.reindex(tx["txn_id"]).to_numpy() == tx["user_id"].to_numpy()).all()
+    assert ev["ts"].is_monotonic_increasing
+
+
+def _ks(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic."""
+    grid = np.sort(np.concatenate([a, b]))
+    fa = np.searchsorted(np.sort(a), grid, side="right") / len(a)
+    fb = np.searchsorted(np.sort(b), grid, side="right") / len(b)
+    return float(np.abs(fa - fb).max())
+
+
+def _tv(a: pd.Series, b: pd.Series) -> float:
+    """Total variation distance between two categorical samples."""
+    pa_, pb = a.value_counts(normalize=True), b.value_counts(normalize=True)
+    return float(pa_.sub(pb, fill_value=0).abs().sum() / 2)
+
+
+@pytest.mark.parametrize("name", list(WORLDS))
+def test_timing_only_ring_differs_only_in_dwell(name: str) -> None:
+    make, rings, timing = WORLDS[name]
+    t = make(20_000, seed=3)
+    ev, tx = frames(t)
+    pattern = tx.set_index("txn_id")["pattern"]
+    ev["pattern"] = ev["txn_id"].map(pattern)
+    bot, human = ev[ev["pattern"] == timing], ev[ev["pattern"] == "normal"]
+    other_rings = ev[ev["pattern"].isin(set(rings) - {timing})]
+
+    # Pages: same vocabulary mix, same entry pages, same session lengths.
+    assert _tv(bot["event"], human["event"]) < 0.08
+    assert _tv(other_rings["event"], human["event"]) > 0.3
+    first = ev.drop_duplicates("txn_id")
+    assert _tv(first.loc[first["pattern"] == timing, "event"],
+               first.loc[first["pattern"] == "normal", "event"]) < 0.15
+    lengths = ev.groupby("txn_id").size()
+    bot_ids = tx.loc[tx["pattern"] == timing, "txn_id"]
+    human_ids = tx.loc[tx["pattern"] == "normal", "txn_id"]
+    assert _ks(lengths[bot_ids].to_numpy(), lengths[human_ids].to_numpy()) < 0.15
+
+    # Intuitive features: same marginals.
+    b, h = tx[tx["pattern"] == timing], tx[tx["pattern"] == "normal"]
+    features = [c for c in tx.columns if c not in {"txn_id", "ts", "label", "pattern",
+                                                   "is_fraud", "user_id"}]
+    for col in features:
+        if pd.api.types.is_bool_dtype(h[col]):
+            assert abs(b[col].mean() - h[col].mean()) < 0.05, col
+        elif pd.api.types.is_numeric_dtype(h[col]):
+            assert _ks(b[col].to_numpy(float), h[col].to_numpy(float)) < 0.15, col
+        elif h[col].nunique() < 50:
+            assert _tv(b[col], h[col]) < 0.15, col
+        else:  # identifiers: as unshared as normal customers'
+            assert b[col].nunique() / len(b) > 0.7 * h[col].nunique() / len(h), col
+
+    # Dwell: machine-regular for the bots, human for the rest.
+    ev["gap_ms"] = ev.groupby("txn_id")["ts"].diff().dt.total_seconds() * 1000
+    bot_gap = ev.loc[ev["pattern"] == timing, "gap_ms"].dropna()
+    human_gap = ev.loc[ev["pattern"] == "normal", "gap_ms"].dropna()
+    assert bot_gap.std() / bot_gap.mean() < 0.1
+    assert human_gap.std() / human_gap.mean() > 0.5
+    assert human_gap.median() > 3 * bot_gap.median()
+    assert _ks(bot_gap.to_numpy(), human_gap.to_numpy()) > 0.8
+
+
+def test_shop_rings_are_what_they_claim() -> None:
+    ev, tx = frames(shop_tables(N, seed=4))
+    ring = tx.groupby("pattern")
+    ato, card = tx[tx["pattern"] == "account_takeover"], tx[tx["pattern"] == "card_testing"]
+    normal = tx[tx["pattern"] == "normal"]
+    assert ato["account_age_days"].median() > 180 and ato["country_mismatch"].mean() > 0.7
+    assert card["amount"].max() < 5 and card["txn_count_24h"].median() > 3
+    for name in ("account_takeover", "card_testing", "reshipping", "flash_ring"):
+        assert ring.get_group(name)["device_id"].nunique() <= 12, name
+    assert tx.loc[tx["pattern"] == "reshipping", "account_age_days"].max() < 5
+    assert tx.loc[tx["pattern"] == "reshipping", "amount"].median() > 5 * normal["amount"].median()
+    flash = tx[tx["pattern"] == "flash_ring"]
+    end = pd.Timestamp(WINDOW_START_MS + WINDOW_HOURS * MS_PER_HOUR, unit="ms", tz="UTC")
+    assert flash["ts"].min() >= end - pd.Timedelta(hours=6)
+    card_events = ev[ev["txn_id"].isin(card["txn_id"])]
+    assert card_events["event"].isin(["add_card", "pay_attempt"]).mean() > 0.6
+
+
+def test_trailing_count() -> None:
+    keys = np.array(["a", "b", "a", "a", "b"], dtype=object)
+    ts = np.array([0, 5, 10, 30, 40], dtype=np.int64)
+    assert trailing_count(keys, ts, 25).tolist() == [0, 0, 1, 1, 0]
+
+
+def test_generate_shop_writes_parquet(tmp_path: Path) -> None:
+    paths = generate_shop(tmp_path / "shop", n_transactions=500, seed=5)
+    assert {p.name for p in (paths.events, paths.transactions, paths.truth)} == {
+        "events.parquet", "transactions.parquet", "truth.parquet"}
+    tables = shop_tables(500, seed=5)
+    assert pq.read_table(paths.transactions).equals(tables.transactions)
+    assert pq.read_table(paths.events).equals(tables.events)
+    assert pq.read_table(paths.truth).equals(tables.truth)
+
+
+@pytest.mark.slow
+def test_fifty_thousand_transactions_are_quick(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    paths = generate_shop(tmp_path, n_transactions=50_000)
+    assert time.perf_counter() - start < 20
+    assert pq.read_metadata(paths.events).num_rows > 500_000
