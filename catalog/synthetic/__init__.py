@@ -6,6 +6,14 @@ independently shaped world as gzip JSON Lines + CSV to exercise ingestion. Both 
 """
 
 from catalog.synthetic.common import SyntheticPaths, SyntheticTables
+from catalog.synthetic.marketplace import generate_marketplace, marketplace_tables
 from catalog.synthetic.shop import generate_shop, shop_tables
 
-__all__ = ["SyntheticPaths", "SyntheticTables", "generate_shop", "shop_tables"]
+__all__ = [
+    "SyntheticPaths",
+    "SyntheticTables",
+    "generate_marketplace",
+    "generate_shop",
+    "marketplace_tables",
+    "shop_tables",
+]

@@ -9,7 +9,7 @@ declaration into tables, fully vectorised: sessions are padded ``(n, width)`` to
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -373,6 +373,36 @@ class Cohort:
         sizes |= {len(v) for v in self.features.values()}
         if sizes != {n} or self.gaps_ms.shape != self.sessions.tokens.shape:
             raise ValueError(f"cohort {self.pattern!r} has inconsistent lengths")
+
+    def subset(self, rows: np.ndarray, pattern: str) -> Cohort:
+        """Some of these transactions, renamed (e.g. normal-looking ones a ring will own)."""
+        return Cohort(
+            pattern,
+            self.is_fraud[rows],
+            self.ts_ms[rows],
+            self.sessions.take(rows),
+            self.gaps_ms[rows],
+            {k: v[rows] for k, v in self.features.items()},
+            self.decline_p[rows],
+        )
+
+    def as_fraud(self, **changes: object) -> Cohort:
+        """The same transactions marked fraudulent, with ``changes`` to any other field."""
+        return replace(self, is_fraud=np.ones(len(self.ts_ms), bool), **changes)
+
+
+def carve(rng: np.random.Generator, cohort: Cohort, sizes: Mapping[str, int]) -> list[Cohort]:
+    """Split a cohort at random: ``sizes[p]`` rows become pattern ``p``, the rest keep theirs.
+
+    Look-alike fraud (lone fraudsters, timing-only bots) is carved out of the normal sampler's
+    output, so that everything not deliberately changed afterwards is normal by construction.
+    """
+    rows = rng.permutation(len(cohort.ts_ms))
+    bounds = np.cumsum(list(sizes.values()))
+    *parts, rest = np.split(rows, bounds)
+    return [cohort.subset(rest, cohort.pattern)] + [
+        cohort.subset(part, name) for name, part in zip(sizes, parts, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

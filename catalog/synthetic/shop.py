@@ -33,6 +33,7 @@ from catalog.synthetic.common import (
     Window,
     assemble,
     burst_times,
+    carve,
     choice,
     diurnal_times,
     hex_ids,
@@ -217,18 +218,16 @@ def shop_tables(
     n_normal = n_transactions - sum(sizes.values())
     n_scattered = round(BASE_FRAUD_RATE * n_transactions)
 
-    # Timing bots and scattered fraud come out of the normal sampler, so that their pages and
-    # features are normal by construction; only what is changed afterwards differs.
     shoppers = _Shoppers(rng, n_normal + sizes["timing_bot"], window)
-    cohort = shoppers.cohort(rng, n_normal + sizes["timing_bot"])
-    rows = rng.permutation(len(cohort.ts_ms))
-    timing_rows, scattered_rows, normal_rows = np.split(
-        rows, [sizes["timing_bot"], sizes["timing_bot"] + n_scattered]
+    normal, scattered, timing = carve(
+        rng,
+        shoppers.cohort(rng, n_normal + sizes["timing_bot"]),
+        {"scattered_fraud": n_scattered, "timing_bot": sizes["timing_bot"]},
     )
     cohorts = [
-        _subset(cohort, normal_rows, "normal"),
-        _scattered(rng, _subset(cohort, scattered_rows, "scattered_fraud")),
-        _timing_bot(rng, _subset(cohort, timing_rows, "timing_bot")),
+        normal,
+        _scattered(rng, scattered),
+        _timing_bot(rng, timing),
         _account_takeover(rng, sizes["account_takeover"], window, shoppers),
         _card_testing(rng, sizes["card_testing"], window),
         _reshipping(rng, sizes["reshipping"], window),
@@ -287,31 +286,17 @@ class _Shoppers:
         return Cohort("normal", np.zeros(n, bool), ts, sessions, gaps, features, decline_p)
 
 
-def _subset(cohort: Cohort, rows: np.ndarray, pattern: str) -> Cohort:
-    return Cohort(
-        pattern,
-        cohort.is_fraud[rows],
-        cohort.ts_ms[rows],
-        cohort.sessions.take(rows),
-        cohort.gaps_ms[rows],
-        {k: v[rows] for k, v in cohort.features.items()},
-        cohort.decline_p[rows],
-    )
-
-
 # --------------------------------------------------------------------------- fraud
 
 
 def _scattered(rng: np.random.Generator, c: Cohort) -> Cohort:
     """Lone fraudsters among normal traffic: normal browsing, somewhat riskier purchases."""
     n = len(c.ts_ms)
-    mismatch = rng.random(n) < 0.35
     features = dict(c.features)
     features["amount"] = np.round(c.features["amount"] * rng.uniform(1.5, 4.0, n), 2)
-    features["country_mismatch"] = mismatch
+    features["country_mismatch"] = rng.random(n) < 0.35
     features["is_new_shipping_address"] = rng.random(n) < 0.5
-    decline = np.full(n, 0.35)
-    return Cohort(c.pattern, np.ones(n, bool), c.ts_ms, c.sessions, c.gaps_ms, features, decline)
+    return c.as_fraud(features=features, decline_p=np.full(n, 0.35))
 
 
 def _timing_bot(rng: np.random.Generator, c: Cohort) -> Cohort:
@@ -319,9 +304,7 @@ def _timing_bot(rng: np.random.Generator, c: Cohort) -> Cohort:
 
     Everything but the gaps is the normal shoppers', including the engine's decision rule.
     """
-    gaps = regular_gaps(rng, c.sessions, 600.0, 25.0)
-    n = len(c.ts_ms)
-    return Cohort(c.pattern, np.ones(n, bool), c.ts_ms, c.sessions, gaps, c.features, c.decline_p)
+    return c.as_fraud(gaps_ms=regular_gaps(rng, c.sessions, 600.0, 25.0))
 
 
 def _ring_cohort(

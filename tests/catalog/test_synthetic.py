@@ -9,10 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from catalog.synthetic import SyntheticTables, generate_shop, shop_tables
+from catalog.synthetic import (
+    SyntheticTables,
+    generate_marketplace,
+    generate_shop,
+    marketplace_tables,
+    shop_tables,
+)
 from catalog.synthetic.common import MS_PER_HOUR, WINDOW_START_MS, trailing_count
 
 N = 3_000
@@ -26,8 +33,14 @@ WORLDS: dict[str, tuple[Generator, list[str], str]] = {
         ["account_takeover", "card_testing", "timing_bot", "reshipping", "flash_ring"],
         "timing_bot",
     ),
+    "marketplace": (
+        marketplace_tables,
+        ["seller_collusion", "promo_bot", "replay_timing", "giftcard_takeover",
+         "midnight_flash"],
+        "replay_timing",
+    ),
 }
-FLASH = {"shop": "flash_ring"}
+FLASH = {"shop": "flash_ring", "marketplace": "midnight_flash"}
 
 
 @pytest.fixture(scope="module", params=list(WORLDS))
@@ -235,9 +248,75 @@ def test_generate_shop_writes_parquet(tmp_path: Path) -> None:
     assert pq.read_table(paths.truth).equals(tables.truth)
 
 
+def test_marketplace_feature_columns() -> None:
+    schema = marketplace_tables(N, seed=1).transactions.schema
+    kinds = {
+        "seller_rating": pa.types.is_floating,
+        "is_prime": pa.types.is_boolean,
+        "channel": pa.types.is_string,
+        "ip_prefix": pa.types.is_string,
+        "seller_id": pa.types.is_string,
+        "quantity": pa.types.is_integer,
+        "buyer_tenure_days": pa.types.is_integer,
+        "ip_txn_count_1h": pa.types.is_integer,
+    }
+    for name, is_kind in kinds.items():
+        assert is_kind(schema.field(name).type), name
+    shop_pages = set(shop_tables(N, seed=1).events.column("event").unique().to_pylist())
+    market_pages = set(marketplace_tables(N, seed=1).events.column("event").unique().to_pylist())
+    assert not shop_pages & market_pages
+    assert 35 <= len(market_pages) <= 45 and 35 <= len(shop_pages) <= 45
+
+
+def test_marketplace_rings_are_what_they_claim() -> None:
+    ev, tx = frames(marketplace_tables(N, seed=4))
+    by = {name: g for name, g in tx.groupby("pattern")}
+    normal = by["normal"]
+    assert by["seller_collusion"]["seller_id"].nunique() <= 4
+    assert by["seller_collusion"]["seller_rating"].min() >= 4.9
+    assert (by["promo_bot"]["buyer_tenure_days"] == 0).all()
+    assert (by["promo_bot"]["channel"] == "android").all()
+    assert by["promo_bot"]["ip_txn_count_1h"].mean() > 10 * normal["ip_txn_count_1h"].mean()
+    assert by["giftcard_takeover"]["buyer_tenure_days"].min() > 365
+    assert by["midnight_flash"]["amount"].median() > 20 * normal["amount"].median()
+    for name in ("seller_collusion", "promo_bot", "giftcard_takeover", "midnight_flash"):
+        assert by[name]["ip_prefix"].nunique() <= 8, name
+    promo_events = ev[ev["txn_id"].isin(by["promo_bot"]["txn_id"])]
+    assert promo_events["event"].isin(["/p/coupon/claim", "/checkout/coupon"]).mean() > 0.4
+
+
+def test_generate_marketplace_writes_jsonl_and_csv(tmp_path: Path) -> None:
+    paths = generate_marketplace(tmp_path / "market", n_transactions=500, seed=5)
+    assert (paths.events.name, paths.transactions.name, paths.truth.name) == (
+        "events.jsonl.gz", "transactions.csv", "truth.parquet")
+    tables = marketplace_tables(500, seed=5)
+    events = pd.read_json(paths.events, lines=True, dtype={"ts": "int64"})
+    expected = tables.events.to_pandas()
+    assert events["ts"].dtype == np.int64
+    assert (events["ts"].to_numpy() == expected["ts"].astype("int64").to_numpy()).all()
+    for col in ("txn_id", "event", "user_id"):
+        assert (events[col].to_numpy() == expected[col].to_numpy()).all()
+
+    raw = pd.read_csv(paths.transactions, dtype={"ts": str})
+    assert raw["ts"].str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$").all()
+    assert raw["ts"].str[-6:].nunique() > 1  # mixed local offsets, by buyer
+    parsed = pd.to_datetime(raw["ts"], utc=True, format="ISO8601")
+    want = tables.transactions.column("ts").to_pandas()
+    assert (parsed.to_numpy() == want.to_numpy()).all()
+    arrow = pcsv.read_csv(paths.transactions)
+    assert pa.types.is_timestamp(arrow.schema.field("ts").type)
+    assert arrow.column("label").null_count == tables.transactions.column("label").null_count
+    assert pq.read_table(paths.truth).equals(tables.truth)
+    again = generate_marketplace(tmp_path / "again", n_transactions=500, seed=5)
+    assert paths.events.read_bytes() == again.events.read_bytes()
+    assert paths.transactions.read_bytes() == again.transactions.read_bytes()
+
+
 @pytest.mark.slow
-def test_fifty_thousand_transactions_are_quick(tmp_path: Path) -> None:
+@pytest.mark.parametrize("generate", [generate_shop, generate_marketplace])
+def test_fifty_thousand_transactions_are_quick(
+    tmp_path: Path, generate: Callable[..., object]
+) -> None:
     start = time.perf_counter()
-    paths = generate_shop(tmp_path, n_transactions=50_000)
+    generate(tmp_path, n_transactions=50_000)
     assert time.perf_counter() - start < 20
-    assert pq.read_metadata(paths.events).num_rows > 500_000
