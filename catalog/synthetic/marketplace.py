@@ -438,7 +438,8 @@ def _write_jsonl_gz(events: pa.Table, path: Path) -> None:
     """Events as JSON Lines with epoch-millisecond ``ts``, built column-wise by Arrow.
 
     Page names and ids are plain ASCII without quotes or backslashes (checked), so no JSON
-    escaping is needed; gzip's header time is fixed so files are identical across runs.
+    escaping is needed; gzip's header time is fixed so files are identical across runs, and
+    level 1 because compression dominated generation time (~3x faster, ~1.4x larger).
     """
     for name in ("txn_id", "event", "user_id"):
         if pc.any(pc.match_substring_regex(events[name], r'["\\]')).as_py():
@@ -451,7 +452,7 @@ def _write_jsonl_gz(events: pa.Table, path: Path) -> None:
         '"}\n',
         "",
     )
-    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5,
+    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
                                                mtime=0, filename="") as gz:
         for chunk in lines.chunks:
             offsets = np.frombuffer(chunk.buffers()[1], np.int32)[
@@ -463,17 +464,16 @@ def _write_jsonl_gz(events: pa.Table, path: Path) -> None:
 def _iso_local_ts(transactions: pa.Table) -> pa.Table:
     """Replace ``ts`` by ISO-8601 strings in each buyer's local offset, e.g.
     ``2026-03-02T05:30:01.735+05:30``; the offset depends only on the buyer."""
-    users = transactions["user_id"].to_numpy()
-    offset_min = np.array(UTC_OFFSETS_MIN)[
-        pd.util.hash_array(users.astype(object)) % len(UTC_OFFSETS_MIN)
-    ]
+    users = transactions["user_id"].to_numpy().astype(object)
+    zone = pd.util.hash_array(users) % len(UTC_OFFSETS_MIN)
+    offset_min = np.array(UTC_OFFSETS_MIN)[zone]
+    names = [f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+             for m in UTC_OFFSETS_MIN]
+    suffix = pa.array(np.array(names, dtype=object)[zone], pa.string())
     utc_ms = pc.cast(transactions["ts"], pa.int64()).to_numpy()
     local = pa.array(utc_ms + offset_min * 60_000, pa.timestamp("ms"))
-    sign = np.where(offset_min < 0, "-", "+")
-    hh, mm = np.abs(offset_min) // 60, np.abs(offset_min) % 60
-    suffix = [f"{s}{h:02d}:{m:02d}" for s, h, m in zip(sign, hh, mm, strict=True)]
     iso = pc.binary_join_element_wise(
-        pc.strftime(local, format="%Y-%m-%dT%H:%M:%S"), pa.array(suffix, pa.string()), ""
+        pc.strftime(local, format="%Y-%m-%dT%H:%M:%S"), suffix, ""
     )
     return transactions.set_column(transactions.schema.get_field_index("ts"), "ts", iso)
 
