@@ -3,7 +3,7 @@
 Each generator (``shop``, ``marketplace``) declares *what* its world looks like (pages,
 archetypes, rings, feature distributions); this module only knows *how* to turn such a
 declaration into tables, fully vectorised: sessions are padded ``(n, width)`` token matrices
-(``-1`` = padding) so that 50k transactions / ~1M events build in about a second.
+(``-1`` = padding) so that 50k transactions / ~1M events build in a few seconds.
 """
 
 from __future__ import annotations
@@ -59,10 +59,6 @@ class Window:
         end = WINDOW_START_MS + round(window_hours * MS_PER_HOUR)
         return cls(WINDOW_START_MS, end, round(label_maturity_hours * MS_PER_HOUR))
 
-    @property
-    def hours(self) -> float:
-        return (self.end_ms - self.start_ms) / MS_PER_HOUR
-
     def flash_start_ms(self, hours: float) -> int:
         """Start of a flash ring's burst: within the last ``hours``, and never so early that
         any of it could carry a mature label (the point of a flash ring is that it is new)."""
@@ -110,7 +106,7 @@ def concat_sessions(*parts: Sessions) -> Sessions:
     for b in parts[1:]:
         n = len(out.lengths)
         tokens = np.full((n, out.tokens.shape[1] + b.tokens.shape[1]), PAD, dtype=np.int16)
-        tokens[:, : out.tokens.shape[1]] = out.tokens
+        tokens[:, : out.tokens.shape[1]] = np.where(out.mask, out.tokens, PAD)
         rows, cols = np.nonzero(b.mask)
         tokens[rows, out.lengths[rows] + cols] = b.tokens[rows, cols]
         out = Sessions(tokens, out.lengths + b.lengths)
@@ -130,8 +126,7 @@ def script_sessions(
             reps = step.lo + rng.binomial(step.hi - step.lo, step.p, size=n)
         tokens = np.tile(ids, (n, step.hi))
         parts.append(Sessions(tokens, (reps * len(ids)).astype(np.int64)))
-    out = concat_sessions(*parts)
-    return Sessions(np.where(out.mask, out.tokens, PAD).astype(np.int16), out.lengths)
+    return concat_sessions(*parts)
 
 
 def markov_sessions(
@@ -302,7 +297,7 @@ def diurnal_times(rng: np.random.Generator, n: int, window: Window) -> np.ndarra
     weight = 1.0 + 0.8 * np.sin((hour - 14) / 24 * 2 * np.pi)
     cdf = np.cumsum(weight)
     idx = np.searchsorted(cdf, rng.random(n) * cdf[-1])
-    return minutes[idx] + rng.integers(0, 60_000, size=n)
+    return np.minimum(minutes[idx] + rng.integers(0, 60_000, size=n), window.end_ms - 1)
 
 
 def burst_times(
@@ -403,6 +398,27 @@ def carve(rng: np.random.Generator, cohort: Cohort, sizes: Mapping[str, int]) ->
     return [cohort.subset(rest, cohort.pattern)] + [
         cohort.subset(part, name) for name, part in zip(sizes, parts, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class Ring:
+    """A fraud ring's size (share of all transactions) and the share of it that the
+    existing real-time engine declines: most ring fraud gets through, which is the point."""
+
+    share: float
+    catch_rate: float
+
+    def cohort(
+        self,
+        pattern: str,
+        ts_ms: np.ndarray,
+        sessions: Sessions,
+        gaps_ms: np.ndarray,
+        features: dict[str, np.ndarray],
+    ) -> Cohort:
+        n = len(ts_ms)
+        decline_p = np.full(n, self.catch_rate)
+        return Cohort(pattern, np.ones(n, bool), ts_ms, sessions, gaps_ms, features, decline_p)
 
 
 @dataclass(frozen=True)

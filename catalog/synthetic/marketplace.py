@@ -29,7 +29,7 @@ from catalog.synthetic.common import (
     MS_PER_DAY,
     Archetype,
     Cohort,
-    Sessions,
+    Ring,
     Site,
     Step,
     SyntheticPaths,
@@ -161,13 +161,12 @@ CHANNELS = {"ios": 35, "android": 30, "web": 25, "mweb": 10}
 UTC_OFFSETS_MIN = (0, 60, 120, -300, -480, 330, 540, -180)
 BASE_FRAUD_RATE = 0.003
 
-# Ring -> (share of all transactions, what the real-time engine catches of it).
-RINGS: dict[str, tuple[float, float]] = {
-    "seller_collusion": (0.014, 0.05),
-    "promo_bot": (0.016, 0.25),
-    "replay_timing": (0.010, 0.0),  # decided like normal traffic
-    "giftcard_takeover": (0.012, 0.10),
-    "midnight_flash": (0.010, 0.03),
+RINGS: dict[str, Ring] = {
+    "seller_collusion": Ring(0.014, 0.05),
+    "promo_bot": Ring(0.016, 0.25),
+    "replay_timing": Ring(0.010, 0.0),  # decided like normal traffic: the engine sees nothing
+    "giftcard_takeover": Ring(0.012, 0.10),
+    "midnight_flash": Ring(0.010, 0.03),
 }
 
 
@@ -206,7 +205,7 @@ def marketplace_tables(
         raise ValueError("n_transactions must be at least 200 so that every ring exists")
     rng = np.random.default_rng(seed)
     window = Window.of(window_hours, label_maturity_hours)
-    sizes = {name: round(share * n_transactions) for name, (share, _) in RINGS.items()}
+    sizes = {name: round(ring.share * n_transactions) for name, ring in RINGS.items()}
     n_lookalike = n_transactions - sum(sizes.values()) + sizes["replay_timing"]
     market = _Market(rng, n_lookalike, window)
     normal, scattered, replay = carve(
@@ -295,18 +294,6 @@ def _scattered(rng: np.random.Generator, c: Cohort) -> Cohort:
     return c.as_fraud(features=features, decline_p=np.full(n, 0.3))
 
 
-def _ring(
-    pattern: str,
-    ts: np.ndarray,
-    sessions: Sessions,
-    gaps: np.ndarray,
-    features: dict[str, np.ndarray],
-) -> Cohort:
-    n = len(ts)
-    decline = np.full(n, RINGS[pattern][1])
-    return Cohort(pattern, np.ones(n, bool), ts, sessions, gaps, features, decline)
-
-
 def _pick(rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
     return pool[rng.integers(0, len(pool), n)]
 
@@ -340,7 +327,7 @@ def _seller_collusion(rng: np.random.Generator, n: int, window: Window) -> Cohor
         "buyer_tenure_days": rng.integers(0, 20, n),
     }
     gaps = human_gaps(rng, sessions, SITE.uniform_seconds(2.5), sigma=0.35, speed_sigma=0.1)
-    return _ring("seller_collusion", ts, sessions, gaps, features)
+    return RINGS["seller_collusion"].cohort("seller_collusion", ts, sessions, gaps, features)
 
 
 def _promo_bot(rng: np.random.Generator, n: int, window: Window) -> Cohort:
@@ -367,7 +354,7 @@ def _promo_bot(rng: np.random.Generator, n: int, window: Window) -> Cohort:
         "buyer_tenure_days": np.zeros(n, np.int64),
     }
     gaps = regular_gaps(rng, sessions, 300.0, 40.0)
-    return _ring("promo_bot", ts, sessions, gaps, features)
+    return RINGS["promo_bot"].cohort("promo_bot", ts, sessions, gaps, features)
 
 
 def _giftcard_takeover(rng: np.random.Generator, n: int, window: Window, market: _Market) -> Cohort:
@@ -399,7 +386,7 @@ def _giftcard_takeover(rng: np.random.Generator, n: int, window: Window, market:
         "buyer_tenure_days": market.tenure[victims] + (ts - window.start_ms) // MS_PER_DAY,
     }
     gaps = human_gaps(rng, sessions, SITE.uniform_seconds(1.5), sigma=0.3, speed_sigma=0.1)
-    return _ring("giftcard_takeover", ts, sessions, gaps, features)
+    return RINGS["giftcard_takeover"].cohort("giftcard_takeover", ts, sessions, gaps, features)
 
 
 def _midnight_flash(rng: np.random.Generator, n: int, window: Window, market: _Market) -> Cohort:
@@ -428,7 +415,7 @@ def _midnight_flash(rng: np.random.Generator, n: int, window: Window, market: _M
         "buyer_tenure_days": rng.integers(0, 2, n),
     }
     gaps = replayed_gaps(rng, sessions, template, rel_jitter=0.05)
-    return _ring("midnight_flash", ts, sessions, gaps, features)
+    return RINGS["midnight_flash"].cohort("midnight_flash", ts, sessions, gaps, features)
 
 
 # --------------------------------------------------------------------------- file formats

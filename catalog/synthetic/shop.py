@@ -14,7 +14,6 @@ Files written by :func:`generate_shop`: ``events.parquet`` (``txn_id``, ``ts``, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from catalog.synthetic.common import (
     MS_PER_DAY,
     Archetype,
     Cohort,
-    Sessions,
+    Ring,
     Site,
     Step,
     SyntheticPaths,
@@ -166,14 +165,6 @@ DISPOSABLE_EMAIL = {"mailinator.com": 2, "guerrillamail.com": 1, "gmail.com": 1}
 BASE_FRAUD_RATE = 0.003
 
 
-@dataclass(frozen=True)
-class Ring:
-    """Size (share of all transactions) and what the real-time engine catches of it."""
-
-    share: float
-    catch_rate: float
-
-
 RINGS: dict[str, Ring] = {
     "account_takeover": Ring(0.012, 0.12),
     "card_testing": Ring(0.016, 0.30),
@@ -241,7 +232,7 @@ def shop_tables(
 
 
 class _Shoppers:
-    """A population of accounts and the way they browse, shared by normal-looking cohorts."""
+    """The shop's customer accounts: normal traffic buys from them, takeovers steal them."""
 
     def __init__(self, rng: np.random.Generator, n_transactions: int, window: Window) -> None:
         self.window = window
@@ -307,18 +298,6 @@ def _timing_bot(rng: np.random.Generator, c: Cohort) -> Cohort:
     return c.as_fraud(gaps_ms=regular_gaps(rng, c.sessions, 600.0, 25.0))
 
 
-def _ring_cohort(
-    pattern: str,
-    ts: np.ndarray,
-    sessions: Sessions,
-    gaps: np.ndarray,
-    features: dict[str, np.ndarray],
-) -> Cohort:
-    n = len(ts)
-    decline = np.full(n, RINGS[pattern].catch_rate)
-    return Cohort(pattern, np.ones(n, bool), ts, sessions, gaps, features, decline)
-
-
 def _account_takeover(
     rng: np.random.Generator, n: int, window: Window, shoppers: _Shoppers
 ) -> Cohort:
@@ -351,7 +330,7 @@ def _account_takeover(
         "is_new_shipping_address": rng.random(n) < 0.95,
     }
     gaps = human_gaps(rng, sessions, SITE.uniform_seconds(1.8), sigma=0.35, speed_sigma=0.1)
-    return _ring_cohort("account_takeover", ts, sessions, gaps, features)
+    return RINGS["account_takeover"].cohort("account_takeover", ts, sessions, gaps, features)
 
 
 def _card_testing(rng: np.random.Generator, n: int, window: Window) -> Cohort:
@@ -379,7 +358,7 @@ def _card_testing(rng: np.random.Generator, n: int, window: Window) -> Cohort:
         "is_new_shipping_address": rng.random(n) < 0.2,
     }
     gaps = regular_gaps(rng, sessions, 200.0, 30.0)
-    return _ring_cohort("card_testing", ts, sessions, gaps, features)
+    return RINGS["card_testing"].cohort("card_testing", ts, sessions, gaps, features)
 
 
 def _reshipping(rng: np.random.Generator, n: int, window: Window) -> Cohort:
@@ -409,7 +388,7 @@ def _reshipping(rng: np.random.Generator, n: int, window: Window) -> Cohort:
         "is_new_shipping_address": rng.random(n) < 0.9,
     }
     gaps = human_gaps(rng, sessions, SITE.uniform_seconds(3.0), sigma=0.3, speed_sigma=0.1)
-    return _ring_cohort("reshipping", ts, sessions, gaps, features)
+    return RINGS["reshipping"].cohort("reshipping", ts, sessions, gaps, features)
 
 
 def _flash_ring(rng: np.random.Generator, n: int, window: Window) -> Cohort:
@@ -437,4 +416,4 @@ def _flash_ring(rng: np.random.Generator, n: int, window: Window) -> Cohort:
         "is_new_shipping_address": np.ones(n, bool),
     }
     gaps = replayed_gaps(rng, sessions, template, rel_jitter=0.04)
-    return _ring_cohort("flash_ring", ts, sessions, gaps, features)
+    return RINGS["flash_ring"].cohort("flash_ring", ts, sessions, gaps, features)

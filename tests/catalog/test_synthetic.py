@@ -320,3 +320,23 @@ def test_fifty_thousand_transactions_are_quick(
     start = time.perf_counter()
     generate(tmp_path, n_transactions=50_000)
     assert time.perf_counter() - start < 20
+
+
+@pytest.mark.parametrize("make", [shop_tables, marketplace_tables])
+def test_rejects_impossible_requests(make: Generator) -> None:
+    with pytest.raises(ValueError):
+        make(50)
+    with pytest.raises(ValueError):
+        make(N, window_hours=0)
+    with pytest.raises(ValueError):
+        make(N, label_maturity_hours=-1)
+
+
+@pytest.mark.parametrize("make", [shop_tables, marketplace_tables])
+def test_short_window_keeps_flash_ring_unlabelled(make: Generator) -> None:
+    """Flash rings stay inside the unlabelled tail whatever the window and horizon."""
+    t = make(1_000, seed=6, window_hours=8.0, label_maturity_hours=2.0)
+    _, tx = frames(t)
+    flash = tx[tx["pattern"].isin(FLASH.values())]
+    assert len(flash) > 0 and flash["label"].isna().all()
+    assert tx["label"].notna().any()
