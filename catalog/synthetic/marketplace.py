@@ -222,7 +222,7 @@ def marketplace_tables(
         # Replayed sessions at a steady ~1.1 s a screen; pages and features stay normal.
         replay.as_fraud(gaps_ms=regular_gaps(rng, replay.sessions, 1_100.0, 40.0)),
         _seller_collusion(rng, sizes["seller_collusion"], window),
-        _promo_bot(rng, sizes["promo_bot"], window),
+        _promo_bot(rng, sizes["promo_bot"], window, market),
         _giftcard_takeover(rng, sizes["giftcard_takeover"], window, market),
         _midnight_flash(rng, sizes["midnight_flash"], window, market),
     ]
@@ -330,7 +330,7 @@ def _seller_collusion(rng: np.random.Generator, n: int, window: Window) -> Cohor
     return RINGS["seller_collusion"].cohort("seller_collusion", ts, sessions, gaps, features)
 
 
-def _promo_bot(rng: np.random.Generator, n: int, window: Window) -> Cohort:
+def _promo_bot(rng: np.random.Generator, n: int, window: Window, market: _Market) -> Cohort:
     """Sign-up bonus farming on emulators: sign up, claim and apply coupons in a loop every
     ~300 ms, pay a few dollars; a couple of networks, zero-day accounts."""
     script = (
@@ -342,11 +342,12 @@ def _promo_bot(rng: np.random.Generator, n: int, window: Window) -> Cohort:
     )
     sessions = script_sessions(rng, n, script, VOCAB)
     ts = burst_times(rng, n, window.start_ms, window.end_ms, n_bursts=4, spread_minutes=30)
+    seller = rng.integers(0, len(market.seller), n)  # whoever honours the coupon
     features = {
         "amount": np.round(rng.uniform(4, 15, n), 2),
         "user_id": hex_ids(rng, "buyer-", n, digits=9),
-        "seller_id": hex_ids(rng, "seller-", 40, digits=7)[rng.integers(0, 40, n)],
-        "seller_rating": np.round(rng.uniform(4.2, 4.9, n), 2),
+        "seller_id": market.seller[seller],
+        "seller_rating": market.rating[seller],
         "is_prime": np.zeros(n, bool),
         "channel": np.full(n, "android", dtype=object),
         "ip_prefix": _pick(rng, _ip_prefixes(rng, 3), n),
