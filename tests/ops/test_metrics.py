@@ -55,6 +55,10 @@ def test_dbcv_matches_reference_when_available() -> None:
     for labels in (Y, LABELS):
         ref = validity.validity_index(X, labels.astype(np.int64))
         assert dbcv(X, labels) == pytest.approx(ref, abs=1e-9)
+    # overlapping blobs: many tied mutual-reachability weights, ties broken alike
+    Xo, yo = make_blobs(n_samples=300, centers=3, n_features=4, cluster_std=2.0, random_state=3)
+    yo[::17] = -1
+    assert dbcv(Xo, yo) == pytest.approx(validity.validity_index(Xo, yo), abs=1e-9)
 
 
 def test_external_scores() -> None:
