@@ -1,0 +1,132 @@
+"""Declarative catalog of what a run writes: names, formats and file names, one place.
+
+Tasks exchange dataset *names* resolved against a run's output root and the content digest of
+what was written, never large in-memory objects, so Prefect can cache and retry them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+Format = Literal["parquet", "json", "html", "npz", "text"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    filename: str
+    format: Format
+    description: str
+
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset("transactions", "transactions.parquet", "parquet", "accepted transactions"),
+        Dataset("sequences", "sequences.parquet", "parquet", "per-transaction event sequences"),
+        Dataset("vocabulary", "vocabulary.json", "json", "event tokens by frequency"),
+        Dataset("quarantine", "quarantine.parquet", "parquet", "rejected rows with a reason"),
+        Dataset("ingest_counts", "ingest_counts.json", "json", "rows in/accepted/quarantined"),
+        Dataset("embeddings", "embeddings.parquet", "parquet", "sequence embeddings by txn_id"),
+        Dataset("hybrid", "hybrid.parquet", "parquet", "hybrid vectors by txn_id"),
+        Dataset("feature_spec", "feature_spec.json", "json", "how intuitive features are encoded"),
+        Dataset("clusters", "clusters.parquet", "parquet", "cluster per transaction"),
+        Dataset("clusterer", "clusterer.npz", "npz", "what approximate_predict needs"),
+        Dataset("clusters_summary", "clusters_summary.parquet", "parquet", "one row a cluster"),
+        Dataset("metrics", "metrics.json", "json", "cluster quality and risk figures"),
+        Dataset("rules", "rules.json", "json", "rules of risky clusters"),
+        Dataset("summary", "summary.json", "json", "the run in brief"),
+        Dataset("report", "report.html", "html", "the investigator's report"),
+    )
+}
+
+
+def digest_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """One run's output location (a local path or any fsspec URI)."""
+
+    root: str
+
+    def uri(self, name: str) -> str:
+        return posixpath.join(self.root.rstrip("/"), DATASETS[name].filename)
+
+    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        fs, path = fsspec.core.url_to_fs(self.root)
+        return fs, path
+
+    def exists(self, name: str) -> bool:
+        fs, _ = self._fs()
+        return fs.exists(fsspec.core.url_to_fs(self.uri(name))[1])
+
+    def save_bytes(self, name: str, data: bytes) -> str:
+        """Write atomically (temporary name, then rename) and return the content digest."""
+        fs, root = self._fs()
+        fs.makedirs(root, exist_ok=True)
+        final = posixpath.join(root, DATASETS[name].filename)
+        tmp = posixpath.join(root, f".{DATASETS[name].filename}.{uuid.uuid4().hex}.tmp")
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        fs.mv(tmp, final)
+        return digest_bytes(data)
+
+    def load_bytes(self, name: str) -> bytes:
+        fs, _ = self._fs()
+        with fs.open(fsspec.core.url_to_fs(self.uri(name))[1], "rb") as f:
+            return f.read()
+
+    def save_table(self, name: str, table: pa.Table | pd.DataFrame) -> str:
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        return self.save_bytes(name, sink.getvalue().to_pybytes())
+
+    def load_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(pa.BufferReader(self.load_bytes(name)), columns=columns)
+
+    def load_frame(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.load_table(name, columns).to_pandas()
+
+    def save_vectors(self, name: str, txn_ids: np.ndarray, vectors: np.ndarray) -> str:
+        """A float32 matrix keyed by ``txn_id``, one fixed-size list per row."""
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
+        column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+        return self.save_table(name, pa.table({"txn_id": pa.array(txn_ids), "vector": column}))
+
+    def load_vectors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        table = self.load_table(name)
+        column = table.column("vector").combine_chunks()
+        width = column.type.list_size
+        matrix = column.values.to_numpy(zero_copy_only=False).reshape(-1, width)
+        return table.column("txn_id").to_numpy(zero_copy_only=False).astype(str), matrix
+
+    def save_json(self, name: str, obj: Any) -> str:
+        return self.save_bytes(name, json.dumps(obj, indent=2, default=str).encode())
+
+    def load_json(self, name: str) -> Any:
+        return json.loads(self.load_bytes(name))
+
+    def save_text(self, name: str, text: str) -> str:
+        return self.save_bytes(name, text.encode())
+
+    def local_path(self, name: str) -> str:
+        """A local file path for libraries that need one (MLflow artifacts, numpy)."""
+        fs, path = fsspec.core.url_to_fs(self.uri(name))
+        if fs.protocol not in ("file", ("file", "local")) and "file" not in fs.protocol:
+            raise ValueError(f"{self.uri(name)} is not on the local filesystem")
+        return path

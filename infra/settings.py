@@ -1,0 +1,76 @@
+"""Where each engine lives: embedded defaults under ``.shoal/``, overridden by environment alone.
+
+A fresh machine needs nothing running (SQLite MLflow, Prefect's ephemeral API, a local Ray and
+Dask's threaded scheduler); pointing the same code at real servers is a matter of setting
+``MLFLOW_TRACKING_URI``, ``PREFECT_API_URL``, ``RAY_ADDRESS`` or ``SHOAL_DASK_SCHEDULER``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Engine locations; each field names the environment variable that overrides it."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path(".shoal"), validation_alias="SHOAL_HOME")
+    mlflow_tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
+    mlflow_experiment: str = Field(default="shoal", validation_alias="SHOAL_EXPERIMENT")
+    registered_model: str = Field(default="shoal-encoder", validation_alias="SHOAL_MODEL_NAME")
+    ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
+    prefect_api_url: str | None = Field(default=None, validation_alias="PREFECT_API_URL")
+    dask_scheduler: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SHOAL_DASK_SCHEDULER", "DASK_SCHEDULER_ADDRESS"),
+    )
+
+    @property
+    def root(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        """Only used when Shoal creates the experiment on its embedded SQLite store."""
+        return (self.root / "mlartifacts").as_uri()
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def ray_storage(self) -> Path:
+        return self.root / "ray_results"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.root / "prefect"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def configure_environment(settings: Settings | None = None) -> Settings:
+    """Point Prefect at ``.shoal/prefect`` before it is imported, unless the user chose a home.
+
+    Prefect reads ``PREFECT_HOME`` once at import, so the CLI calls this first.
+    """
+    settings = settings or get_settings()
+    settings.root.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    # Ray's usage-stats prompt and Prefect's telemetry reach outside this machine.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    return settings

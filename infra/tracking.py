@@ -1,0 +1,141 @@
+"""MLflow: one run per flow run, every artifact logged to it by run id.
+
+Tasks run in Prefect's worker threads and Ray Train workers run in other processes, so nothing
+here relies on MLflow's thread-local "active run": every call names the run it writes to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from infra.settings import Settings, get_settings
+
+
+def configure(settings: Settings | None = None) -> str:
+    """Point MLflow at the configured store and return the experiment id (created on first use)."""
+    settings = settings or get_settings()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    embedded = settings.mlflow_tracking_uri is None
+    return client.create_experiment(
+        settings.mlflow_experiment,
+        artifact_location=settings.artifact_root if embedded else None,
+    )
+
+
+@contextmanager
+def tracked_run(run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Open one MLflow run for a flow run; it ends FAILED if the flow raises."""
+    experiment_id = configure()
+    client = MlflowClient()
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
+    run_id = run.info.run_id
+    try:
+        yield run_id
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+
+
+class RunLogger:
+    """Thin, explicit handle on one run, safe to use from any thread or process."""
+
+    def __init__(self, run_id: str, tracking_uri: str | None = None) -> None:
+        self.run_id = run_id
+        self.client = MlflowClient(tracking_uri or get_settings().tracking_uri)
+
+    def params(self, params: Mapping[str, Any], prefix: str = "") -> None:
+        flat = _flatten(params, prefix)
+        for key, value in flat.items():
+            self.client.log_param(self.run_id, key, str(value)[:6000])
+
+    def metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        for key, value in metrics.items():
+            if value is not None and value == value:  # NaN metrics are noise in the UI
+                self.client.log_metric(self.run_id, key, float(value), step=step or 0)
+
+    def tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+
+    def artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+
+    def json(self, obj: Any, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, json.loads(json.dumps(obj, default=str)), artifact_file)
+
+    def text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def dataset(self, uri: str, name: str, digest: str, context: str, rows: int) -> None:
+        """Record an input or output dataset with its content digest, so runs can be compared."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(
+            name=name,
+            digest=digest,
+            source_type="path",
+            source=json.dumps({"uri": uri}),
+            profile=json.dumps({"num_rows": rows}),
+        )
+        tags = [InputTag(key="mlflow.data.context", value=context)]
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset=dataset, tags=tags)])
+
+    def bytes_artifact(self, data: bytes, artifact_file: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, os.path.basename(artifact_file))
+            Path(path).write_bytes(data)
+            self.artifact(path, os.path.dirname(artifact_file) or None)
+
+
+def _flatten(params: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def log_torch_model(
+    run_id: str,
+    model: Any,
+    name: str,
+    input_example: Any,
+    extra_files: list[str],
+    registered_model_name: str | None = None,
+) -> str:
+    """Log a PyTorch model as an MLflow 3 LoggedModel linked to the run; returns its URI.
+
+    The signature is inferred from ``input_example``; pip requirements are given, not inferred,
+    because inference imports and probes the whole environment (slow, and noisy on Ray).
+    """
+    import mlflow.pytorch
+    import torch
+
+    configure()
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pytorch.log_model(
+            model,
+            name=name,
+            input_example=input_example,
+            extra_files=extra_files,
+            registered_model_name=registered_model_name,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+    return info.model_uri

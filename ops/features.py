@@ -1,0 +1,138 @@
+"""Intuitive features: whatever columns the risk experts supply, encoded for a distance metric.
+
+The columns are not known in advance (each data source has its own), so the encoder infers a
+kind per column and records it in a JSON-able spec that scoring reapplies unchanged:
+numbers are log-compressed when heavy-tailed and robust-scaled; booleans become 0/1;
+low-cardinality text is one-hot; high-cardinality text (device, IP, email) becomes its *reuse
+count*, the coordination signal risk experts look for, since the raw id carries no geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+Kind = Literal["numeric", "boolean", "onehot", "frequency"]
+CLIP = 5.0
+
+
+@dataclass
+class ColumnSpec:
+    name: str
+    kind: Kind
+    log: bool = False
+    center: float = 0.0
+    scale: float = 1.0
+    fill: float = 0.0
+    categories: list[str] = field(default_factory=list)
+
+    def output_names(self) -> list[str]:
+        if self.kind == "onehot":
+            return [f"{self.name}={c}" for c in self.categories] + [f"{self.name}=other"]
+        return [f"{self.name}_reuse" if self.kind == "frequency" else self.name]
+
+
+@dataclass
+class FeatureSpec:
+    columns: list[ColumnSpec]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [name for c in self.columns for name in c.output_names()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": [asdict(c) for c in self.columns]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        return cls([ColumnSpec(**c) for c in data["columns"]])
+
+
+def _infer_kind(values: pd.Series, max_categories: int) -> Kind:
+    if pd.api.types.is_bool_dtype(values):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(values):
+        return "numeric"
+    unique = values.dropna().astype(str).str.lower()
+    if set(unique.unique()) <= {"true", "false", "0", "1", "yes", "no"} and len(unique):
+        return "boolean"
+    return "onehot" if unique.nunique() <= max_categories else "frequency"
+
+
+def _as_bool(values: pd.Series) -> np.ndarray:
+    text = values.astype("string").str.lower()
+    return text.isin(["true", "1", "yes", "1.0"]).to_numpy(dtype=float, na_value=0.0)
+
+
+def _reuse(values: pd.Series) -> np.ndarray:
+    text = values.astype("string")
+    counts = text.map(text.value_counts())
+    return np.log1p(counts.to_numpy(dtype=float, na_value=0.0))
+
+
+def _robust(x: np.ndarray) -> tuple[float, float]:
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    q25, q50, q75 = np.percentile(finite, [25, 50, 75])
+    scale = (q75 - q25) / 1.349 or float(np.std(finite)) or 1.0
+    return float(q50), float(scale)
+
+
+def _raw(spec: ColumnSpec, values: pd.Series) -> np.ndarray:
+    if spec.kind == "boolean":
+        return _as_bool(values)
+    if spec.kind == "frequency":
+        return _reuse(values)
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.sign(x) * np.log1p(np.abs(x)) if spec.log else x
+
+
+def fit_features(
+    frame: pd.DataFrame, exclude: frozenset[str] | set[str], max_categories: int = 12
+) -> FeatureSpec:
+    """Infer how to encode each non-excluded column of ``frame``."""
+    specs: list[ColumnSpec] = []
+    for name in frame.columns:
+        if name in exclude or name.startswith("_"):
+            continue
+        values = frame[name]
+        if values.isna().all():
+            continue
+        spec = ColumnSpec(name, _infer_kind(values, max_categories))
+        if spec.kind == "onehot":
+            top = values.dropna().astype(str).value_counts().head(max_categories)
+            spec.categories = sorted(top.index.tolist())
+        else:
+            if spec.kind == "numeric":
+                x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+                spec.log = bool(x.size and x.min() >= 0 and pd.Series(x).skew() > 2)
+            raw = _raw(spec, values)
+            spec.center, spec.scale = _robust(raw)
+            spec.fill = spec.center
+        specs.append(spec)
+    return FeatureSpec(specs)
+
+
+def transform_features(spec: FeatureSpec, frame: pd.DataFrame) -> np.ndarray:
+    """Encode ``frame`` with a fitted spec: ``float32 [n, len(spec.output_names)]``."""
+    blocks: list[np.ndarray] = []
+    for col in spec.columns:
+        if col.name not in frame:
+            raise KeyError(f"feature column '{col.name}' is missing from the data to encode")
+        values = frame[col.name]
+        if col.kind == "onehot":
+            text = values.astype("string").to_numpy(dtype=object, na_value=None)
+            onehot = np.stack([text == c for c in col.categories], axis=1).astype(float)
+            other = 1.0 - onehot.sum(axis=1, keepdims=True)
+            blocks.append(np.hstack([onehot, other]))
+        else:
+            raw = _raw(col, values)
+            raw = np.where(np.isfinite(raw), raw, col.fill)
+            blocks.append(np.clip((raw - col.center) / col.scale, -CLIP, CLIP)[:, None])
+    if not blocks:
+        return np.zeros((len(frame), 0), dtype=np.float32)
+    return np.hstack(blocks).astype(np.float32)

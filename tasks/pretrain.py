@@ -1,0 +1,254 @@
+"""Pretrain: the time-attention Bi-LSTM, self-supervised, on Ray Train (PyTorch DDP).
+
+The worker loop is the plain PyTorch loop of ``ops.training``; the Ray-specific lines are marked
+``# Ray:`` so the rest reads (and tests) as ordinary PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+from mlflow.tracking import MlflowClient
+from prefect import get_run_logger, task
+from pydantic import BaseModel, Field
+from torch.utils.data import DataLoader, Subset
+
+from catalog.datasets import Catalog
+from infra.ray import ensure_ray
+from infra.settings import get_settings
+from infra.tracking import RunLogger, log_torch_model
+from ops.encoder import TimeAttentionBiLSTM
+from ops.encoder_export import PackedSequenceEncoder, pack_sequences
+from ops.objectives import build_objective
+from ops.sequence_batch import SequenceCollator, SequenceDataset
+from ops.training import evaluate, set_seed, train_epoch
+from tasks.sequences import load_sequences
+
+STATE_FILE = "state.pt"
+
+
+class EncoderParams(BaseModel):
+    token_dim: int = Field(32, ge=2)
+    time_dim: int = Field(16, ge=2)
+    hidden_size: int = Field(64, ge=2)
+    embedding_dim: int = Field(32, ge=2)
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class PretrainParams(BaseModel):
+    objective: Literal["reconstruction", "contrastive"] = "reconstruction"
+    temperature: float = Field(0.1, gt=0, description="NT-Xent temperature (contrastive)")
+    encoder: EncoderParams = EncoderParams()
+    epochs: int = Field(6, ge=1)
+    batch_size: int = Field(256, ge=2, description="global batch, split across workers")
+    learning_rate: float = Field(3e-3, gt=0)
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    max_train_sequences: int = Field(
+        20_000, ge=100, description="sample size for self-supervised fitting; all are embedded"
+    )
+    patience: int = Field(2, ge=1, description="epochs without validation gain before stopping")
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool | None = Field(None, description="default: when CUDA is present")
+    keep_checkpoints: int = Field(2, ge=1)
+    max_failures: int = Field(2, ge=0, description="worker failures survived by resuming")
+    seed: int = 0
+
+
+class PretrainResult(BaseModel):
+    checkpoint: str
+    model_uri: str
+    history: list[dict[str, float]]
+    encoder_config: dict[str, Any]
+    max_len: int
+
+
+def _split(
+    n: int, val_fraction: float, max_sequences: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded sample of at most ``max_sequences``, split into train and validation indices."""
+    order = np.random.default_rng(seed).permutation(n)[:max_sequences]
+    n = len(order)
+    n_val = max(1, round(n * val_fraction))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _mean_across_workers(value: float) -> float:
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
+
+
+def build_encoder_objective(config: dict[str, Any]) -> tuple[TimeAttentionBiLSTM, torch.nn.Module]:
+    encoder = TimeAttentionBiLSTM(**config["encoder"])
+    extra = {"temperature": config["temperature"]} if config["objective"] == "contrastive" else {}
+    return encoder, build_objective(config["objective"], encoder, **extra)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """One DDP worker: its shard of the data, a checkpoint each epoch, early stopping."""
+    torch.set_num_threads(config["threads_per_worker"])
+    set_seed(config["seed"])
+    _, tokens, dwell = load_sequences(config["output_root"])
+    train_idx, val_idx = _split(
+        len(tokens), config["val_fraction"], config["max_train_sequences"], config["seed"]
+    )
+    dataset = SequenceDataset(tokens, dwell)
+    collate = SequenceCollator(config["max_len"])
+    per_worker = max(2, config["batch_size"] // ray.train.get_context().get_world_size())
+    generator = torch.Generator().manual_seed(config["seed"])
+    train_loader = DataLoader(
+        Subset(dataset, train_idx),
+        per_worker,
+        shuffle=True,
+        collate_fn=collate,
+        generator=generator,
+        drop_last=True,
+    )
+    val_loader = DataLoader(Subset(dataset, val_idx), per_worker, collate_fn=collate)
+    train_loader = ray.train.torch.prepare_data_loader(train_loader)  # Ray: shard + device
+    val_loader = ray.train.torch.prepare_data_loader(val_loader, move_to_device=True)
+
+    _, objective = build_encoder_objective(config)
+    objective = ray.train.torch.prepare_model(objective)  # Ray: DDP wrap
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=config["learning_rate"])
+    state: dict[str, Any] = {"epoch": 0, "best": math.inf, "stale": 0, "history": []}
+
+    checkpoint = ray.train.get_checkpoint()  # Ray: set when resuming after a failure
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            saved = torch.load(Path(directory) / STATE_FILE, weights_only=True)
+        _unwrap(objective).load_state_dict(saved.pop("objective"))
+        optimizer.load_state_dict(saved.pop("optimizer"))
+        state.update(saved)
+
+    rank = ray.train.get_context().get_world_rank()
+    tracker = MlflowClient(config["tracking_uri"]) if rank == 0 else None
+    for epoch in range(state["epoch"], config["epochs"]):
+        if hasattr(train_loader, "sampler") and hasattr(train_loader.sampler, "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)
+        train_loss = _mean_across_workers(train_epoch(objective, train_loader, optimizer))
+        val_loss = _mean_across_workers(evaluate(objective, val_loader))
+        improved = val_loss < state["best"] - 1e-4
+        state["best"], state["stale"] = (
+            (val_loss, 0) if improved else (state["best"], state["stale"] + 1)
+        )
+        state["epoch"] = epoch + 1
+        state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+        metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+        if tracker is not None:
+            for key in ("train_loss", "val_loss"):
+                tracker.log_metric(config["run_id"], f"pretrain.{key}", metrics[key], step=epoch)
+        with tempfile.TemporaryDirectory() as directory:
+            if rank == 0:
+                torch.save(
+                    {
+                        "objective": _unwrap(objective).state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        **state,
+                    },
+                    Path(directory) / STATE_FILE,
+                )
+            ray.train.report(  # Ray: keeps the best checkpoints, resumes from the last
+                metrics,
+                checkpoint=ray.train.Checkpoint.from_directory(directory) if rank == 0 else None,
+            )
+        if state["stale"] >= config["patience"]:
+            break
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    return getattr(module, "module", module)
+
+
+def run_trainer(config: dict[str, Any], params: PretrainParams, name: str) -> ray.train.Result:
+    """A reused ``name`` resumes that training run from its storage; a new name starts afresh."""
+    use_gpu = torch.cuda.is_available() if params.use_gpu is None else params.use_gpu
+    trainer = ray.train.torch.TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=config,
+        scaling_config=ray.train.ScalingConfig(num_workers=params.num_workers, use_gpu=use_gpu),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=str(get_settings().ray_storage),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=params.keep_checkpoints,
+                checkpoint_score_attribute="val_loss",
+                checkpoint_score_order="min",
+            ),
+            failure_config=ray.train.FailureConfig(max_failures=params.max_failures),
+        ),
+    )
+    return trainer.fit()
+
+
+def load_encoder(checkpoint_dir: str, encoder_config: dict[str, Any]) -> TimeAttentionBiLSTM:
+    """The encoder of a checkpoint, loaded without unpickling anything but tensors."""
+    saved = torch.load(Path(checkpoint_dir) / STATE_FILE, weights_only=True)
+    encoder = TimeAttentionBiLSTM(**encoder_config)
+    prefix = "encoder."
+    encoder.load_state_dict(
+        {k[len(prefix) :]: v for k, v in saved["objective"].items() if k.startswith(prefix)}
+    )
+    return encoder.eval()
+
+
+@task(name="pretrain")
+def pretrain(
+    output_root: str, vocabulary_size: int, max_len: int, params: PretrainParams, run_id: str
+) -> PretrainResult:
+    logger = get_run_logger()
+    ensure_ray()
+    encoder_config = {"vocab_size": vocabulary_size + 2, **params.encoder.model_dump()}
+    config = {
+        **params.model_dump(exclude={"encoder"}),
+        "encoder": encoder_config,
+        "output_root": output_root,
+        "max_len": max_len,
+        "run_id": run_id,
+        "tracking_uri": get_settings().tracking_uri,
+        "threads_per_worker": max(1, (torch.get_num_threads()) // params.num_workers),
+    }
+    RunLogger(run_id).params(params.model_dump(), prefix="pretrain.")
+    result = run_trainer(config, params, name=f"pretrain-{run_id}")
+    best = result.get_best_checkpoint(metric="val_loss", mode="min")
+    if best is None:
+        raise RuntimeError(f"pretraining produced no checkpoint: {result.error}")
+    history = [
+        {k: float(row[k]) for k in ("epoch", "train_loss", "val_loss")}
+        for row in result.metrics_dataframe.to_dict("records")
+    ]
+    with best.as_directory() as directory:
+        encoder = load_encoder(directory, encoder_config)
+    example = pack_sequences(*load_sequences(output_root, limit=4)[1:], max_len=max_len)
+    model_uri = log_torch_model(
+        run_id,
+        PackedSequenceEncoder(encoder),
+        name="encoder",
+        input_example=example,
+        extra_files=[Catalog(output_root).local_path("vocabulary")],
+        registered_model_name=get_settings().registered_model,
+    )
+    logger.info(
+        "pretrained %d epochs; best val_loss %.4f; encoder logged as %s",
+        len(history),
+        min(h["val_loss"] for h in history),
+        model_uri,
+    )
+    return PretrainResult(
+        checkpoint=best.path,
+        model_uri=model_uri,
+        history=history,
+        encoder_config=encoder_config,
+        max_len=max_len,
+    )
