@@ -19,11 +19,12 @@ Input everywhere is one row per transaction with at least ``cluster`` (-1 = nois
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 NOISE = -1
 
@@ -76,7 +77,10 @@ class CoordinationConfig:
             # alone is weak evidence: it counts half
             "identical": 0.5,
             "machine": 1.0,
-            "shared_ids": 1.0,
+            # devices/addresses shared far beyond chance are the hardest trait to fake
+            # away (device farms, drop addresses): on the synthetic shop this is what
+            # lifts account takeover, which shows only two traits, over the threshold
+            "shared_ids": 1.5,
             "young": 0.5,
             "burst": 1.0,
         }
@@ -85,7 +89,8 @@ class CoordinationConfig:
     dispersion_ratio: tuple[float, float] = (0.5, 0.1)  # cluster / global spread of embeddings
     median_dwell_s: tuple[float, float] = (2.0, 0.5)  # median seconds between events
     dwell_cv: tuple[float, float] = (0.8, 0.2)  # coefficient of variation of dwell
-    shared_id_share: tuple[float, float] = (0.2, 0.6)  # members whose id recurs in cluster
+    # distinct ids a random sample of the cluster's size would show / distinct ids it has
+    id_concentration: tuple[float, float] = (1.5, 5.0)
     young_days: float = 2.0
     young_share: tuple[float, float] = (0.3, 0.8)  # members with account age < young_days
     burst_span: tuple[float, float] = (0.3, 0.05)  # q10-q90 time span / whole window span
@@ -128,13 +133,42 @@ def _modal_share(values: pd.Series) -> tuple[float, object]:
     return float(counts.iloc[0] / len(v)), counts.index[0]
 
 
-def _recurring_share(values: pd.Series) -> float:
-    """Share of members whose id value occurs at least twice in the cluster."""
-    v = values.dropna()
-    if v.empty:
-        return float("nan")
-    counts = v.map(v.value_counts())
-    return float((counts >= 2).mean())
+@dataclass(frozen=True)
+class _IdPopulation:
+    """How often each id value occurs in the whole window, as a histogram of counts.
+
+    Repeat customers make any large cluster share devices, so sharing is judged
+    against chance: the number of distinct values a random sample of the same size
+    would show, E = sum_v 1 - C(N - c_v, n) / C(N, n) (drawing without replacement,
+    exact also when the cluster is most of the window), summed per distinct count
+    c so it costs O(#distinct counts), not O(#values).
+    """
+
+    n: int
+    counts: np.ndarray  # distinct occurrence counts c
+    multiplicity: np.ndarray  # how many values occur c times
+
+    @classmethod
+    def of(cls, values: pd.Series) -> _IdPopulation:
+        vc = values.dropna().value_counts().to_numpy()
+        c, m = np.unique(vc, return_counts=True)
+        return cls(int(vc.sum()), c.astype(np.float64), m.astype(np.float64))
+
+    def expected_distinct(self, n: int) -> float:
+        if self.n == 0:
+            return float("nan")
+        N, c = float(self.n), self.counts
+        n = min(float(n), N)
+        rest = N - c - n  # values occurring more often than the sample leaves room for: p=0
+        log_absent = np.where(
+            rest >= 0,
+            gammaln(N - c + 1)
+            - gammaln(np.maximum(rest, 0) + 1)
+            - gammaln(N + 1)
+            + gammaln(N - n + 1),
+            -np.inf,
+        )
+        return float(np.sum(self.multiplicity * -np.expm1(log_absent)))
 
 
 def _combine(values: list[float], how: Callable[..., float]) -> float:
@@ -180,8 +214,10 @@ def assess_risk(
     flagged: noise is not a group), sorted by cluster id, with ``cluster``, ``size``,
     ``n_labelled``, ``n_fraud``, ``fraud_rate``, ``lift``, ``wilson_lower``,
     ``label_flag``; raw measures ``path_share``, ``modal_path``, ``dispersion_ratio``,
-    ``median_dwell``, ``dwell_cv``, ``shared_id_share``, ``shared_id_column``,
-    ``members_per_id``, ``young_share``, ``burst_span``, ``burst_seconds``; signals
+    ``median_dwell``, ``dwell_cv``, ``id_concentration`` (distinct ids expected by
+    chance / distinct ids seen, for the most concentrated of ``id_columns``),
+    ``shared_id_column``, ``members_per_id``, ``n_distinct_ids``, ``young_share``,
+    ``burst_span``, ``burst_seconds``; signals
     ``sig_identical``, ``sig_machine``, ``sig_shared_ids``, ``sig_young``,
     ``sig_burst`` (each in [0, 1] or NaN), ``coordination_score``,
     ``coordination_flag``, ``risky`` and ``risk_reason``.
@@ -197,6 +233,7 @@ def assess_risk(
     finite_t = t[np.isfinite(t)]
     window = float(finite_t.max() - finite_t.min()) if finite_t.size else float("nan")
 
+    populations = {c: _IdPopulation.of(df[c]) for c in id_columns if c in df}
     disp = None
     if embeddings is not None:
         emb = np.asarray(embeddings, dtype=np.float64)
@@ -215,7 +252,7 @@ def assess_risk(
                 t[idx],
                 window,
                 disp and (disp[0][idx], disp[1]),
-                id_columns,
+                populations,
                 age_column,
                 cfg.coordination,
             )
@@ -223,7 +260,7 @@ def assess_risk(
         if c == NOISE:
             row["label_flag"] = row["coordination_flag"] = False
         row["risky"] = bool(row["label_flag"] or row["coordination_flag"])
-        row["risk_reason"] = _reason(row, id_columns, cfg.coordination)
+        row["risk_reason"] = _reason(row, cfg.coordination)
         rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs["base_rate"] = base_rate
@@ -254,7 +291,7 @@ def _coordination_stats(
     t: np.ndarray,
     window: float,
     disp: tuple[np.ndarray, float] | None,
-    id_columns: Sequence[str],
+    populations: Mapping[str, _IdPopulation],
     age_column: str,
     cfg: CoordinationConfig,
 ) -> dict:
@@ -270,15 +307,17 @@ def _coordination_stats(
     r["median_dwell"] = float(g["median_dwell"].median()) if "median_dwell" in g else nan
     r["dwell_cv"] = float(g["dwell_cv"].median()) if "dwell_cv" in g else nan
 
-    best_share, best_col, per_id = nan, None, nan
-    for col in id_columns:
-        if col not in g:
+    best_conc, best_col, per_id, n_ids = nan, None, nan, 0
+    for col, pop in populations.items():
+        v = g[col].dropna()
+        if v.empty:
             continue
-        share = _recurring_share(g[col])
-        if not math.isnan(share) and (math.isnan(best_share) or share > best_share):
-            best_share, best_col = share, col
-            per_id = len(g[col].dropna()) / max(g[col].nunique(), 1)
-    r["shared_id_share"], r["shared_id_column"], r["members_per_id"] = best_share, best_col, per_id
+        observed = v.nunique()
+        conc = pop.expected_distinct(len(v)) / observed
+        if math.isnan(best_conc) or conc > best_conc:
+            best_conc, best_col, per_id, n_ids = conc, col, len(v) / observed, observed
+    r["id_concentration"], r["shared_id_column"] = best_conc, best_col
+    r["members_per_id"], r["n_distinct_ids"] = per_id, n_ids
 
     if age_column in g:
         age = pd.to_numeric(g[age_column], errors="coerce").dropna()
@@ -302,7 +341,7 @@ def _coordination_stats(
     r["sig_machine"] = _combine(
         [ramp(r["median_dwell"], *cfg.median_dwell_s), ramp(r["dwell_cv"], *cfg.dwell_cv)], min
     )
-    r["sig_shared_ids"] = ramp(best_share, *cfg.shared_id_share)
+    r["sig_shared_ids"] = ramp(best_conc, *cfg.id_concentration)
     r["sig_young"] = ramp(r["young_share"], *cfg.young_share)
     r["sig_burst"] = ramp(r["burst_span"], *cfg.burst_span)
 
@@ -322,7 +361,7 @@ def _coordination_stats(
     return r
 
 
-def _reason(row: dict, id_columns: Sequence[str], cfg: CoordinationConfig) -> str:
+def _reason(row: dict, cfg: CoordinationConfig) -> str:
     """Short analyst-facing justification; empty for clusters not flagged."""
     parts = []
     if row["label_flag"]:
@@ -334,10 +373,13 @@ def _reason(row: dict, id_columns: Sequence[str], cfg: CoordinationConfig) -> st
     if row["coordination_flag"]:
         bits = []
         if row["sig_identical"] >= cfg.strong:
-            if row["path_share"] == row["path_share"]:
+            if ramp(row["path_share"], *cfg.path_share) >= cfg.strong:
                 bits.append(f"{row['path_share']:.0%} follow the same event path")
             else:
-                bits.append(f"behaviour spread {row['dispersion_ratio']:.2f}x of all traffic")
+                bits.append(
+                    "near-identical behaviour "
+                    f"(spread {row['dispersion_ratio']:.2f}x of all traffic)"
+                )
         if row["sig_machine"] >= cfg.strong:
             bits.append(
                 f"machine-like timing (median {row['median_dwell']:.2g} s between events"
@@ -349,9 +391,9 @@ def _reason(row: dict, id_columns: Sequence[str], cfg: CoordinationConfig) -> st
             )
         if row["sig_shared_ids"] >= cfg.strong:
             bits.append(
-                f"{row['shared_id_share']:.0%} share a {row['shared_id_column']} "
-                f"with another member "
-                f"({row['members_per_id']:.1f} per value)"
+                f"{row['size']:,} transactions on {row['n_distinct_ids']:,} "
+                f"{row['shared_id_column']} values "
+                f"({row['id_concentration']:.0f}x fewer than chance)"
             )
         if row["sig_young"] >= cfg.strong:
             bits.append(f"{row['young_share']:.0%} accounts younger than {cfg.young_days:g} days")

@@ -413,16 +413,22 @@ class Behaviour:
     median_dwell: float = float("nan")
     median_duration: float = float("nan")
     median_events: float = float("nan")
+    #: the typical path is the whole session (not just its start) for most members
+    complete: bool = False
 
     def describe(self) -> str:
         """E.g. ``"88% follow home → item → checkout, reaching checkout in a median of 18 s
-        with a median of 0.6 s between pages"``."""
+        with a median of 0.6 s between pages"``; ``"start with"`` when only a prefix is shared."""
         bits = []
         if self.typical_path:
-            bits.append(f"{self.typical_path_share:.0%} follow " + " → ".join(self.typical_path))
+            verb = "follow" if self.complete else "start with"
+            bits.append(f"{self.typical_path_share:.0%} {verb} " + " → ".join(self.typical_path))
         if not math.isnan(self.median_duration):
-            verb = f"reaching {self.typical_path[-1]}" if self.typical_path else "sessions lasting"
-            bits.append(f"{verb} in a median of {_fmt_seconds(self.median_duration)}")
+            dur = _fmt_seconds(self.median_duration)
+            if self.typical_path and self.complete:
+                bits.append(f"reaching {self.typical_path[-1]} in a median of {dur}")
+            else:
+                bits.append(f"sessions lasting a median of {dur}")
         text = ", ".join(bits)
         if not math.isnan(self.median_dwell):
             gap = f"a median of {_fmt_seconds(self.median_dwell)} between pages"
@@ -439,6 +445,7 @@ class Behaviour:
             "median_dwell": _json_float(self.median_dwell),
             "median_duration": _json_float(self.median_duration),
             "median_events": _json_float(self.median_events),
+            "complete": self.complete,
             "text": self.describe(),
         }
 
@@ -475,10 +482,12 @@ def describe_behaviour(
 
     typical: tuple[str, ...] = ()
     typical_share = same_share = float("nan")
+    modal: tuple[str, ...] | None = None
     if "path" in members and len(members):
         paths = [_split_path(p, sep) for p in members["path"]]
         n = len(paths)
-        same_share = Counter(paths).most_common(1)[0][1] / n
+        modal, count = Counter(paths).most_common(1)[0]
+        same_share = count / n
         for k in range(1, max_len + 1):
             prefixes = Counter(p[:k] for p in paths if len(p) >= k)
             if not prefixes:
@@ -495,6 +504,7 @@ def describe_behaviour(
         median_dwell=med("median_dwell"),
         median_duration=med("duration"),
         median_events=med("n_events"),
+        complete=bool(typical) and typical == modal,
     )
 
 

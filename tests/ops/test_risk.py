@@ -216,3 +216,25 @@ def test_missed_fraud_and_review_list(frame: pd.DataFrame, risk: pd.DataFrame) -
     assert len(queue) == 60 + 20
     assert queue["label"].isna().all()
     assert queue["cluster"].is_monotonic_increasing
+
+
+def test_shared_ids_judged_against_chance() -> None:
+    """Repeat customers make a big cluster share devices; only sharing beyond chance counts."""
+    rng = np.random.default_rng(3)
+    n_big, n_ring = 3000, 40
+    df = pd.DataFrame(
+        {
+            "cluster": np.r_[np.zeros(n_big, int), np.ones(n_ring, int)],
+            "label": np.nan,
+            "ts": np.arange(n_big + n_ring, dtype=float),
+            # loyal shoppers: 3000 purchases from 1500 devices, most devices seen twice
+            "device_id": np.r_[rng.integers(0, 1500, n_big), rng.integers(5000, 5004, n_ring)],
+        }
+    )
+    risk = assess_risk(df, id_columns=["device_id"]).set_index("cluster")
+    big, ring = risk.loc[0], risk.loc[1]
+    assert big["members_per_id"] > 1.5  # raw sharing looks suspicious...
+    assert big["id_concentration"] == pytest.approx(1.0, abs=0.1)  # ...but is what chance gives
+    assert big["sig_shared_ids"] == 0.0
+    assert ring["n_distinct_ids"] == 4 and ring["id_concentration"] > 9
+    assert ring["sig_shared_ids"] == 1.0

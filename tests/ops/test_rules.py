@@ -131,9 +131,16 @@ def test_behaviour_and_narrative() -> None:
     assert b.typical_path == ("home", "item", "checkout")
     assert b.typical_path_share == pytest.approx(0.7)
     assert b.same_path_share == pytest.approx(0.7)
+    assert b.complete
+    assert b.describe().startswith("70% follow home → item → checkout, reaching checkout in")
     strict = describe_behaviour(members, min_share=0.75)
     assert strict.typical_path == ("home", "item")  # 8 of 10 start this way
     assert strict.typical_path_share == pytest.approx(0.8)
+    assert not strict.complete
+    assert strict.describe() == (
+        "80% start with home → item, sessions lasting a median of 15 s"
+        " with a median of 0.6 s between pages"
+    )
     rule = Rule(
         RING,
         (Condition("account_age_days", "<=", 2.0), Condition("country_mismatch", "==", True)),
