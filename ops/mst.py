@@ -1,0 +1,401 @@
+"""Minimum spanning tree of the HDBSCAN* mutual-reachability graph, seeded by a kNN graph.
+
+HDBSCAN* (Campello, Moulavi & Sander 2013; Campello et al. 2015) needs an MST of the
+*complete* mutual-reachability graph ``mr(a, b) = max(core(a), core(b), d(a, b))``. A kNN
+graph alone does not contain that MST in general and may even be disconnected, so this
+module runs Borůvka's algorithm where each component's lightest outgoing edge comes from
+the kNN lists when that can be *certified*, and from an exact pruned search otherwise:
+
+* for a point ``p`` whose exact kNN list ends at distance ``d_k(p)``, every point outside
+  the list has ``mr >= b(p) = max(core(p), d_k(p))``; if the best listed edge leaving
+  ``p``'s component is no heavier than ``b(p)`` for every ``p`` in it, the kNN candidate is
+  the true lightest edge (cut property);
+* the remaining points are searched exactly over a one-level partition of the data
+  (k-means cells with centroid, radius and minimum core distance), pruning a cell pair
+  whenever ``max(core_min_a, core_min_b, |c_a - c_b| - r_a - r_b)`` cannot beat the best
+  edge already known. This is the cell analogue of the dual-tree Borůvka of McInnes &
+  Healy (2017) with FAISS-style flat blocks instead of kd-tree leaves.
+
+Borůvka with ties is still correct when each component adds one lightest outgoing edge
+and cycle-closing edges are dropped, which is what the per-round Kruskal over the chosen
+edges does. ``exact=False`` skips certification (the FinDeepBehaviorCluster pHDBSCAN
+trade-off, arXiv 2101.04285): kNN candidates are trusted and only components without any
+candidate are searched, which makes the tree approximate but keeps the cost near-linear.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+
+__all__ = ["CellPartition", "exact_knn_rows", "mutual_reachability_mst"]
+
+_BLOCK = 1 << 22  # float64 entries per distance block (32 MiB)
+
+
+def exact_knn_rows(
+    X: np.ndarray, indices: np.ndarray, chunk: int = 65536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute kNN distances in float64, drop each row's self index and re-sort.
+
+    FAISS answers in float32; hdbscan decides in float64 and mutual-reachability ties are
+    common (``mr`` is often a core distance), so the distances that enter the tree are
+    recomputed. Dropping the row's own index (rather than column 0) keeps exact duplicates
+    right: a duplicate may be listed before the point itself.
+
+    Returns
+    -------
+    dist : ndarray (n, k - 1) float64, ascending, ``inf`` where missing.
+    idx : ndarray (n, k - 1) int64, ``-1`` where missing.
+    """
+    n, k = indices.shape
+    out_d = np.empty((n, k - 1), np.float64)
+    out_i = np.empty((n, k - 1), np.int64)
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        idx = indices[s:e]
+        rows = np.arange(s, e)
+        is_self = idx == rows[:, None]
+        # keep k-1 entries: drop self if listed, else the farthest one
+        drop = np.where(is_self.any(1), is_self.argmax(1), k - 1)
+        keep = np.ones_like(is_self)
+        keep[np.arange(e - s), drop] = False
+        idx = idx[keep].reshape(e - s, k - 1)
+        valid = idx >= 0
+        diff = X[np.where(valid, idx, 0)].astype(np.float64) - X[s:e, None, :].astype(np.float64)
+        d = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+        d[~valid] = np.inf
+        order = np.argsort(d, axis=1, kind="stable")
+        out_d[s:e] = np.take_along_axis(d, order, 1)
+        out_i[s:e] = np.where(valid, idx, -1)[np.arange(e - s)[:, None], order]
+    return out_d, out_i
+
+
+class CellPartition:
+    """One-level spatial partition used for exact "nearest other component" searches.
+
+    Parameters
+    ----------
+    X : ndarray (n, d)
+    core : ndarray (n,) float64
+        Core distances (used for per-cell lower bounds).
+    n_cells : int, optional
+        Default ``n / 128`` clipped to [1, 4096]: small cells prune better, more cells cost
+        more Python-level iterations; 128 balanced both at 100k x 32.
+    seed : int
+    """
+
+    def __init__(
+        self, X: np.ndarray, core: np.ndarray, n_cells: int | None = None, seed: int = 0
+    ) -> None:
+        n, d = X.shape
+        self.X = X
+        L = n_cells or (1 if n < 4096 else int(np.clip(n // 128, 1, 4096)))
+        assign = _partition(X, L, seed) if L > 1 else np.zeros(n, np.int64)
+        order = np.argsort(assign, kind="stable")
+        counts = np.bincount(assign, minlength=L)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        cent = np.zeros((L, d), np.float64)
+        np.add.at(cent, assign, X.astype(np.float64))
+        nz = counts > 0
+        cent[nz] /= counts[nz, None]
+        rad = np.zeros(L)
+        dist_to_cent = np.linalg.norm(X.astype(np.float64) - cent[assign], axis=1)
+        np.maximum.at(rad, assign, dist_to_cent)
+        mincore = np.full(L, np.inf)
+        np.minimum.at(mincore, assign, core)
+        # representative = member closest to its centroid; seeds upper bounds
+        rep = np.full(L, -1, np.int64)
+        ord2 = np.lexsort((dist_to_cent, assign))
+        first = np.r_[True, assign[ord2][1:] != assign[ord2][:-1]]
+        rep[assign[ord2][first]] = ord2[first]
+        cn = (cent * cent).sum(1)
+        self.cent_dist = np.sqrt(np.maximum(cn[:, None] + cn[None, :] - 2 * cent @ cent.T, 0))
+        self.assign, self.order, self.starts = assign, order, starts
+        self.cent, self.rad, self.mincore, self.rep, self.nz = cent, rad, mincore, rep, nz
+        self.L = L
+        self.Xo = X[order].astype(np.float64)  # cell-contiguous copy for block gathers
+        self.Xo_sq = (self.Xo * self.Xo).sum(1)
+        self.core_o = core[order]
+
+    def members(self, cells: np.ndarray) -> np.ndarray:
+        """Positions (in cell order) of all members of ``cells``."""
+        if len(cells) == 0:
+            return np.zeros(0, np.int64)
+        s, e = self.starts[cells], self.starts[cells + 1]
+        lens = e - s
+        offs = np.repeat(s - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+        return np.arange(lens.sum()) + offs
+
+    def upper_bounds(
+        self, pts: np.ndarray, comp: np.ndarray, core: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best edge from each point in ``pts`` to any cell representative of another component."""
+        reps = self.rep[self.rep >= 0]
+        R = self.X[reps].astype(np.float64)
+        best_w = np.full(len(pts), np.inf)
+        best_q = np.full(len(pts), -1, np.int64)
+        step = max(1, _BLOCK // max(1, len(reps)))
+        for s in range(0, len(pts), step):
+            p = pts[s : s + step]
+            P = self.X[p].astype(np.float64)
+            d2 = (P * P).sum(1)[:, None] + (R * R).sum(1)[None, :] - 2 * P @ R.T
+            mr = np.maximum(np.sqrt(np.maximum(d2, 0)), core[reps][None, :])
+            mr = np.maximum(mr, core[p][:, None])
+            mr[comp[p][:, None] == comp[reps][None, :]] = np.inf
+            j = mr.argmin(1)
+            best_w[s : s + step] = mr[np.arange(len(p)), j]
+            best_q[s : s + step] = reps[j]
+        best_q[~np.isfinite(best_w)] = -1
+        return best_w, best_q
+
+    def search(
+        self, pts: np.ndarray, thresh: np.ndarray, comp: np.ndarray, core: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact lightest mutual-reachability edge from each of ``pts`` to another component.
+
+        Only edges lighter than ``thresh`` (per point) are looked for; the result is
+        ``(inf, -1)`` where none exists.
+        """
+        best_w = np.full(len(pts), np.inf)
+        best_q = np.full(len(pts), -1, np.int64)
+        if len(pts) == 0:
+            return best_w, best_q
+        comp_o = comp[self.order]
+        # a cell is "pure" when all its members share one component: pure-pure pairs of the
+        # same component can hold no outgoing edge and are skipped wholesale
+        cmin = np.minimum.reduceat(comp_o, self.starts[:-1][self.nz])
+        cmax = np.maximum.reduceat(comp_o, self.starts[:-1][self.nz])
+        pure = np.full(self.L, -2, np.int64)
+        pure[self.nz] = np.where(cmin == cmax, cmin, -1)
+        qcell = self.assign[pts]
+        by_cell = np.argsort(qcell, kind="stable")
+        qcells, qstart = np.unique(qcell[by_cell], return_index=True)
+        qstart = np.r_[qstart, len(pts)]
+        for a_i, a in enumerate(qcells):
+            sel = by_cell[qstart[a_i] : qstart[a_i + 1]]
+            p = pts[sel]
+            t = thresh[sel]
+            tmax = t.max()
+            cp = comp[p]
+            lb = np.maximum(self.cent_dist[a] - self.rad[a] - self.rad, self.mincore)
+            lb = np.maximum(lb, core[p].min())
+            ok = (lb < tmax) & self.nz
+            if cp.min() == cp.max():
+                ok &= pure != cp[0]
+            cells = np.flatnonzero(ok)
+            if len(cells) == 0:
+                continue
+            tgt = self.members(cells)
+            tgt = tgt[self.core_o[tgt] < tmax]
+            if len(tgt) == 0:
+                continue
+            P = self.X[p].astype(np.float64)
+            psq = (P * P).sum(1)
+            step = max(1, _BLOCK // len(p))
+            for s in range(0, len(tgt), step):
+                tb = tgt[s : s + step]
+                d2 = psq[:, None] + self.Xo_sq[tb][None, :] - 2 * P @ self.Xo[tb].T
+                mr = np.maximum(np.sqrt(np.maximum(d2, 0)), self.core_o[tb][None, :])
+                mr = np.maximum(mr, core[p][:, None])
+                mr[cp[:, None] == comp_o[tb][None, :]] = np.inf
+                j = mr.argmin(1)
+                w = mr[np.arange(len(p)), j]
+                better = w < best_w[sel]
+                best_w[sel[better]] = w[better]
+                best_q[sel[better]] = self.order[tb[j[better]]]
+        best_q[~np.isfinite(best_w)] = -1
+        # the block distances used the |p|^2+|q|^2-2pq identity; recompute the winners directly
+        ok = best_q >= 0
+        if ok.any():
+            dd = np.linalg.norm(
+                self.X[pts[ok]].astype(np.float64) - self.X[best_q[ok]].astype(np.float64), axis=1
+            )
+            best_w[ok] = np.maximum(np.maximum(dd, core[pts[ok]]), core[best_q[ok]])
+        return best_w, best_q
+
+
+def _partition(X: np.ndarray, L: int, seed: int, n_iter: int = 2) -> np.ndarray:
+    """Cell id per row from a few Lloyd steps seeded by random rows.
+
+    Cells only need to be compact, not optimal; ``faiss.Kmeans`` spent most of its time in
+    OpenMP start-up on small inputs and in 8+ iterations on large ones.
+    """
+    import faiss
+
+    rng = np.random.default_rng(seed)
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    cent = X32[rng.choice(X.shape[0], L, replace=False)]
+    for it in range(n_iter + 1):
+        index = faiss.IndexFlatL2(X.shape[1])
+        index.add(cent)
+        assign = index.search(X32, 1)[1][:, 0]
+        if it == n_iter:
+            break
+        order = np.argsort(assign, kind="stable")
+        counts = np.bincount(assign, minlength=L)
+        nz = counts > 0
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[nz]
+        sums = np.add.reduceat(X32[order].astype(np.float64), starts, axis=0)
+        cent = cent.copy()
+        cent[nz] = (sums / counts[nz, None]).astype(np.float32)
+    return assign.astype(np.int64)
+
+
+def _per_component_best(
+    comp: np.ndarray, ncomp: int, w: np.ndarray, u: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lightest candidate edge per component, counting each edge for both endpoints."""
+    ok = v >= 0
+    cu, cv = comp[u[ok]], comp[v[ok]]
+    keys = np.concatenate([cu, cv])
+    ww = np.concatenate([w[ok], w[ok]])
+    uu = np.concatenate([u[ok], v[ok]])
+    vv = np.concatenate([v[ok], u[ok]])
+    order = np.lexsort((ww, keys))
+    keys_s = keys[order]
+    first = np.r_[True, keys_s[1:] != keys_s[:-1]] if len(keys_s) else np.zeros(0, bool)
+    bw = np.full(ncomp, np.inf)
+    bu = np.full(ncomp, -1, np.int64)
+    bv = np.full(ncomp, -1, np.int64)
+    c = keys_s[first]
+    bw[c] = ww[order][first]
+    bu[c] = uu[order][first]
+    bv[c] = vv[order][first]
+    return bw, bu, bv
+
+
+def mutual_reachability_mst(
+    X: np.ndarray,
+    knn_dist: np.ndarray,
+    knn_idx: np.ndarray,
+    core: np.ndarray,
+    *,
+    exact: bool = True,
+    knn_is_exact: bool = True,
+    n_cells: int | None = None,
+    seed: int = 0,
+    stats: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Borůvka MST of the complete mutual-reachability graph.
+
+    Parameters
+    ----------
+    X : ndarray (n, d)
+    knn_dist, knn_idx : ndarray (n, k)
+        Neighbours of each point *excluding itself* (see :func:`exact_knn_rows`), ascending,
+        float64 distances, ``-1`` for missing entries.
+    core : ndarray (n,) float64
+        Core distances.
+    exact : bool
+        Certify every component's edge (true MST) or trust kNN candidates.
+    knn_is_exact : bool
+        Whether the lists are exact kNN; if not, certification cannot use list radii and
+        every uncertain point is searched.
+    n_cells, seed
+        :class:`CellPartition` settings.
+    stats : dict, optional
+        Filled with per-round diagnostics (rounds, searched points).
+
+    Returns
+    -------
+    mst : ndarray (n - 1, 3) float64
+        Rows ``(a, b, weight)`` in no particular order.
+    """
+    n = X.shape[0]
+    if n <= 1:
+        return np.zeros((0, 3))
+    k = knn_idx.shape[1]
+    rows = np.arange(n)
+    valid = knn_idx >= 0
+    safe_idx = np.where(valid, knn_idx, 0)
+    W = np.maximum(np.maximum(core[:, None], core[safe_idx]), knn_dist)
+    W[~valid] = np.inf
+    # b(p): lower bound on mr to any point not in p's list
+    if k >= n - 1 or not knn_is_exact:
+        last = np.full(n, np.inf if k >= n - 1 else -np.inf)
+    else:
+        last = knn_dist[:, -1]
+    bound = np.maximum(core, last)
+
+    comp = np.arange(n)
+    ncomp = n
+    edges_u: list[np.ndarray] = []
+    edges_v: list[np.ndarray] = []
+    edges_w: list[np.ndarray] = []
+    cells: CellPartition | None = None
+    info: dict[str, Any] = {"rounds": 0, "searched": []}
+    while ncomp > 1:
+        info["rounds"] += 1
+        Wm = np.where(comp[safe_idx] == comp[:, None], np.inf, W)
+        j = Wm.argmin(1)
+        wp = Wm[rows, j]
+        qp = np.where(np.isfinite(wp), knn_idx[rows, j], -1)
+        bw, _, _ = _per_component_best(comp, ncomp, wp, rows, qp)
+        need = bound < bw[comp] if exact else ~np.isfinite(bw[comp])
+        pts = np.flatnonzero(need)
+        info["searched"].append(len(pts))
+        if len(pts):
+            if cells is None:
+                cells = CellPartition(X, core, n_cells=n_cells, seed=seed)
+            thresh = bw[comp[pts]]
+            inf_pts = ~np.isfinite(thresh)
+            if inf_pts.any():
+                ub_w, ub_q = cells.upper_bounds(pts[inf_pts], comp, core)
+                # a component's bound is the best of its members' bounds
+                cb = np.full(ncomp, np.inf)
+                np.minimum.at(cb, comp[pts[inf_pts]], ub_w)
+                thresh[inf_pts] = cb[comp[pts[inf_pts]]]
+                better = ub_w < wp[pts[inf_pts]]
+                wp[pts[inf_pts][better]] = ub_w[better]
+                qp[pts[inf_pts][better]] = ub_q[better]
+            # search strictly below the bound, but an edge equal to it must still be found
+            # when nothing else was: nextafter keeps that edge eligible
+            sw, sq = cells.search(pts, np.nextafter(thresh, np.inf), comp, core)
+            better = sw < wp[pts]
+            wp[pts[better]] = sw[better]
+            qp[pts[better]] = sq[better]
+        bw, bu, bv = _per_component_best(comp, ncomp, wp, rows, qp)
+        has = bu >= 0
+        if not has.any():
+            raise RuntimeError("Borůvka round found no outgoing edge; graph search failed")
+        cu, cv, cw = bu[has], bv[has], bw[has]
+        a, b = comp[cu], comp[cv]
+        # Kruskal over the chosen edges removes tie cycles; ranks keep zero weights
+        # (duplicates) from vanishing in scipy's sparse MST
+        rank = np.empty(len(cw))
+        rank[np.lexsort((np.minimum(cu, cv), cw))] = np.arange(1, len(cw) + 1)
+        g = coo_matrix((rank, (a, b)), shape=(ncomp, ncomp)).tocsr()
+        forest = minimum_spanning_tree(g).tocoo()
+        # map accepted (comp, comp, rank) back to edges
+        keep_rank = forest.data.astype(np.int64)
+        pos = np.empty(len(cw) + 1, np.int64)
+        pos[rank.astype(np.int64)] = np.arange(len(cw))
+        sel = pos[keep_rank]
+        edges_u.append(cu[sel])
+        edges_v.append(cv[sel])
+        edges_w.append(cw[sel])
+        _, lab = connected_components(forest, directed=False)
+        comp = lab[comp]
+        ncomp = int(lab.max()) + 1
+    if stats is not None:
+        stats.update(info)
+    mst = np.column_stack(
+        [np.concatenate(edges_u), np.concatenate(edges_v), np.concatenate(edges_w)]
+    ).astype(np.float64)
+    if mst.shape[0] != n - 1:
+        raise RuntimeError(f"MST has {mst.shape[0]} edges, expected {n - 1}")
+    return mst
+
+
+def default_graph_k(min_samples: int, n: int) -> int:
+    """kNN list length (self included) for the seed graph.
+
+    ``min_samples + 1`` is the minimum for core distances; longer lists certify more
+    components without search. 2 x min_samples (at least 16) was the knee at 100k x 32.
+    """
+    return int(min(n, max(min_samples + 1, 2 * min_samples, 16)))
+

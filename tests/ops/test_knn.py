@@ -1,0 +1,120 @@
+"""Tests of ops.knn backends against a numpy brute-force reference."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from ops.knn import KNNIndex, knn_search, merge_topk, resolve_backend, sharded_knn
+
+X, _ = make_blobs(2000, 12, centers=10, random_state=0)
+X = X.astype(np.float32)
+Q = X[:300] + np.float32(0.05)
+
+
+def _brute(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    d = np.linalg.norm(queries[:, None, :].astype(np.float64) - data[None, :, :], axis=2)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, idx, 1), idx
+
+
+REF_D, REF_I = _brute(X, Q, 10)
+
+
+def _recall(idx: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(idx, REF_I, strict=True)]))
+
+
+@pytest.mark.parametrize("backend", ["flat", "torch"])
+def test_exact_backends_match_brute_force(backend: str) -> None:
+    D, idx = knn_search(X, 10, Q, backend=backend, device="cpu")
+    assert D.dtype == np.float32 and idx.dtype == np.int64
+    assert _recall(idx) == 1.0
+    # true Euclidean distances, not FAISS's squared ones
+    np.testing.assert_allclose(D, REF_D, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["ivf", "hnsw"])
+def test_approximate_backends_recall(backend: str) -> None:
+    D, idx = knn_search(X, 10, Q, backend=backend, nlist=32, nprobe=8)
+    assert _recall(idx) >= 0.95
+    assert np.all(np.diff(D, axis=1) >= -1e-5)
+
+
+def test_self_knn_returns_self_first() -> None:
+    D, idx = knn_search(X, 5, backend="flat")
+    assert np.mean(idx[:, 0] == np.arange(len(X))) > 0.999
+    assert np.allclose(D[:, 0], 0, atol=1e-3)
+
+
+def test_k_larger_than_n_pads() -> None:
+    D, idx = knn_search(X[:4], 6, backend="flat")
+    assert (idx[:, 4:] == -1).all() and np.isinf(D[:, 4:]).all()
+    D, idx = knn_search(X[:4], 6, backend="torch", device="cpu")
+    assert (idx[:, 4:] == -1).all() and np.isinf(D[:, 4:]).all()
+
+
+def test_torch_small_blocks_equal_flat() -> None:
+    index = KNNIndex("torch", device="cpu", query_batch=64, db_batch=128).fit(X)
+    D, idx = index.search(Q, 10)
+    assert _recall(idx) == 1.0
+    np.testing.assert_allclose(D, REF_D, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("n_shards", [1, 3, 7])
+def test_sharded_equals_unsharded(n_shards: int) -> None:
+    calls: list[int] = []
+
+    def recording_map(func, items):  # a stand-in for a Ray-backed map
+        items = list(items)
+        calls.append(len(items))
+        return [func(it) for it in items]
+
+    D, idx = sharded_knn(X, 10, Q, n_shards=n_shards, map_fn=recording_map, backend="flat")
+    assert calls == [n_shards]
+    assert _recall(idx) == 1.0
+    np.testing.assert_allclose(D, REF_D, rtol=1e-4, atol=1e-3)
+
+
+def test_merge_topk_pads_short_lists() -> None:
+    parts = [(np.array([[1.0, 3.0]], np.float32), np.array([[0, 1]])), (
+        np.array([[2.0]], np.float32),
+        np.array([[5]]),
+    )]
+    D, idx = merge_topk(parts, 4)
+    np.testing.assert_array_equal(idx, [[0, 5, 1, -1]])
+    assert np.isinf(D[0, 3])
+
+
+@pytest.mark.parametrize("backend", ["flat", "ivf", "torch"])
+def test_index_pickles(backend: str) -> None:
+    index = KNNIndex(backend, device="cpu", nlist=16).fit(X)
+    clone = pickle.loads(pickle.dumps(index))
+    np.testing.assert_array_equal(clone.search(Q[:20], 5)[1], index.search(Q[:20], 5)[1])
+
+
+def test_resolve_backend_cpu_defaults() -> None:
+    assert resolve_backend("flat") == "flat"
+    if resolve_backend("auto") not in ("faiss_gpu", "torch"):
+        assert resolve_backend("auto", exact=True) == "flat"
+        assert resolve_backend("auto", exact=False) == "ivf"
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError):
+        KNNIndex("flat").fit(X).search(Q[:, :3], 2)
+    with pytest.raises(ValueError):
+        KNNIndex("nope").fit(X)  # type: ignore[arg-type]
+
+
+@pytest.mark.gpu
+def test_torch_cuda_matches_flat() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    D, idx = knn_search(X, 10, Q, backend="torch", device="cuda")
+    assert _recall(idx) == 1.0
+    np.testing.assert_allclose(D, REF_D, rtol=1e-3, atol=1e-2)
