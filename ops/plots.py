@@ -147,7 +147,8 @@ def timeline(
     A strip per cluster shows bursts (a ring that appears within hours) at a glance.
     Shows the risky clusters and then the largest others, ``top`` rows in all.
     """
-    t = pd.Series(np.asarray(ts))
+    # keep a Series as is: np.asarray of a tz-aware column is an object array of Timestamps
+    t = ts.reset_index(drop=True) if isinstance(ts, pd.Series) else pd.Series(ts)
     if pd.api.types.is_numeric_dtype(t):
         t = pd.to_datetime(t, unit="ms", utc=True)  # epoch milliseconds, as in the data contract
     else:

@@ -18,8 +18,7 @@ Input everywhere is one row per transaction with at least ``cluster`` (-1 = nois
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,11 +107,11 @@ class RiskConfig:
     coordination: CoordinationConfig = field(default_factory=CoordinationConfig)
 
 
-def ramp(x: float, zero_at: float, one_at: float) -> float:
+def ramp(x: float | np.ndarray, zero_at: float, one_at: float) -> np.ndarray:
     """Linear map of x to [0, 1]; NaN stays NaN."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return float("nan")
-    return float(np.clip((x - zero_at) / (one_at - zero_at), 0.0, 1.0))
+    with np.errstate(invalid="ignore"):
+        out = np.clip((np.asarray(x, dtype=np.float64) - zero_at) / (one_at - zero_at), 0.0, 1.0)
+    return out if out.ndim else out[()]
 
 
 def _seconds(ts: pd.Series) -> np.ndarray:
@@ -123,14 +122,6 @@ def _seconds(ts: pd.Series) -> np.ndarray:
     if getattr(t.dt, "tz", None) is not None:
         t = t.dt.tz_convert("UTC").dt.tz_localize(None)
     return t.astype("datetime64[ns]").to_numpy().astype("int64") / 1e9
-
-
-def _modal_share(values: pd.Series) -> tuple[float, object]:
-    v = values.dropna()
-    if v.empty:
-        return float("nan"), None
-    counts = v.value_counts()
-    return float(counts.iloc[0] / len(v)), counts.index[0]
 
 
 @dataclass(frozen=True)
@@ -169,12 +160,6 @@ class _IdPopulation:
             -np.inf,
         )
         return float(np.sum(self.multiplicity * -np.expm1(log_absent)))
-
-
-def _combine(values: list[float], how: Callable[..., float]) -> float:
-    """Combine sub-signals, ignoring the ones that could not be computed."""
-    known = [v for v in values if not math.isnan(v)]
-    return float(how(known)) if known else float("nan")
 
 
 def _fmt_span(seconds: float) -> str:
@@ -226,139 +211,159 @@ def assess_risk(
     missing = {"cluster", "label", "ts"} - set(clusters.columns)
     if missing:
         raise ValueError(f"assess_risk needs columns {sorted(missing)}")
+    # one pass of vectorised group-bys: a Python loop over clusters costs ~30 s at 1M rows
+    # and 1,000 clusters, this ~2 s
     df = clusters.reset_index(drop=True)
+    key = df["cluster"].to_numpy()
     label = pd.to_numeric(df["label"], errors="coerce")
     base_rate = float(label.mean()) if label.notna().any() else float("nan")
-    t = _seconds(df["ts"])
-    finite_t = t[np.isfinite(t)]
-    window = float(finite_t.max() - finite_t.min()) if finite_t.size else float("nan")
+    out = _label_table(key, label, base_rate, cfg.labels)
+    coord = _coordination_table(df, key, embeddings, id_columns, age_column, cfg.coordination)
+    out = out.join(coord)
+    noise = out.index == NOISE
+    out.loc[noise, ["label_flag", "coordination_flag"]] = False
+    out["risky"] = out["label_flag"] | out["coordination_flag"]
+    out = out.reset_index()
+    out["risk_reason"] = [_reason(row, cfg.coordination) for row in out.to_dict("records")]
+    out.attrs["base_rate"] = base_rate
+    return out
 
-    populations = {c: _IdPopulation.of(df[c]) for c in id_columns if c in df}
-    disp = None
+
+def _label_table(
+    key: np.ndarray, label: pd.Series, base_rate: float, cfg: LabelConfig
+) -> pd.DataFrame:
+    g = pd.DataFrame({"cluster": key, "lab": label.notna(), "fraud": label == 1})
+    t = g.groupby("cluster").agg(
+        size=("lab", "size"), n_labelled=("lab", "sum"), n_fraud=("fraud", "sum")
+    )
+    t = t.astype({"size": int, "n_labelled": int, "n_fraud": int})
+    n_lab = t["n_labelled"].to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t["fraud_rate"] = np.where(n_lab > 0, t["n_fraud"] / n_lab, np.nan)
+        t["lift"] = t["fraud_rate"] / base_rate if base_rate > 0 else np.nan
+    t["wilson_lower"] = wilson_lower_bound(t["n_fraud"].to_numpy(), n_lab, cfg.z)
+    threshold = max(cfg.min_rate, cfg.min_lift * base_rate) if base_rate == base_rate else 1.0
+    t["label_flag"] = (t["n_labelled"] >= cfg.min_labelled) & (t["wilson_lower"] >= threshold)
+    return t
+
+
+def _coordination_table(
+    df: pd.DataFrame,
+    key: np.ndarray,
+    embeddings: np.ndarray | None,
+    id_columns: Sequence[str],
+    age_column: str,
+    cfg: CoordinationConfig,
+) -> pd.DataFrame:
+    nan = np.nan
+    by = pd.Series(key, name="cluster")
+    t = pd.DataFrame(index=pd.Index(np.unique(key), name="cluster"))
+
+    if "path" in df:
+        codes, uniques = pd.factorize(df["path"])  # NaN -> -1
+        known = codes >= 0
+        pairs = pd.DataFrame({"cluster": key[known], "code": codes[known]})
+        counts = pairs.groupby(["cluster", "code"]).size().sort_values(ascending=False)
+        top = counts[~counts.index.get_level_values("cluster").duplicated()]
+        top = top.droplevel("code").rename("top")
+        top_code = pd.Series(
+            counts.index.get_level_values("code")[
+                ~counts.index.get_level_values("cluster").duplicated()
+            ],
+            index=top.index,
+        )
+        n_known = pairs.groupby("cluster").size()
+        t["path_share"] = (top / n_known).reindex(t.index)
+        t["modal_path"] = top_code.map(lambda c: uniques[c]).reindex(t.index)
+    else:
+        t["path_share"], t["modal_path"] = nan, None
+
+    t["dispersion_ratio"] = nan
     if embeddings is not None:
         emb = np.asarray(embeddings, dtype=np.float64)
         if len(emb) != len(df):
             raise ValueError("embeddings must have one row per transaction")
         global_spread = float(np.linalg.norm(emb - emb.mean(0), axis=1).mean())
-        disp = (emb, global_spread)
+        if global_spread > 0:
+            centroids = pd.DataFrame(emb).groupby(key).mean()
+            own = centroids.reindex(key).to_numpy()
+            dist = pd.Series(np.linalg.norm(emb - own, axis=1)).groupby(key).mean()
+            t["dispersion_ratio"] = dist / global_spread
 
-    rows = []
-    for c, idx in df.groupby("cluster", sort=True).indices.items():
-        g = df.iloc[idx]
-        row = _label_stats(int(c), label.iloc[idx], base_rate, cfg.labels)
-        row.update(
-            _coordination_stats(
-                g,
-                t[idx],
-                window,
-                disp and (disp[0][idx], disp[1]),
-                populations,
-                age_column,
-                cfg.coordination,
-            )
-        )
-        if c == NOISE:
-            row["label_flag"] = row["coordination_flag"] = False
-        row["risky"] = bool(row["label_flag"] or row["coordination_flag"])
-        row["risk_reason"] = _reason(row, cfg.coordination)
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    out.attrs["base_rate"] = base_rate
-    return out
+    for col in ("median_dwell", "dwell_cv"):
+        t[col] = pd.to_numeric(df[col], errors="coerce").groupby(by).median() if col in df else nan
 
-
-def _label_stats(c: int, label: pd.Series, base_rate: float, cfg: LabelConfig) -> dict:
-    n_lab = int(label.notna().sum())
-    n_fraud = int((label == 1).sum())
-    rate = n_fraud / n_lab if n_lab else float("nan")
-    lower = float(wilson_lower_bound(n_fraud, n_lab, cfg.z))
-    lift = rate / base_rate if n_lab and base_rate > 0 else float("nan")
-    threshold = max(cfg.min_rate, cfg.min_lift * base_rate) if base_rate == base_rate else 1.0
-    return {
-        "cluster": c,
-        "size": len(label),
-        "n_labelled": n_lab,
-        "n_fraud": n_fraud,
-        "fraud_rate": rate,
-        "lift": lift,
-        "wilson_lower": lower,
-        "label_flag": bool(n_lab >= cfg.min_labelled and lower >= threshold),
-    }
-
-
-def _coordination_stats(
-    g: pd.DataFrame,
-    t: np.ndarray,
-    window: float,
-    disp: tuple[np.ndarray, float] | None,
-    populations: Mapping[str, _IdPopulation],
-    age_column: str,
-    cfg: CoordinationConfig,
-) -> dict:
-    nan = float("nan")
-    r: dict[str, object] = {}
-    path_share, modal = _modal_share(g["path"]) if "path" in g else (nan, None)
-    r["path_share"], r["modal_path"] = path_share, modal
-    if disp is not None and disp[1] > 0:
-        emb = disp[0]
-        r["dispersion_ratio"] = float(np.linalg.norm(emb - emb.mean(0), axis=1).mean() / disp[1])
-    else:
-        r["dispersion_ratio"] = nan
-    r["median_dwell"] = float(g["median_dwell"].median()) if "median_dwell" in g else nan
-    r["dwell_cv"] = float(g["dwell_cv"].median()) if "dwell_cv" in g else nan
-
-    best_conc, best_col, per_id, n_ids = nan, None, nan, 0
-    for col, pop in populations.items():
-        v = g[col].dropna()
-        if v.empty:
+    t["id_concentration"], t["shared_id_column"] = nan, None
+    t["members_per_id"], t["n_distinct_ids"] = nan, 0
+    for col in id_columns:
+        if col not in df:
             continue
-        observed = v.nunique()
-        conc = pop.expected_distinct(len(v)) / observed
-        if math.isnan(best_conc) or conc > best_conc:
-            best_conc, best_col, per_id, n_ids = conc, col, len(v) / observed, observed
-    r["id_concentration"], r["shared_id_column"] = best_conc, best_col
-    r["members_per_id"], r["n_distinct_ids"] = per_id, n_ids
+        pop = _IdPopulation.of(df[col])
+        present = df[col].notna().to_numpy()
+        g = pd.DataFrame({"cluster": key[present], "v": df[col].to_numpy()[present]})
+        stats = g.groupby("cluster")["v"].agg(["size", "nunique"]).reindex(t.index)
+        expected = np.array([pop.expected_distinct(int(n)) if n == n else nan
+                             for n in stats["size"]])  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            conc = expected / stats["nunique"].to_numpy(dtype=np.float64)
+        better = np.isfinite(conc) & ~(conc <= t["id_concentration"].fillna(-np.inf).to_numpy())
+        t.loc[better, "id_concentration"] = conc[better]
+        t.loc[better, "shared_id_column"] = col
+        t.loc[better, "members_per_id"] = (stats["size"] / stats["nunique"])[better]
+        t.loc[better, "n_distinct_ids"] = stats["nunique"][better]
+    t["n_distinct_ids"] = t["n_distinct_ids"].astype(int)
 
-    if age_column in g:
-        age = pd.to_numeric(g[age_column], errors="coerce").dropna()
-        r["young_share"] = float((age < cfg.young_days).mean()) if len(age) else nan
+    if age_column in df:
+        age = pd.to_numeric(df[age_column], errors="coerce")
+        young = (age < cfg.young_days).where(age.notna())
+        t["young_share"] = young.astype(float).groupby(by).mean()
     else:
-        r["young_share"] = nan
+        t["young_share"] = nan
 
-    tt = t[np.isfinite(t)]
-    if len(tt) >= 2 and window > 0:
-        span = float(np.quantile(tt, 0.9) - np.quantile(tt, 0.1))
-        r["burst_span"], r["burst_seconds"] = span / window, span
-    else:
-        r["burst_span"], r["burst_seconds"] = nan, nan
+    ts = pd.Series(_seconds(df["ts"]))
+    ts = ts.where(np.isfinite(ts))
+    window = float(ts.max() - ts.min()) if ts.notna().any() else nan
+    q = ts.groupby(by).quantile([0.1, 0.9]).unstack()
+    span = (q[0.9] - q[0.1]).where(ts.groupby(by).count() >= 2)
+    t["burst_seconds"] = span
+    t["burst_span"] = span / window if window > 0 else nan
 
     # identical: the same path *or* a tight embedding cloud is enough
-    r["sig_identical"] = _combine(
-        [ramp(path_share, *cfg.path_share), ramp(r["dispersion_ratio"], *cfg.dispersion_ratio)],
-        max,
-    )
+    same = ramp(t["path_share"].to_numpy(dtype=float), *cfg.path_share)
+    tight = ramp(t["dispersion_ratio"].to_numpy(dtype=float), *cfg.dispersion_ratio)
+    t["sig_identical"] = _nan_reduce(np.fmax, same, tight)
     # machine: a bot is fast *and* regular; either alone is a hurried or erratic human
-    r["sig_machine"] = _combine(
-        [ramp(r["median_dwell"], *cfg.median_dwell_s), ramp(r["dwell_cv"], *cfg.dwell_cv)], min
-    )
-    r["sig_shared_ids"] = ramp(best_conc, *cfg.id_concentration)
-    r["sig_young"] = ramp(r["young_share"], *cfg.young_share)
-    r["sig_burst"] = ramp(r["burst_span"], *cfg.burst_span)
+    fast = ramp(t["median_dwell"].to_numpy(dtype=float), *cfg.median_dwell_s)
+    regular = ramp(t["dwell_cv"].to_numpy(dtype=float), *cfg.dwell_cv)
+    t["sig_machine"] = _nan_reduce(np.fmin, fast, regular)
+    t["sig_shared_ids"] = ramp(t["id_concentration"].to_numpy(dtype=float), *cfg.id_concentration)
+    t["sig_young"] = ramp(t["young_share"].to_numpy(dtype=float), *cfg.young_share)
+    t["sig_burst"] = ramp(t["burst_span"].to_numpy(dtype=float), *cfg.burst_span)
 
-    sigs = {s: r[f"sig_{s}"] for s in SIGNALS}
-    avail = {s: v for s, v in sigs.items() if not math.isnan(v) and cfg.weights.get(s, 0) > 0}
-    wsum = sum(cfg.weights[s] for s in avail)
-    score = sum(cfg.weights[s] * v for s, v in avail.items()) / wsum if wsum else nan
-    n_strong = sum(v >= cfg.strong for v in avail.values())
-    r["coordination_score"] = score
-    r["n_strong_signals"] = n_strong
-    r["coordination_flag"] = bool(
-        len(g) >= cfg.min_size
-        and not math.isnan(score)
-        and score >= cfg.score_threshold
-        and n_strong >= cfg.min_strong
+    sig = np.column_stack([t[f"sig_{s}"].to_numpy(dtype=float) for s in SIGNALS])
+    w = np.array([cfg.weights.get(s, 0.0) for s in SIGNALS])
+    avail = ~np.isnan(sig) & (w > 0)
+    wsum = (avail * w).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t["coordination_score"] = np.where(
+            wsum > 0, (np.where(avail, sig, 0) * w).sum(axis=1) / wsum, nan
+        )
+    t["n_strong_signals"] = (avail & (np.nan_to_num(sig) >= cfg.strong)).sum(axis=1)
+    sizes = by.value_counts().reindex(t.index)
+    t["coordination_flag"] = (
+        (sizes >= cfg.min_size)
+        & (t["coordination_score"] >= cfg.score_threshold)
+        & (t["n_strong_signals"] >= cfg.min_strong)
     )
-    return r
+    return t
+
+
+def _nan_reduce(
+    how: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """Combine sub-signals, ignoring the one that could not be computed (fmax/fmin do)."""
+    with np.errstate(invalid="ignore"):
+        return how(a, b)
 
 
 def _reason(row: dict, cfg: CoordinationConfig) -> str:
