@@ -151,8 +151,10 @@ def timeline(
     t = ts.reset_index(drop=True) if isinstance(ts, pd.Series) else pd.Series(ts)
     if pd.api.types.is_numeric_dtype(t):
         t = pd.to_datetime(t, unit="ms", utc=True)  # epoch milliseconds, as in the data contract
-    else:
-        t = pd.to_datetime(t, utc=True)
+    elif not pd.api.types.is_datetime64_any_dtype(t):
+        t = pd.to_datetime(t, utc=True, format="ISO8601")
+    elif t.dt.tz is None:
+        t = t.dt.tz_localize("UTC")
     t = t.dt.tz_localize(None)
     labels = np.asarray(labels)
     sizes = pd.Series(labels[labels != NOISE]).value_counts()

@@ -114,11 +114,16 @@ def ramp(x: float | np.ndarray, zero_at: float, one_at: float) -> np.ndarray:
     return out if out.ndim else out[()]
 
 
+def to_utc(ts: pd.Series) -> pd.Series:
+    """Parse ISO-8601 strings (mixed offsets and precisions allowed) to UTC timestamps."""
+    return pd.to_datetime(ts, utc=True, format="ISO8601")
+
+
 def _seconds(ts: pd.Series) -> np.ndarray:
     """Timestamps as float seconds; numeric input is taken as already comparable."""
     if pd.api.types.is_numeric_dtype(ts):
         return ts.to_numpy(dtype=np.float64)
-    t = pd.to_datetime(ts, utc=True) if not pd.api.types.is_datetime64_any_dtype(ts) else ts
+    t = ts if pd.api.types.is_datetime64_any_dtype(ts) else to_utc(ts)
     if getattr(t.dt, "tz", None) is not None:
         t = t.dt.tz_convert("UTC").dt.tz_localize(None)
     return t.astype("datetime64[ns]").to_numpy().astype("int64") / 1e9
@@ -323,8 +328,8 @@ def _coordination_table(
     ts = pd.Series(_seconds(df["ts"]))
     ts = ts.where(np.isfinite(ts))
     window = float(ts.max() - ts.min()) if ts.notna().any() else nan
-    q = ts.groupby(by).quantile([0.1, 0.9]).unstack()
-    span = (q[0.9] - q[0.1]).where(ts.groupby(by).count() >= 2)
+    lo, hi = ts.groupby(by).quantile(0.1), ts.groupby(by).quantile(0.9)
+    span = (hi - lo).where(ts.groupby(by).count() >= 2)
     t["burst_seconds"] = span
     t["burst_span"] = span / window if window > 0 else nan
 

@@ -238,3 +238,29 @@ def test_shared_ids_judged_against_chance() -> None:
     assert big["sig_shared_ids"] == 0.0
     assert ring["n_distinct_ids"] == 4 and ring["id_concentration"] > 9
     assert ring["sig_shared_ids"] == 1.0
+
+
+def test_edge_inputs() -> None:
+    empty = pd.DataFrame(
+        {"cluster": pd.Series([], dtype=int), "label": pd.Series([], dtype=float), "ts": []}
+    )
+    assert assess_risk(empty.assign(ts=pd.to_datetime(empty["ts"], utc=True))).empty
+    iso = pd.DataFrame(
+        {
+            "cluster": [-1, 0, 0, 0, 1],
+            "label": np.nan,  # no labels at all: base rate unknown, nothing label-flagged
+            "ts": [
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T01:00:00+01:00",
+                "2026-01-02",
+                "2026-01-02T10:00:00.123Z",
+                "2026-01-04",
+            ],
+            "device_id": None,
+        }
+    )
+    risk = assess_risk(iso, id_columns=["device_id", "not_there"]).set_index("cluster")
+    assert not risk["risky"].any()
+    assert risk.loc[0, "burst_seconds"] > 0
+    assert np.isnan(risk.loc[0, "id_concentration"])
+    assert np.isnan(risk.loc[1, "burst_span"])  # one member: no span
