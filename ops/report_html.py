@@ -163,6 +163,15 @@ def _all_clusters_table(risk: pd.DataFrame, top: int = 100) -> str:
     return f"{note}<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _base_rate(risk: pd.DataFrame) -> float:
+    """From `assess_risk`'s attrs, or recomputed: attrs do not survive every Parquet round-trip."""
+    base = risk.attrs.get("base_rate")
+    if base is None and {"n_fraud", "n_labelled"} <= set(risk.columns):
+        n = risk["n_labelled"].sum()
+        base = float(risk["n_fraud"].sum() / n) if n else float("nan")
+    return float("nan") if base is None else float(base)
+
+
 def _kpis(ctx: ReportContext) -> dict[str, str]:
     risk = ctx.risk
     clusters = risk[risk["cluster"] != NOISE]
@@ -175,7 +184,7 @@ def _kpis(ctx: ReportContext) -> dict[str, str]:
         "risky clusters": _fmt(int(clusters["risky"].sum())),
         "in risky clusters": _fmt(int(clusters.loc[clusters["risky"], "size"].sum())),
     }
-    base = risk.attrs.get("base_rate")
+    base = _base_rate(risk)
     if base is not None and base == base:
         out["base fraud rate"] = f"{base:.2%}"
     if ctx.missed is not None:
@@ -199,7 +208,7 @@ def render_report(ctx: ReportContext) -> str:
     figs.append(_try_img(lambda: plots.cluster_sizes(ctx.risk), "Cluster sizes"))
     if (ctx.risk["n_labelled"] > 0).any():
         figs.append(_try_img(
-            lambda: plots.fraud_rates(ctx.risk, ctx.risk.attrs.get("base_rate")),
+            lambda: plots.fraud_rates(ctx.risk, _base_rate(ctx.risk)),
             "Fraud rate per cluster where labels exist"))  # fmt: skip
     if ctx.ts is not None and ctx.labels is not None and len(ctx.ts) == len(ctx.labels):
         figs.append(_try_img(lambda: plots.timeline(ctx.ts, ctx.labels, risky_ids), "Timeline"))

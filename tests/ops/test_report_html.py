@@ -115,3 +115,11 @@ def test_markdown_summary(ctx: ReportContext) -> None:
     assert re.search(r"^\| 4 \| ", md, flags=re.M)
     assert EVIL not in md and "&lt;script&gt;" in md
     assert "**dbcv**: 0.22" in md
+
+
+def test_base_rate_recomputed_without_attrs(ctx: ReportContext) -> None:
+    risk = ctx.risk.copy()
+    risk.attrs = {}  # as after a Parquet round-trip that drops attrs
+    expected = risk["n_fraud"].sum() / risk["n_labelled"].sum()
+    md = render_markdown_summary(ReportContext(run_id="r", risk=risk))
+    assert f"**base fraud rate**: {expected:.2%}" in md
