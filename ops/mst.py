@@ -245,6 +245,91 @@ def _partition(X: np.ndarray, L: int, seed: int, n_iter: int = 2) -> np.ndarray:
     return assign.astype(np.int64)
 
 
+def _cell_round(
+    cells: CellPartition,
+    pts: np.ndarray,
+    comp: np.ndarray,
+    core: np.ndarray,
+    wp: np.ndarray,
+    qp: np.ndarray,
+    ncomp: int,
+) -> None:
+    """Exact cell search for ``pts``, updating per-point best edges ``wp``/``qp`` in place."""
+    # the component's current best edge is the bound every member must beat
+    cb = np.full(ncomp, np.inf)
+    np.minimum.at(cb, comp, wp)
+    thresh = cb[comp[pts]]
+    inf_pts = ~np.isfinite(thresh)
+    if inf_pts.any():
+        ub_w, ub_q = cells.upper_bounds(pts[inf_pts], comp, core)
+        cb2 = np.full(ncomp, np.inf)
+        np.minimum.at(cb2, comp[pts[inf_pts]], ub_w)
+        thresh[inf_pts] = cb2[comp[pts[inf_pts]]]
+        better = ub_w < wp[pts[inf_pts]]
+        wp[pts[inf_pts][better]] = ub_w[better]
+        qp[pts[inf_pts][better]] = ub_q[better]
+    # search strictly below the bound, but an edge equal to it must still be found when
+    # nothing else was: nextafter keeps that edge eligible
+    sw, sq = cells.search(pts, np.nextafter(thresh, np.inf), comp, core)
+    better = sw < wp[pts]
+    wp[pts[better]] = sw[better]
+    qp[pts[better]] = sq[better]
+
+
+def _frontier(X: np.ndarray, pts: np.ndarray, comp: np.ndarray, size: int) -> np.ndarray:
+    """Per component, the ``size`` points of ``pts`` closest to another component's centroid."""
+    comps, inv = np.unique(comp, return_inverse=True)
+    counts = np.bincount(inv)
+    cent = np.zeros((len(comps), X.shape[1]))
+    np.add.at(cent, inv, X.astype(np.float64))
+    cent /= counts[:, None]
+    pc = np.searchsorted(comps, comp[pts])
+    P = X[pts].astype(np.float64)
+    d2 = (P * P).sum(1)[:, None] + (cent * cent).sum(1)[None, :] - 2 * P @ cent.T
+    d2[np.arange(len(pts)), pc] = np.inf
+    near = d2.min(1)
+    order = np.lexsort((near, pc))
+    rank = np.empty(len(pts), np.int64)
+    sorted_pc = pc[order]
+    starts = np.r_[0, np.flatnonzero(sorted_pc[1:] != sorted_pc[:-1]) + 1]
+    rank[order] = np.arange(len(pts)) - np.repeat(starts, np.diff(np.r_[starts, len(pts)]))
+    return pts[rank < size]
+
+
+def _complement_search(
+    X: np.ndarray, pts: np.ndarray, comp: np.ndarray, core: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` nearest points of other components for each of ``pts``, via FAISS flat.
+
+    Returns ``(idx, mr, radius)``: neighbour ids (``-1`` padded), their float64 mutual
+    reachability, and a lower bound on the distance to any unlisted point of another
+    component (``inf`` when the list holds all of them).
+    """
+    import faiss
+
+    out_q = np.full((len(pts), k), -1, np.int64)
+    out_w = np.full((len(pts), k), np.inf)
+    radius = np.full(len(pts), np.inf)
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    pc = comp[pts]
+    for c in np.unique(pc):
+        sel = np.flatnonzero(pc == c)
+        others = np.flatnonzero(comp != c)
+        index = faiss.IndexFlatL2(X.shape[1])
+        index.add(X32[others])
+        kk = min(k, len(others))
+        d32, loc = index.search(X32[pts[sel]], kk)
+        q = others[loc]
+        diff = X[q].astype(np.float64) - X[pts[sel]][:, None, :].astype(np.float64)
+        d = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+        out_q[sel, :kk] = q
+        out_w[sel, :kk] = np.maximum(np.maximum(d, core[q]), core[pts[sel]][:, None])
+        if kk < len(others):
+            # float32 list radius, shrunk by a relative 1e-5 so rounding cannot certify
+            radius[sel] = np.sqrt(np.maximum(d32[:, -1], 0)).astype(np.float64) * (1 - 1e-5)
+    return out_q, out_w, radius
+
+
 def _per_component_best(
     comp: np.ndarray, ncomp: int, w: np.ndarray, u: np.ndarray, v: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -279,6 +364,9 @@ def mutual_reachability_mst(
     n_cells: int | None = None,
     seed: int = 0,
     stats: dict[str, Any] | None = None,
+    max_complement_comps: int = 64,
+    complement_k: int = 16,
+    frontier_size: int = 512,
 ) -> np.ndarray:
     """Borůvka MST of the complete mutual-reachability graph.
 
@@ -299,6 +387,14 @@ def mutual_reachability_mst(
         :class:`CellPartition` settings.
     stats : dict, optional
         Filled with per-round diagnostics (rounds, searched points).
+    max_complement_comps : int
+        Rounds whose uncertain points span at most this many components search each
+        component against its complement (FAISS flat) instead of the cell partition.
+    complement_k : int
+        List length of complement searches; certification falls back to cells if short.
+    frontier_size : int
+        ``exact=False`` only: per stuck component, how many of its points (those nearest
+        to other components' centroids) are searched.
 
     Returns
     -------
@@ -328,36 +424,54 @@ def mutual_reachability_mst(
     edges_w: list[np.ndarray] = []
     cells: CellPartition | None = None
     info: dict[str, Any] = {"rounds": 0, "searched": []}
+    # lists of nearest *other-component* points found by complement searches; they stay
+    # valid (and their radius stays a bound) as components only grow
+    ext_q = np.full((0, complement_k), -1, np.int64)
+    ext_w = np.full((0, complement_k), np.inf)
+    has_ext = np.zeros(n, bool)
     while ncomp > 1:
         info["rounds"] += 1
         Wm = np.where(comp[safe_idx] == comp[:, None], np.inf, W)
         j = Wm.argmin(1)
         wp = Wm[rows, j]
         qp = np.where(np.isfinite(wp), knn_idx[rows, j], -1)
+        if has_ext.any():
+            e = np.flatnonzero(has_ext)
+            Em = np.where(comp[np.maximum(ext_q[e], 0)] == comp[e][:, None], np.inf, ext_w[e])
+            je = Em.argmin(1)
+            we = Em[np.arange(len(e)), je]
+            better = we < wp[e]
+            wp[e[better]] = we[better]
+            qp[e[better]] = ext_q[e, je][better]
         bw, _, _ = _per_component_best(comp, ncomp, wp, rows, qp)
         need = bound < bw[comp] if exact else ~np.isfinite(bw[comp])
         pts = np.flatnonzero(need)
         info["searched"].append(len(pts))
         if len(pts):
-            if cells is None:
-                cells = CellPartition(X, core, n_cells=n_cells, seed=seed)
-            thresh = bw[comp[pts]]
-            inf_pts = ~np.isfinite(thresh)
-            if inf_pts.any():
-                ub_w, ub_q = cells.upper_bounds(pts[inf_pts], comp, core)
-                # a component's bound is the best of its members' bounds
-                cb = np.full(ncomp, np.inf)
-                np.minimum.at(cb, comp[pts[inf_pts]], ub_w)
-                thresh[inf_pts] = cb[comp[pts[inf_pts]]]
-                better = ub_w < wp[pts[inf_pts]]
-                wp[pts[inf_pts][better]] = ub_w[better]
-                qp[pts[inf_pts][better]] = ub_q[better]
-            # search strictly below the bound, but an edge equal to it must still be found
-            # when nothing else was: nextafter keeps that edge eligible
-            sw, sq = cells.search(pts, np.nextafter(thresh, np.inf), comp, core)
-            better = sw < wp[pts]
-            wp[pts[better]] = sw[better]
-            qp[pts[better]] = sq[better]
+            qcomps = np.unique(comp[pts])
+            if len(qcomps) <= max_complement_comps:
+                # few (typically cluster-sized) components: in high dimension no spatial bound
+                # separates them (distances concentrate), so search each component's points
+                # against everything outside it with FAISS and certify from the list radius
+                if not exact:
+                    pts = _frontier(X, pts, comp, frontier_size)
+                lq, lw, rad = _complement_search(X, pts, comp, core, complement_k)
+                if ext_q.shape[0] == 0:
+                    ext_q = np.full((n, complement_k), -1, np.int64)
+                    ext_w = np.full((n, complement_k), np.inf)
+                ext_q[pts], ext_w[pts] = lq, lw
+                has_ext[pts] = True
+                bound[pts] = np.maximum(bound[pts], rad)
+                jl = lw.argmin(1)
+                wl = lw[np.arange(len(pts)), jl]
+                better = wl < wp[pts]
+                wp[pts[better]] = wl[better]
+                qp[pts[better]] = lq[np.arange(len(pts)), jl][better]
+                pts = pts[wp[pts] > bound[pts]] if exact else pts[:0]
+            if len(pts):
+                if cells is None:
+                    cells = CellPartition(X, core, n_cells=n_cells, seed=seed)
+                _cell_round(cells, pts, comp, core, wp, qp, ncomp)
         bw, bu, bv = _per_component_best(comp, ncomp, wp, rows, qp)
         has = bu >= 0
         if not has.any():
@@ -395,7 +509,8 @@ def default_graph_k(min_samples: int, n: int) -> int:
     """kNN list length (self included) for the seed graph.
 
     ``min_samples + 1`` is the minimum for core distances; longer lists certify more
-    components without search. 2 x min_samples (at least 16) was the knee at 100k x 32.
+    components without search. ``min(2 m, m + 16)`` (at least 16) certified most
+    points at 20k x 32 while keeping n x k memory modest at 1M rows.
     """
-    return int(min(n, max(min_samples + 1, 2 * min_samples, 16)))
+    return int(min(n, max(min_samples + 1, min(2 * min_samples, min_samples + 16), 16)))
 
