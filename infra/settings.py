@@ -73,4 +73,7 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     # Ray's usage-stats prompt and Prefect's telemetry reach outside this machine.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The ephemeral API is a subprocess; on a busy 2-core machine it needs more than 20 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     return settings

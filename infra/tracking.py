@@ -137,5 +137,8 @@ def log_torch_model(
             extra_files=extra_files,
             registered_model_name=registered_model_name,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            # torch.export cannot trace packed LSTM sequences, so the pickle format it is;
+            # it is read back only through MLflow's loader, from our own registry.
+            serialization_format="pickle",
         )
     return info.model_uri

@@ -17,8 +17,8 @@ from catalog.datasets import Catalog
 from infra.ray import ensure_ray, on_cluster
 from infra.tracking import RunLogger
 from ops.training import embed
+from tasks.io import load_sequences, log_dataset, split_lists
 from tasks.pretrain import PretrainResult, load_encoder
-from tasks.sequences import load_sequences, split_lists
 
 
 class EmbedParams(BaseModel):
@@ -79,7 +79,7 @@ def embed_sequences(
         vectors = embed(encoder, tokens, dwell, pretrained.max_len, params.batch_size)
     catalog = Catalog(output_root)
     digest = catalog.save_vectors("embeddings", txn_ids, vectors)
-    RunLogger(run_id).artifact(catalog.local_path("embeddings"), "embeddings")
+    log_dataset(RunLogger(run_id), catalog, "embeddings", "embeddings")
     get_run_logger().info(
         "embedded %d sequences (%s) into %d dimensions",
         len(txn_ids),

@@ -23,6 +23,7 @@ from ops.validation import (
     quarantine_rows,
     transaction_checks,
 )
+from tasks.io import log_dataset
 
 
 class IngestParams(BaseModel):
@@ -172,8 +173,8 @@ def ingest(
         )
     tracker.dataset(transactions_uri, "transactions", txns_digest, "input", raw_txns.num_rows)
     tracker.dataset(events_uri, "events", events_digest, "input", raw_events.num_rows)
-    tracker.artifact(catalog.local_path("quarantine"), "ingest")
-    tracker.artifact(catalog.local_path("vocabulary"), "ingest")
+    log_dataset(tracker, catalog, "quarantine", "ingest")
+    log_dataset(tracker, catalog, "vocabulary", "ingest")
     inputs = {"transactions": txns_digest, "events": events_digest}
     return IngestResult(
         input_digests=inputs, digests=digests, counts=counts, vocabulary_size=len(vocabulary)

@@ -1,11 +1,12 @@
-"""Load ingest's sequences dataset as the arrays the encoder ops take."""
+"""Glue between the catalog, the ops' array inputs and run tracking, shared by the tasks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 
-from catalog.datasets import Catalog
+from catalog.datasets import DATASETS, Catalog
+from infra.tracking import RunLogger
 
 
 def split_lists(column: pa.ChunkedArray, dtype: type) -> list[np.ndarray]:
@@ -29,3 +30,8 @@ def load_sequences(
         split_lists(table.column("tokens"), np.int64),
         split_lists(table.column("dwell"), np.float32),
     )
+
+
+def log_dataset(tracker: RunLogger, catalog: Catalog, name: str, artifact_dir: str) -> None:
+    """Copy a dataset the run wrote into its MLflow artifacts, wherever the output root lives."""
+    tracker.bytes_artifact(catalog.load_bytes(name), f"{artifact_dir}/{DATASETS[name].filename}")

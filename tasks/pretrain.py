@@ -30,7 +30,7 @@ from ops.encoder_export import PackedSequenceEncoder, pack_sequences
 from ops.objectives import build_objective
 from ops.sequence_batch import SequenceCollator, SequenceDataset
 from ops.training import evaluate, set_seed, train_epoch
-from tasks.sequences import load_sequences
+from tasks.io import load_sequences
 
 STATE_FILE = "state.pt"
 
@@ -231,14 +231,17 @@ def pretrain(
     with best.as_directory() as directory:
         encoder = load_encoder(directory, encoder_config)
     example = pack_sequences(*load_sequences(output_root, limit=4)[1:], max_len=max_len)
-    model_uri = log_torch_model(
-        run_id,
-        PackedSequenceEncoder(encoder),
-        name="encoder",
-        input_example=example,
-        extra_files=[Catalog(output_root).local_path("vocabulary")],
-        registered_model_name=get_settings().registered_model,
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        vocabulary = Path(tmp) / "vocabulary.json"  # versioned with the model it indexes
+        vocabulary.write_bytes(Catalog(output_root).load_bytes("vocabulary"))
+        model_uri = log_torch_model(
+            run_id,
+            PackedSequenceEncoder(encoder),
+            name="encoder",
+            input_example=example,
+            extra_files=[str(vocabulary)],
+            registered_model_name=get_settings().registered_model,
+        )
     logger.info(
         "pretrained %d epochs; best val_loss %.4f; encoder logged as %s",
         len(history),

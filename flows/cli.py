@@ -1,0 +1,110 @@
+"""``shoal``: the command line of data engineers and the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.settings import configure_environment
+
+app = typer.Typer(add_completion=False, help="Find fraud rings in payment click-streams.")
+console = Console()
+
+
+def _params(config: Path | None) -> Any:
+    from flows.params import PipelineParams
+
+    return PipelineParams.from_yaml(config) if config else PipelineParams()
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    counts = summary["ingest"]
+    for source, c in counts.items():
+        console.print(
+            f"[bold]{source}[/]: {c['rows_in']:,} rows in = {c['accepted']:,} accepted"
+            f" + {c['quarantined']:,} quarantined"
+        )
+    console.print(
+        f"[bold]{summary['n_clusters']}[/] clusters over {summary['n_transactions']:,} "
+        f"transactions ({100 * summary['noise_share']:.1f}% noise); "
+        f"[bold red]{len(summary['risky_clusters'])}[/] risky"
+    )
+    table = Table("cluster", "size", "why risky", "rule", title="Risky clusters")
+    for c in summary["risky_clusters"]:
+        table.add_row(
+            str(c["cluster"]), f"{c['size']:,}", c["reason"], " OR ".join(c["rules"]) or "-"
+        )
+    console.print(table)
+    metrics = summary["metrics"]
+    if "labels.fraud_caught" in metrics:
+        caught, precision = metrics["labels.fraud_caught"], metrics["labels.risky_precision"]
+        console.print(
+            f"Labelled fraud inside risky clusters: [bold]{100 * caught:.1f}%[/]; "
+            f"precision of the risky set (labelled): [bold]{100 * precision:.1f}%[/]"
+        )
+    console.print(f"Outputs: {summary['output']}  (report: {summary['output']}/report.html)")
+    console.print(f"MLflow run: {summary['run_id']}  (browse with `make mlflow-ui`)")
+
+
+@app.command()
+def demo(
+    transactions: Annotated[int, typer.Option(help="synthetic transactions")] = 50_000,
+    seed: Annotated[int, typer.Option(help="generator seed")] = 0,
+    config: Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")] = None,
+) -> None:
+    """Generate a synthetic shop with known fraud rings and run the whole flow on it."""
+    configure_environment()
+    from flows.demo import run_demo
+
+    summary, rings = run_demo(transactions, seed, _params(config))
+    _print_summary(summary)
+    table = Table(
+        "pattern",
+        "transactions",
+        "in risky clusters",
+        "share of risky set",
+        title="Planted patterns (truth is read only after the run)",
+    )
+    for row in rings.itertuples():
+        table.add_row(
+            str(row.pattern),
+            f"{row.n:,}",
+            f"{100 * row.recall:.1f}%",
+            f"{100 * row.share_of_risky:.1f}%",
+        )
+    console.print(table)
+    precision = rings.attrs.get("risky_precision")
+    if precision is not None:
+        console.print(
+            f"Precision of the risky set against the truth: [bold]{100 * precision:.1f}%[/]"
+        )
+
+
+@app.command()
+def run(
+    events: Annotated[str, typer.Option(help="events file, directory or URI")],
+    transactions: Annotated[str, typer.Option(help="transactions file, directory or URI")],
+    output: Annotated[
+        str | None, typer.Option(help="output location (default .shoal/runs/<id>)")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")] = None,
+) -> None:
+    """Run the fraud-clustering flow on your own data."""
+    configure_environment()
+    from catalog.schemas import InputError
+    from flows.fraud_clustering import fraud_clustering
+
+    try:
+        summary = fraud_clustering(events, transactions, output, _params(config))
+    except InputError as err:
+        console.print(f"[bold red]input rejected:[/] {err}")
+        raise typer.Exit(2) from err
+    _print_summary(summary)
+
+
+if __name__ == "__main__":
+    app()

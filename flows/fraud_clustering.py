@@ -1,0 +1,54 @@
+"""The main flow: raw events and transactions in, explained fraud clusters out.
+
+Wiring only: each stage is a task that reads and writes the run's catalog and logs to the
+run's single MLflow run; what passes between tasks is small (paths, digests, histories).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.params import PipelineParams
+from infra.settings import get_settings
+from infra.tracking import RunLogger, tracked_run
+from tasks.cluster import cluster
+from tasks.embed import embed_sequences
+from tasks.evaluate import evaluate
+from tasks.explain import explain
+from tasks.features import build_features
+from tasks.ingest import ingest
+from tasks.pretrain import pretrain
+from tasks.report import report
+
+
+@flow(name="fraud_clustering")
+def fraud_clustering(
+    events: str,
+    transactions: str,
+    output: str | None = None,
+    params: PipelineParams | None = None,
+) -> dict[str, Any]:
+    """Cluster one window of transactions by behaviour and explain the risky clusters.
+
+    ``output`` defaults to ``.shoal/runs/<MLflow run id>``.
+    """
+    params = params or PipelineParams()
+    tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "fraud_clustering"}
+    with tracked_run(str(flow_run.get_name() or "fraud_clustering"), tags) as run_id:
+        root = output or str(get_settings().runs_dir / run_id)
+        RunLogger(run_id).params({"events": events, "transactions": transactions, "output": root})
+        get_run_logger().info("run %s writes to %s", run_id, root)
+
+        ingested = ingest(events, transactions, root, params.ingest, run_id)
+        max_len = params.ingest.max_sequence_length
+        pretrained = pretrain(root, ingested.vocabulary_size, max_len, params.pretrain, run_id)
+        embed_sequences(root, pretrained, params.embed, run_id)
+        build_features(root, params.features, run_id)
+        cluster(root, params.cluster, run_id)
+        evaluate(root, params.risk, run_id)
+        explain(root, params.explain, run_id)
+        losses = [h["val_loss"] for h in pretrained.history]
+        return report(root, run_id, losses, params.model_dump(mode="json"))

@@ -1,0 +1,46 @@
+"""Per-transaction session statistics that investigators read: path, pace, duration.
+
+Risk scoring and narratives need "how fast" and "which way" in human units (seconds, page
+names), which the learned embedding cannot give; these come straight from the sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+PATH_SEPARATOR = ">"
+
+
+def session_stats(
+    tokens: Sequence[np.ndarray],
+    dwell: Sequence[np.ndarray],
+    vocabulary: Sequence[str],
+    path_length: int = 8,
+) -> pd.DataFrame:
+    """``median_dwell``, ``dwell_cv`` (gaps after the first event), ``duration`` (s),
+    ``n_events`` and ``path`` (the first ``path_length`` page names joined by ``>``)."""
+    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+    row = np.repeat(np.arange(len(tokens)), lengths)
+    flat = np.concatenate(dwell) if len(dwell) else np.zeros(0)
+    is_gap = np.ones(len(flat), dtype=bool)
+    is_gap[np.r_[0, np.cumsum(lengths)[:-1]][lengths > 0]] = False  # first event has no gap
+    gaps = pd.Series(flat[is_gap]).groupby(row[is_gap])
+    names = np.array(["<pad>", "<oov>", *vocabulary], dtype=object)
+    paths = [PATH_SEPARATOR.join(names[t[:path_length]]) for t in tokens]
+    median = gaps.median().reindex(range(len(tokens)))
+    mean, std = (
+        gaps.mean().reindex(range(len(tokens))),
+        gaps.std(ddof=0).reindex(range(len(tokens))),
+    )
+    return pd.DataFrame(
+        {
+            "median_dwell": median.to_numpy(),
+            "dwell_cv": (std / mean.where(mean > 0)).to_numpy(),
+            "duration": pd.Series(flat).groupby(row).sum().reindex(range(len(tokens))).to_numpy(),
+            "n_events": lengths,
+            "path": paths,
+        }
+    )

@@ -1,0 +1,112 @@
+"""Evaluate: cluster quality, and which clusters are risky (by labels or by coordination)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from pydantic import BaseModel, Field
+
+from catalog.datasets import Catalog
+from infra.tracking import RunLogger
+from ops.behaviour import session_stats
+from ops.features import FeatureSpec
+from ops.metrics import cluster_quality
+from ops.risk import CoordinationConfig, LabelConfig, RiskConfig, assess_risk
+from tasks.io import load_sequences, log_dataset
+
+
+class RiskParams(BaseModel):
+    min_labelled: int = Field(5, ge=1, description="labelled members before labels can flag")
+    min_fraud_rate: float = Field(0.2, ge=0, le=1, description="floor on the Wilson lower bound")
+    min_lift: float = Field(3.0, ge=1, description="Wilson lower bound over base rate")
+    coordination_threshold: float = Field(0.4, ge=0, le=1)
+    id_columns: list[str] | None = Field(
+        None, description="shared-id signals; default: high-cardinality text columns"
+    )
+    age_column: str = "account_age_days"
+    quality_sample: int = Field(5000, ge=100)
+
+
+def transactions_view(catalog: Catalog) -> pd.DataFrame:
+    """Accepted transactions joined with their cluster and session stats, in clustering order."""
+    assignments = catalog.load_frame("assignments")
+    txns = catalog.load_frame("transactions").set_index("txn_id")
+    behaviour = catalog.load_frame("behaviour").set_index("txn_id")
+    view = assignments.join(txns, on="txn_id").join(behaviour, on="txn_id")
+    if "label" not in view:
+        view["label"] = np.nan
+    return view
+
+
+@task(name="evaluate")
+def evaluate(output_root: str, params: RiskParams, run_id: str) -> dict[str, float]:
+    catalog = Catalog(output_root)
+    txn_ids, tokens, dwell = load_sequences(output_root)
+    stats = session_stats(tokens, dwell, catalog.load_json("vocabulary"))
+    catalog.save_table("behaviour", stats.assign(txn_id=txn_ids))
+
+    view = transactions_view(catalog)
+    spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
+    id_columns = params.id_columns
+    if id_columns is None:
+        id_columns = [c.name for c in spec.columns if c.kind == "frequency"]
+    emb_ids, embeddings = catalog.load_vectors("embeddings")
+    embeddings = embeddings[pd.Index(emb_ids).get_indexer(view["txn_id"])]
+    config = RiskConfig(
+        labels=LabelConfig(
+            min_labelled=params.min_labelled,
+            min_rate=params.min_fraud_rate,
+            min_lift=params.min_lift,
+        ),
+        coordination=CoordinationConfig(score_threshold=params.coordination_threshold),
+    )
+    risk = assess_risk(
+        view,
+        id_columns=id_columns,
+        embeddings=embeddings,
+        age_column=params.age_column,
+        config=config,
+    )
+    _, hybrid = catalog.load_vectors("hybrid")
+    metrics = {
+        f"quality.{k}": float(v)
+        for k, v in cluster_quality(
+            hybrid, view["cluster"].to_numpy(), params.quality_sample
+        ).items()
+    }
+    metrics.update(label_metrics(view, set(risk.loc[risk["risky"], "cluster"])))
+    metrics["risk.n_risky_clusters"] = float(risk["risky"].sum())
+    catalog.save_table("risk", risk)
+    catalog.save_json("metrics", metrics)
+
+    tracker = RunLogger(run_id)
+    tracker.params(params.model_dump(), prefix="risk.")
+    tracker.metrics(metrics)
+    log_dataset(tracker, catalog, "risk", "evaluate")
+    get_run_logger().info(
+        "%d of %d clusters risky (%d by labels, %d by coordination)",
+        int(risk["risky"].sum()),
+        int((risk["cluster"] >= 0).sum()),
+        int(risk["label_flag"].sum()),
+        int(risk["coordination_flag"].sum()),
+    )
+    return metrics
+
+
+def label_metrics(view: pd.DataFrame, risky: set[int]) -> dict[str, float]:
+    """Where labels exist: share of confirmed fraud inside risky clusters, and their precision."""
+    label = pd.to_numeric(view["label"], errors="coerce")
+    labelled = label.notna()
+    if not labelled.any():
+        return {}
+    in_risky = view["cluster"].isin(risky)
+    fraud = label == 1
+    caught = float((fraud & in_risky).sum() / max(fraud.sum(), 1))
+    precision = float(label[in_risky & labelled].mean()) if (in_risky & labelled).any() else np.nan
+    return {
+        "labels.fraud_caught": caught,
+        "labels.risky_precision": precision,
+        "labels.base_rate": float(label.mean()),
+        "labels.labelled_share": float(labelled.mean()),
+    }

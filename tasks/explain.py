@@ -1,0 +1,110 @@
+"""Explain: rules and a narrative for each risky cluster; the final per-transaction outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from prefect import get_run_logger, task
+from pydantic import BaseModel, Field
+
+from catalog.datasets import Catalog
+from infra.tracking import RunLogger
+from ops.features import FeatureSpec
+from ops.risk import missed_fraud, review_list
+from ops.rules import describe_behaviour, extract_all_rules, narrate
+from tasks.evaluate import transactions_view
+from tasks.io import log_dataset
+
+CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky"]
+
+
+class ExplainParams(BaseModel):
+    max_depth: int = Field(3, ge=1, le=6, description="conditions per rule at most")
+    max_rules: int = Field(3, ge=1, description="rules kept per risky cluster")
+    min_precision: float = Field(0.5, ge=0, le=1, description="weaker rules are dropped")
+
+
+@task(name="explain")
+def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, int]:
+    catalog = Catalog(output_root)
+    view = transactions_view(catalog)
+    risk = catalog.load_frame("risk")
+    risky_ids = [int(c) for c in risk.loc[risk["risky"], "cluster"]]
+    spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
+    # Rules read raw intuitive features (thresholds a person and an engine understand),
+    # never ids whose values mean nothing outside this window.
+    rule_columns = [c.name for c in spec.columns if c.kind != "frequency"]
+    rules = extract_all_rules(
+        view[rule_columns],
+        view["cluster"].to_numpy(),
+        risky_ids,
+        max_depth=params.max_depth,
+        max_rules=params.max_rules,
+        min_precision=params.min_precision,
+    )
+    narratives: dict[int, str] = {}
+    for cluster_id in risky_ids:
+        members = view.loc[view["cluster"] == cluster_id]
+        summary = risk.loc[risk["cluster"] == cluster_id].iloc[0]
+        narratives[cluster_id] = narrate(summary, rules[cluster_id], describe_behaviour(members))
+
+    risky_by_cluster = dict(zip(risk["cluster"], risk["risky"], strict=True))
+    view["risky"] = view["cluster"].map(risky_by_cluster).fillna(False).astype(bool)
+    summary = risk.assign(
+        rule_text=risk["cluster"].map(
+            lambda c: " OR ".join(f"({r.describe()})" for r in rules.get(int(c), []))
+        ),
+        narrative=risk["cluster"].map(lambda c: narratives.get(int(c), "")),
+    )
+    rules_doc = {
+        "clusters": [
+            {
+                "cluster": c,
+                "risk_reason": str(risk.loc[risk["cluster"] == c, "risk_reason"].iloc[0]),
+                "narrative": narratives[c],
+                "rules": [r.to_dict() for r in rules[c]],
+            }
+            for c in risky_ids
+        ]
+    }
+    has_decision = "decision" in view
+    missed = missed_fraud(view, risk) if has_decision else view.iloc[:0]
+    review = review_list(view, risk)
+    catalog.save_table("clusters", view[CLUSTER_COLUMNS])
+    catalog.save_table("clusters_summary", _parquet_safe(summary))
+    catalog.save_json("rules", rules_doc)
+    catalog.save_table("missed", _parquet_safe(missed))
+    catalog.save_table("review", _parquet_safe(review))
+
+    tracker = RunLogger(run_id)
+    tracker.params(params.model_dump(), prefix="explain.")
+    tracker.metrics(
+        {
+            "explain.n_rules": sum(len(r) for r in rules.values()),
+            "explain.missed_fraud": len(missed),
+            "explain.missed_fraud_amount": float(missed["amount"].sum()) if len(missed) else 0.0,
+            "explain.review_list": len(review),
+        }
+    )
+    for name in ("clusters", "clusters_summary", "rules"):
+        log_dataset(tracker, catalog, name, "outputs")
+    get_run_logger().info(
+        "%d rules for %d risky clusters; %d missed frauds; %d transactions to review",
+        sum(len(r) for r in rules.values()),
+        len(risky_ids),
+        len(missed),
+        len(review),
+    )
+    return {"risky_clusters": len(risky_ids), "missed_fraud": len(missed), "review": len(review)}
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns holding tuples or mixed values become JSON text, which Parquet can hold."""
+    out = frame.copy()
+    for name in out.columns:
+        if out[name].dtype == object:
+            out[name] = out[name].map(
+                lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str)
+            )
+    return out

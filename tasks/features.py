@@ -1,0 +1,49 @@
+"""Features: intuitive features encoded and joined with the sequence embedding (hybrid vector)."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from pydantic import BaseModel, Field
+
+from catalog.datasets import Catalog
+from catalog.schemas import NON_FEATURE_COLUMNS
+from infra.tracking import RunLogger
+from ops.features import fit_features, transform_features
+from ops.hybrid import hybrid_vectors
+from tasks.io import log_dataset
+
+
+class FeatureParams(BaseModel):
+    embedding_weight: float = Field(
+        1.0, ge=0, description="the behaviour block's share of distance"
+    )
+    feature_weight: float = Field(1.0, ge=0, description="the intuitive block's share of distance")
+    max_categories: int = Field(
+        12, ge=1, description="text columns with more values use reuse counts"
+    )
+
+
+@task(name="features")
+def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
+    catalog = Catalog(output_root)
+    txn_ids, embeddings = catalog.load_vectors("embeddings")
+    transactions = catalog.load_frame("transactions").set_index("txn_id", drop=False)
+    transactions = transactions.loc[txn_ids]
+    spec = fit_features(transactions, NON_FEATURE_COLUMNS, params.max_categories)
+    features = transform_features(spec, transactions)
+    vectors = hybrid_vectors(
+        [embeddings, features], [params.embedding_weight, params.feature_weight]
+    )
+    catalog.save_json("feature_spec", spec.to_dict())
+    digest = catalog.save_vectors("hybrid", txn_ids, vectors)
+    tracker = RunLogger(run_id)
+    tracker.params(params.model_dump(), prefix="features.")
+    tracker.params({"features.encoded": ",".join(spec.output_names)})
+    log_dataset(tracker, catalog, "feature_spec", "features")
+    get_run_logger().info(
+        "hybrid vectors: %d embedding + %d feature dimensions from columns %s",
+        embeddings.shape[1],
+        features.shape[1],
+        [c.name for c in spec.columns],
+    )
+    return digest

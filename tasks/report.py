@@ -1,0 +1,70 @@
+"""Report: the investigator's page, the run summary, a Prefect artifact and MLflow artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from catalog.datasets import Catalog
+from infra.tracking import RunLogger
+from ops.report_html import ReportContext, render_markdown_summary, render_report
+from ops.rules import Rule
+from tasks.evaluate import transactions_view
+from tasks.io import log_dataset
+
+
+@task(name="report")
+def report(
+    output_root: str, run_id: str, losses: list[float], params: dict[str, Any]
+) -> dict[str, Any]:
+    catalog = Catalog(output_root)
+    view = transactions_view(catalog)
+    risk = catalog.load_frame("risk")
+    metrics = catalog.load_json("metrics")
+    rules_doc = catalog.load_json("rules")
+    counts = catalog.load_json("ingest_counts")
+    _, hybrid = catalog.load_vectors("hybrid")
+    rules = {c["cluster"]: [Rule.from_dict(r) for r in c["rules"]] for c in rules_doc["clusters"]}
+    context = ReportContext(
+        run_id=run_id,
+        risk=risk,
+        labels=view["cluster"].to_numpy(),
+        X=hybrid,
+        ts=view["ts"],
+        losses=losses,
+        rules=rules,
+        narratives={c["cluster"]: c["narrative"] for c in rules_doc["clusters"]},
+        params=params,
+        metrics=metrics,
+        missed=catalog.load_frame("missed"),
+    )
+    catalog.save_text("report", render_report(context))
+    summary = {
+        "run_id": run_id,
+        "output": output_root,
+        "ingest": counts,
+        "n_transactions": len(view),
+        "n_clusters": int((risk["cluster"] >= 0).sum()),
+        "noise_share": float((view["cluster"] < 0).mean()),
+        "metrics": metrics,
+        "risky_clusters": [
+            {
+                "cluster": c["cluster"],
+                "size": int(risk.loc[risk["cluster"] == c["cluster"], "size"].iloc[0]),
+                "reason": c["risk_reason"],
+                "narrative": c["narrative"],
+                "rules": [r["text"] for r in c["rules"]],
+            }
+            for c in rules_doc["clusters"]
+        ],
+    }
+    catalog.save_json("summary", summary)
+    create_markdown_artifact(
+        render_markdown_summary(context), key="shoal-report", description="Shoal run summary"
+    )
+    tracker = RunLogger(run_id)
+    for name in ("report", "summary"):
+        log_dataset(tracker, catalog, name, "outputs")
+    return summary
