@@ -18,7 +18,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -182,38 +182,99 @@ def rules_from_json(text: str) -> list[Rule]:
 # --------------------------------------------------------------------------- extraction
 
 
-@dataclass
-class _Encoded:
-    """Tree-ready matrix plus, per column, how to turn a split back into a raw condition."""
+class _Features:
+    """The raw feature frame, prepared once for every cluster and candidate rule.
 
-    matrix: np.ndarray
-    meta: list[tuple[str, str, Any]] = field(default_factory=list)  # (feature, kind, category)
+    Holds (a) the encoding schema for the tree: numeric columns (missing values
+    as the median), booleans as 0/1, and the ``max_categories`` most frequent
+    values of each categorical column one-hot; and (b) per-column arrays for
+    evaluating conditions, with categories factorised so ``==`` is an integer
+    compare. At 1M rows and 10 clusters this took rule extraction from ~40 s to
+    a few seconds; the semantics are `Condition.mask`'s exactly.
+    """
 
+    def __init__(self, features: pd.DataFrame, max_categories: int) -> None:
+        self.frame = features
+        self.n = len(features)
+        self.meta: list[tuple[str, str, Any]] = []  # (feature, kind, category)
+        self._num: dict[str, np.ndarray] = {}
+        self._bool: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._cat: dict[str, tuple[np.ndarray, pd.Index]] = {}
+        self._median: dict[str, float] = {}
+        for name in features.columns:
+            s = features[name]
+            if pd.api.types.is_bool_dtype(s):
+                self.meta.append((name, "bool", None))
+            elif pd.api.types.is_numeric_dtype(s):
+                x = self.numeric(name)
+                # the tree sees missing values as the median; rules are re-scored on raw
+                # values, where missing matches nothing, so the reported precision is honest
+                self._median[name] = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
+                self.meta.append((name, "num", None))
+            elif pd.api.types.is_datetime64_any_dtype(s):
+                continue  # time belongs to the timeline, not to a rule an engine applies later
+            else:
+                codes, uniques = self.categorical(name)
+                counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+                for i in np.argsort(-counts, kind="stable")[:max_categories]:
+                    if counts[i]:
+                        self.meta.append((name, "cat", str(uniques[i])))
 
-def _encode(features: pd.DataFrame, max_categories: int) -> _Encoded:
-    cols: list[np.ndarray] = []
-    meta: list[tuple[str, str, Any]] = []
-    for name in features.columns:
-        s = features[name]
-        if pd.api.types.is_bool_dtype(s):
-            cols.append(s.fillna(False).astype(bool).to_numpy(dtype=np.float64))
-            meta.append((name, "bool", None))
-        elif pd.api.types.is_numeric_dtype(s):
-            x = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            # the tree sees missing values as the median; rules are re-scored on raw values,
-            # where missing matches nothing, so the reported precision stays honest
-            med = np.nanmedian(x) if np.isfinite(x).any() else 0.0
-            cols.append(np.where(np.isfinite(x), x, med))
-            meta.append((name, "num", None))
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            continue  # time belongs to the timeline, not to a rule an engine applies later
+    def numeric(self, name: str) -> np.ndarray:
+        if name not in self._num:
+            col = pd.to_numeric(self.frame[name], errors="coerce")
+            self._num[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        return self._num[name]
+
+    def boolean(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(is True, is known)."""
+        if name not in self._bool:
+            col = self.frame[name]
+            truth = col.fillna(False).astype(bool).to_numpy(dtype=bool)
+            self._bool[name] = (truth, col.notna().to_numpy())
+        return self._bool[name]
+
+    def categorical(self, name: str) -> tuple[np.ndarray, pd.Index]:
+        if name not in self._cat:
+            codes, uniques = pd.factorize(self.frame[name].astype("string"))
+            self._cat[name] = (codes, pd.Index(uniques))
+        return self._cat[name]
+
+    def matrix(self, rows: np.ndarray) -> np.ndarray:
+        """Tree input for ``rows``, float32 as the tree uses internally anyway."""
+        out = np.empty((len(rows), len(self.meta)), dtype=np.float32)
+        for j, (name, kind, cat) in enumerate(self.meta):
+            if kind == "num":
+                x = self.numeric(name)[rows]
+                out[:, j] = np.where(np.isfinite(x), x, self._median[name])
+            elif kind == "bool":
+                out[:, j] = self.boolean(name)[0][rows]
+            else:
+                codes, uniques = self.categorical(name)
+                out[:, j] = codes[rows] == uniques.get_loc(cat)
+        return out
+
+    def mask(self, c: Condition) -> np.ndarray:
+        """`Condition.mask` on the cached arrays."""
+        if c.op in ("<=", ">"):
+            x = self.numeric(c.feature)
+            with np.errstate(invalid="ignore"):
+                return x <= c.value if c.op == "<=" else x > c.value
+        if isinstance(c.value, bool):
+            truth, known = self.boolean(c.feature)
+            eq = truth == c.value
         else:
-            v = s.astype("string")
-            for cat in v.value_counts().index[:max_categories]:
-                cols.append((v == cat).fillna(False).to_numpy(dtype=np.float64))
-                meta.append((name, "cat", str(cat)))
-    matrix = np.column_stack(cols) if cols else np.empty((len(features), 0))
-    return _Encoded(matrix, meta)
+            codes, uniques = self.categorical(c.feature)
+            known = codes >= 0
+            idx = uniques.get_indexer([str(c.value)])[0]
+            eq = codes == idx if idx >= 0 else np.zeros(self.n, dtype=bool)
+        return known & (eq if c.op == "==" else ~eq)
+
+    def rule_mask(self, conditions: Iterable[Condition]) -> np.ndarray:
+        out = np.ones(self.n, dtype=bool)
+        for c in conditions:
+            out &= self.mask(c)
+        return out
 
 
 def _nice_threshold(x: np.ndarray, t: float) -> float:
@@ -239,7 +300,9 @@ def _nice_threshold(x: np.ndarray, t: float) -> float:
     return float(t)
 
 
-def _leaf_paths(tree: DecisionTreeClassifier, enc: _Encoded) -> list[list[Condition]]:
+def _leaf_paths(
+    tree: DecisionTreeClassifier, meta: Sequence[tuple[str, str, Any]], X: np.ndarray
+) -> list[list[Condition]]:
     """Condition lists of the leaves whose balanced majority is the cluster."""
     t = tree.tree_
     paths: list[list[Condition]] = []
@@ -250,9 +313,9 @@ def _leaf_paths(tree: DecisionTreeClassifier, enc: _Encoded) -> list[list[Condit
                 paths.append(conds)
             return
         j, thr = int(t.feature[node]), float(t.threshold[node])
-        name, kind, cat = enc.meta[j]
+        name, kind, cat = meta[j]
         if kind == "num":
-            v = _nice_threshold(enc.matrix[:, j], thr)
+            v = _nice_threshold(X[:, j].astype(np.float64), thr)
             left, right = Condition(name, "<=", v), Condition(name, ">", v)
         elif kind == "bool":
             left, right = Condition(name, "==", False), Condition(name, "==", True)
@@ -288,8 +351,8 @@ def _simplify(conds: Iterable[Condition]) -> tuple[Condition, ...]:
     return tuple(sorted(merged, key=lambda c: order.get(c, 0)))
 
 
-def _score(rule: Rule, features: pd.DataFrame, member: np.ndarray) -> Rule:
-    m = rule.mask(features)
+def _score(rule: Rule, features: _Features, member: np.ndarray) -> Rule:
+    m = features.rule_mask(rule.conditions)
     support = int(m.sum())
     hits = int((m & member).sum())
     return Rule(
@@ -301,7 +364,7 @@ def _score(rule: Rule, features: pd.DataFrame, member: np.ndarray) -> Rule:
     )
 
 
-def _prune(rule: Rule, features: pd.DataFrame, member: np.ndarray, tol: float) -> Rule:
+def _prune(rule: Rule, features: _Features, member: np.ndarray, tol: float) -> Rule:
     """Drop conditions costing under ``tol`` precision: short rules read and generalise better."""
     best = _score(rule, features, member)
     improved = True
@@ -318,7 +381,7 @@ def _prune(rule: Rule, features: pd.DataFrame, member: np.ndarray, tol: float) -
 
 
 def extract_rules(
-    features: pd.DataFrame,
+    features: pd.DataFrame | _Features,
     labels: np.ndarray | pd.Series,
     cluster: int,
     *,
@@ -327,7 +390,7 @@ def extract_rules(
     min_precision: float = 0.5,
     min_leaf_share: float = 0.02,
     max_categories: int = 20,
-    max_rows: int = 200_000,
+    max_rows: int = 100_000,
     prune_tol: float = 0.01,
     seed: int = 0,
 ) -> list[Rule]:
@@ -348,29 +411,28 @@ def extract_rules(
     the earlier ones miss; rules below ``min_precision`` are dropped, so an
     unexplainable cluster returns ``[]``.
     """
+    prepared = features if isinstance(features, _Features) else _Features(features, max_categories)
     labels = np.asarray(labels)
     member = labels == cluster
     n_member = int(member.sum())
-    if n_member == 0 or n_member == len(labels) or features.shape[1] == 0:
-        return []
-    enc = _encode(features, max_categories)
-    if enc.matrix.shape[1] == 0:
+    if n_member == 0 or n_member == len(labels) or not prepared.meta:
         return []
     rows = np.arange(len(labels))
     rest = rows[~member]
     if len(rest) > max_rows:
         rest = np.random.default_rng(seed).choice(rest, max_rows, replace=False)
     fit_rows = np.sort(np.r_[rows[member], rest])
+    X = prepared.matrix(fit_rows)
     tree = DecisionTreeClassifier(
         max_depth=max_depth,
         class_weight="balanced",
         min_samples_leaf=max(3, int(min_leaf_share * n_member)),
         random_state=seed,
-    ).fit(enc.matrix[fit_rows], member[fit_rows])
+    ).fit(X, member[fit_rows])
 
     candidates: dict[tuple[Condition, ...], Rule] = {}
-    for conds in _leaf_paths(tree, enc):
-        rule = _prune(Rule(int(cluster), _simplify(conds)), features, member, prune_tol)
+    for conds in _leaf_paths(tree, prepared.meta, X):
+        rule = _prune(Rule(int(cluster), _simplify(conds)), prepared, member, prune_tol)
         if rule.precision >= min_precision and rule.conditions not in candidates:
             candidates[rule.conditions] = rule
 
@@ -380,10 +442,10 @@ def extract_rules(
     chosen: list[Rule] = []
     covered = np.zeros(len(labels), dtype=bool)
     for rule in sorted(candidates.values(), key=lambda r: (-f1(r), -r.precision)):
-        gain = (rule.mask(features) & member & ~covered).sum()
-        if gain >= max(1, 0.05 * n_member):
+        hits = prepared.rule_mask(rule.conditions) & member
+        if (hits & ~covered).sum() >= max(1, 0.05 * n_member):
             chosen.append(rule)
-            covered |= rule.mask(features) & member
+            covered |= hits
         if len(chosen) == max_rules:
             break
     return chosen
@@ -395,8 +457,10 @@ def extract_all_rules(
     clusters: Iterable[int],
     **kwargs: Any,
 ) -> dict[int, list[Rule]]:
-    """`extract_rules` for each of ``clusters`` (typically the risky ones)."""
-    return {int(c): extract_rules(features, labels, int(c), **kwargs) for c in clusters}
+    """`extract_rules` for each of ``clusters`` (typically the risky ones), sharing the
+    feature preparation between them."""
+    prepared = _Features(features, kwargs.pop("max_categories", 20))
+    return {int(c): extract_rules(prepared, labels, int(c), **kwargs) for c in clusters}
 
 
 # --------------------------------------------------------------------------- behaviour
