@@ -31,7 +31,25 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
+from ops.knn import KNNIndex
+
 __all__ = ["CellPartition", "exact_knn_rows", "mutual_reachability_mst"]
+
+
+def _brute_index(X: np.ndarray) -> KNNIndex:
+    """Exact index for internal searches: FAISS (GPU if it has one) or, without faiss, torch.
+
+    torch is not even imported when faiss is present: its OpenMP runtime next to FAISS's
+    slowed small FAISS searches ten-fold on a 2-core machine.
+    """
+    try:
+        import faiss
+
+        backend = "faiss_gpu" if faiss.get_num_gpus() > 0 else "flat"
+    except ImportError:
+        backend = "torch"
+    return KNNIndex(backend).fit(X)  # type: ignore[arg-type]
+
 
 _BLOCK = 1 << 22  # float64 entries per distance block (32 MiB)
 
@@ -224,15 +242,11 @@ def _partition(X: np.ndarray, L: int, seed: int, n_iter: int = 2) -> np.ndarray:
     Cells only need to be compact, not optimal; ``faiss.Kmeans`` spent most of its time in
     OpenMP start-up on small inputs and in 8+ iterations on large ones.
     """
-    import faiss
-
     rng = np.random.default_rng(seed)
     X32 = np.ascontiguousarray(X, dtype=np.float32)
     cent = X32[rng.choice(X.shape[0], L, replace=False)]
     for it in range(n_iter + 1):
-        index = faiss.IndexFlatL2(X.shape[1])
-        index.add(cent)
-        assign = index.search(X32, 1)[1][:, 0]
+        assign = _brute_index(cent).search(X32, 1)[1][:, 0]
         if it == n_iter:
             break
         order = np.argsort(assign, kind="stable")
@@ -299,14 +313,13 @@ def _frontier(X: np.ndarray, pts: np.ndarray, comp: np.ndarray, size: int) -> np
 def _complement_search(
     X: np.ndarray, pts: np.ndarray, comp: np.ndarray, core: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``k`` nearest points of other components for each of ``pts``, via FAISS flat.
+    """The ``k`` nearest points of other components for each of ``pts``, via exact brute force
+    (FAISS flat, or torch on a GPU).
 
     Returns ``(idx, mr, radius)``: neighbour ids (``-1`` padded), their float64 mutual
     reachability, and a lower bound on the distance to any unlisted point of another
     component (``inf`` when the list holds all of them).
     """
-    import faiss
-
     out_q = np.full((len(pts), k), -1, np.int64)
     out_w = np.full((len(pts), k), np.inf)
     radius = np.full(len(pts), np.inf)
@@ -315,10 +328,8 @@ def _complement_search(
     for c in np.unique(pc):
         sel = np.flatnonzero(pc == c)
         others = np.flatnonzero(comp != c)
-        index = faiss.IndexFlatL2(X.shape[1])
-        index.add(X32[others])
         kk = min(k, len(others))
-        d32, loc = index.search(X32[pts[sel]], kk)
+        d32, loc = _brute_index(X32[others]).search(X32[pts[sel]], kk)
         q = others[loc]
         diff = X[q].astype(np.float64) - X[pts[sel]][:, None, :].astype(np.float64)
         d = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
@@ -326,7 +337,7 @@ def _complement_search(
         out_w[sel, :kk] = np.maximum(np.maximum(d, core[q]), core[pts[sel]][:, None])
         if kk < len(others):
             # float32 list radius, shrunk by a relative 1e-5 so rounding cannot certify
-            radius[sel] = np.sqrt(np.maximum(d32[:, -1], 0)).astype(np.float64) * (1 - 1e-5)
+            radius[sel] = d32[:, -1].astype(np.float64) * (1 - 1e-5)
     return out_q, out_w, radius
 
 

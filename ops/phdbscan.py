@@ -46,6 +46,9 @@ Mode = Literal["auto", "exact", "approximate"]
 # Above this many points "auto" switches to the approximate tree. The exact tree's cost is
 # dominated by brute-force kNN (~n^2 d); at 50k x 32 it is still ~10x faster than hdbscan.
 AUTO_EXACT_MAX_N = 50_000
+# On a GPU brute force is cheap, but the exact tree's complement searches repeat it; above
+# this size the approximate tree (still on exact GPU kNN lists) is used.
+AUTO_EXACT_MAX_N_GPU = 2_000_000
 _SAVE_VERSION = 1
 
 
@@ -89,8 +92,8 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
     mode : {"auto", "exact", "approximate"}, default="auto"
         ``"exact"``: MST of the complete mutual-reachability graph (exact kNN plus certified
         Borůvka). ``"approximate"``: IVF kNN and kNN-only Borůvka, the pHDBSCAN trade-off
-        for millions of rows. ``"auto"``: exact up to ``AUTO_EXACT_MAX_N`` rows, or when a GPU
-        makes brute-force kNN cheap.
+        for millions of rows. ``"auto"``: exact up to ``AUTO_EXACT_MAX_N`` rows (50k; 2M with a
+        GPU, where brute-force kNN is cheap), approximate above.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where kNN runs. ``"cpu"`` forces FAISS CPU even when a GPU is present.
     knn_backend : str, optional
@@ -172,7 +175,8 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         gpu = self._gpu()
         mode = self.mode
         if mode == "auto":
-            mode = "exact" if (n <= AUTO_EXACT_MAX_N or gpu) else "approximate"
+            limit = AUTO_EXACT_MAX_N_GPU if gpu else AUTO_EXACT_MAX_N
+            mode = "exact" if n <= limit else "approximate"
         if self.knn_backend is not None:
             backend = self.knn_backend
         elif gpu:
