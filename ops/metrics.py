@@ -33,7 +33,7 @@ def cluster_quality(
         ``size_median``, ``size_q75``, ``size_max``, ``largest_cluster_share``,
         ``silhouette`` (Euclidean, sample, noise excluded), ``dbcv`` (sample), ``sample_size``.
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X)  # no float64 copy of the whole matrix: only the sample is converted
     labels = np.asarray(labels)
     if X.ndim != 2 or len(X) != len(labels):
         raise ValueError(f"X must be 2-D with one row per label, got {X.shape} and {labels.shape}")
@@ -51,7 +51,7 @@ def cluster_quality(
 
     rng = np.random.default_rng(seed)
     idx = rng.choice(n, size=sample_size, replace=False) if n > sample_size else np.arange(n)
-    Xs, ls = X[idx], labels[idx]
+    Xs, ls = np.asarray(X[idx], dtype=np.float64), labels[idx]
     out["sample_size"] = float(len(idx))
     out["silhouette"] = _silhouette(Xs, ls, seed)
     out["dbcv"] = dbcv(Xs, ls)

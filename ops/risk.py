@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import gammaln
 
 NOISE = -1
@@ -285,15 +286,9 @@ def _coordination_table(
 
     t["dispersion_ratio"] = nan
     if embeddings is not None:
-        emb = np.asarray(embeddings, dtype=np.float64)
-        if len(emb) != len(df):
+        if len(embeddings) != len(df):
             raise ValueError("embeddings must have one row per transaction")
-        global_spread = float(np.linalg.norm(emb - emb.mean(0), axis=1).mean())
-        if global_spread > 0:
-            centroids = pd.DataFrame(emb).groupby(key).mean()
-            own = centroids.reindex(key).to_numpy()
-            dist = pd.Series(np.linalg.norm(emb - own, axis=1)).groupby(key).mean()
-            t["dispersion_ratio"] = dist / global_spread
+        t["dispersion_ratio"] = _dispersion_ratio(np.asarray(embeddings), key, t.index.to_numpy())
 
     for col in ("median_dwell", "dwell_cv"):
         t[col] = pd.to_numeric(df[col], errors="coerce").groupby(by).median() if col in df else nan
@@ -361,6 +356,35 @@ def _coordination_table(
         & (t["n_strong_signals"] >= cfg.min_strong)
     )
     return t
+
+
+def _dispersion_ratio(
+    emb: np.ndarray, key: np.ndarray, ids: np.ndarray, chunk: int = 65_536
+) -> np.ndarray:
+    """Mean distance to the own centroid per cluster / mean distance to the global centroid.
+
+    Sums by a sparse indicator product and distances in chunks, so a 1M x 128
+    float32 embedding never gets a float64 copy (1 GB) or an n x d temporary.
+    """
+    n = len(emb)
+    codes = np.searchsorted(ids, key)
+    k = len(ids)
+    indicator = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(k, n))
+    sums = np.asarray(indicator @ emb, dtype=np.float64)
+    counts = np.bincount(codes, minlength=k).astype(np.float64)
+    centroids = sums / np.maximum(counts, 1)[:, None]
+    centre = sums.sum(axis=0) / max(n, 1)
+    own = np.zeros(k)
+    total = 0.0
+    for start in range(0, n, chunk):
+        e = np.asarray(emb[start : start + chunk], dtype=np.float64)
+        c = codes[start : start + chunk]
+        own += np.bincount(c, weights=np.linalg.norm(e - centroids[c], axis=1), minlength=k)
+        total += float(np.linalg.norm(e - centre, axis=1).sum())
+    spread = total / max(n, 1)
+    if spread <= 0:
+        return np.full(k, np.nan)
+    return own / np.maximum(counts, 1) / spread
 
 
 def _nan_reduce(
