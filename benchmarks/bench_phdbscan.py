@@ -60,7 +60,10 @@ def run_method(method: str, X: np.ndarray, mcs: int, ms: int, extra: dict[str, A
     if method == "fast_hdbscan":
         import fast_hdbscan
 
-        return fast_hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms).fit(X).labels_, info
+        # fast-hdbscan 0.3.x sends d > 30 without weights to pynndescent (an optional extra);
+        # unit weights keep it on its exact kd-tree Borůvka path
+        model = fast_hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms)
+        return model.fit(X, sample_weight=np.ones(len(X), np.float32)).labels_, info
     if method == "sklearn":
         from sklearn.cluster import HDBSCAN
 
@@ -87,12 +90,16 @@ def timed(method: str, args: argparse.Namespace, n: int) -> dict[str, Any] | Non
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(method, args, n, queue))
     proc.start()
-    try:
-        elapsed, peak, labels, info = queue.get(timeout=args.timeout)
-    except Exception:  # timeout or crash: report and move on
-        proc.kill()
-        proc.join()
-        return None
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            elapsed, peak, labels, info = queue.get(timeout=5)
+            break
+        except Exception:  # still running, crashed or out of time
+            if not proc.is_alive() or time.monotonic() > deadline:
+                proc.kill()
+                proc.join()
+                return None
     proc.join()
     return {"time": elapsed, "peak_gb": peak, "labels": labels, **info}
 
