@@ -71,9 +71,7 @@ def jitter_time(
     >>> bool(((dwell - 0.6).abs() < 0.2).all())
     True
     """
-    noise = torch.randn(
-        batch.log_dwell.shape, generator=generator, device=batch.log_dwell.device
-    )
+    noise = torch.randn(batch.log_dwell.shape, generator=generator, device=batch.log_dwell.device)
     dwell = torch.expm1(batch.log_dwell) * torch.exp(sigma * noise)
     log_dwell = torch.log1p(dwell).masked_fill(~batch.mask, 0.0)
     return SequenceBatch(tokens=batch.tokens, log_dwell=log_dwell, mask=batch.mask)

@@ -64,9 +64,7 @@ class BagOfEventsEncoder(TransformerMixin, BaseEstimator):
         self.dwell_weight = dwell_weight
         self.random_state = random_state
 
-    def fit(
-        self, tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray]
-    ) -> BagOfEventsEncoder:
+    def fit(self, tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray]) -> BagOfEventsEncoder:
         """Fit vocabulary, IDF, SVD and the dwell scaler."""
         docs = _documents(tokens)
         self.vectorizer_ = TfidfVectorizer(

@@ -10,22 +10,27 @@ from ops.sequence_batch import PAD, SequenceBatch
 
 
 class TimeEncoding(nn.Module):
-    """Time2Vec features of log-dwell (Kazemi et al. 2019, arXiv 1907.05321).
+    """Time2Vec features of the dwell time (Kazemi et al. 2019, arXiv 1907.05321).
 
-    One linear channel keeps the raw time scale (fast vs slow), learned-frequency sines
-    pick up regularity (a bot's fixed 600 ms gap lands on the same phase every step).
+    Works on log *seconds*, not the batch's log1p: log1p squeezes everything under a
+    second into [0, 0.7], where a bot's 600 ms and a human's 300-1200 ms are nearly one
+    value; in log seconds they spread ~5x wider, so the LSTM sees regularity at init.
+    One linear channel keeps the scale (fast vs slow); learned-frequency sines give the
+    LSTM sharp, bounded detectors of particular gap lengths.
     """
 
-    def __init__(self, time_dim: int) -> None:
+    def __init__(self, time_dim: int, min_seconds: float = 1e-2) -> None:
         super().__init__()
         if time_dim < 2:
             raise ValueError(f"time_dim must be >= 2, got {time_dim}")
+        self.min_seconds = min_seconds
         self.linear = nn.Linear(1, 1)
         self.periodic = nn.Linear(1, time_dim - 1)
 
     def forward(self, log_dwell: torch.Tensor) -> torch.Tensor:
-        """``[B, T]`` log-dwell to ``[B, T, time_dim]``."""
-        x = log_dwell.unsqueeze(-1)
+        """``[B, T]`` log1p-dwell to ``[B, T, time_dim]``."""
+        seconds = torch.expm1(log_dwell).clamp(min=self.min_seconds)
+        x = torch.log(seconds).unsqueeze(-1)
         return torch.cat([self.linear(x), torch.sin(self.periodic(x))], dim=-1)
 
 
@@ -106,9 +111,7 @@ class TimeAttentionBiLSTM(nn.Module):
         tau = self.time_encoding(batch.log_dwell)
         x = torch.cat([self.token_embedding(tokens), tau], dim=-1)
         x = self.input_dropout(x)
-        packed = pack_padded_sequence(
-            x, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         h, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         scores = self.attn_score(torch.tanh(self.attn_hidden(h) + self.attn_time(tau)))

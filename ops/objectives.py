@@ -28,6 +28,8 @@ class ReconstructionObjective(nn.Module):
         decoder_hidden: int = 64,
         max_len: int = 256,
         dwell_weight: float = 1.0,
+        dwell_loss: Literal["gaussian_nll", "mse"] = "gaussian_nll",
+        min_dwell_std: float = 0.02,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -37,6 +39,8 @@ class ReconstructionObjective(nn.Module):
             hidden_size=decoder_hidden,
             max_len=max_len,
             dwell_weight=dwell_weight,
+            dwell_loss=dwell_loss,
+            min_dwell_std=min_dwell_std,
         )
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
@@ -83,9 +87,7 @@ class ContrastiveObjective(nn.Module):
         return self.loss(z[: len(batch)], z[len(batch) :])
 
 
-def build_objective(
-    name: ObjectiveName, encoder: TimeAttentionBiLSTM, **cfg: Any
-) -> nn.Module:
+def build_objective(name: ObjectiveName, encoder: TimeAttentionBiLSTM, **cfg: Any) -> nn.Module:
     """Wrap ``encoder`` in the objective called ``name``; ``cfg`` goes to its constructor.
 
     >>> enc = TimeAttentionBiLSTM(vocab_size=50)
