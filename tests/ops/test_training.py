@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.neighbors import NearestNeighbors
+from torch.utils.data import DataLoader
+
+from ops.encoder import TimeAttentionBiLSTM
+from ops.objectives import ContrastiveObjective, ReconstructionObjective, build_objective
+from ops.sequence_batch import SequenceCollator, SequenceDataset
+from ops.training import embed, evaluate, set_seed, train_epoch
+
+torch.set_num_threads(2)
+VOCAB = 42
+
+
+def timing_only_sessions(
+    n: int, seed: int, human_median: float = 2.0
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Same page distribution for both classes; bots click every 600 ms (±3 %)."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, VOCAB - 1)
+    p /= p.sum()
+    tokens, dwell = [], []
+    y = np.arange(n) % 2
+    for bot in y:
+        length = int(rng.integers(8, 33))
+        tokens.append((rng.choice(VOCAB - 2, size=length, p=p) + 2).astype(np.int32))
+        if bot:
+            d = 0.6 * np.exp(rng.normal(0.0, 0.03, length))
+        else:
+            d = rng.lognormal(np.log(human_median), 0.6, length)
+        d[0] = 0.0
+        dwell.append(d.astype(np.float32))
+    return tokens, dwell, y
+
+
+def knn_purity(z: np.ndarray, y: np.ndarray, k: int = 10) -> float:
+    z = (z - z.mean(0)) / (z.std(0) + 1e-8)
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(z).kneighbors(z, return_distance=False)
+    return float((y[idx[:, 1:]] == y[:, None]).mean())
+
+
+def _small_encoder() -> TimeAttentionBiLSTM:
+    return TimeAttentionBiLSTM(VOCAB, token_dim=16, time_dim=8, hidden_size=32, embedding_dim=16)
+
+
+def _loader(tokens: list[np.ndarray], dwell: list[np.ndarray], batch_size: int) -> DataLoader:
+    ds = SequenceDataset(tokens, dwell)
+    gen = torch.Generator().manual_seed(0)
+    return DataLoader(
+        ds, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=SequenceCollator(32)
+    )
+
+
+@pytest.mark.parametrize("name", ["reconstruction", "contrastive"])
+def test_train_epoch_is_seeded_and_learns(name: str) -> None:
+    tokens, dwell, _ = timing_only_sessions(64, seed=1)
+
+    def run() -> list[float]:
+        set_seed(0)
+        objective = build_objective(name, _small_encoder())
+        opt = torch.optim.Adam(objective.parameters(), lr=3e-3)
+        loader = _loader(tokens, dwell, 16)
+        return [train_epoch(objective, loader, opt, max_grad_norm=1.0) for _ in range(4)]
+
+    first, second = run(), run()
+    assert first == second
+    assert first[-1] < first[0]
+
+
+def test_evaluate_is_deterministic_and_restores_mode() -> None:
+    tokens, dwell, _ = timing_only_sessions(40, seed=2)
+    set_seed(0)
+    for objective in (
+        build_objective("contrastive", _small_encoder()),
+        build_objective("reconstruction", _small_encoder()),
+    ):
+        objective.train()
+        a = evaluate(objective, _loader(tokens, dwell, 16))
+        b = evaluate(objective, _loader(tokens, dwell, 16))
+        assert a == pytest.approx(b, rel=1e-6) and np.isfinite(a)
+        assert objective.training
+
+
+def test_build_objective_passes_config_and_rejects_unknown_names() -> None:
+    enc = _small_encoder()
+    rec = build_objective("reconstruction", enc, dwell_weight=2.0)
+    con = build_objective("contrastive", enc, temperature=0.5)
+    assert isinstance(rec, ReconstructionObjective) and rec.loss.dwell_weight == 2.0
+    assert isinstance(con, ContrastiveObjective) and con.loss.temperature == 0.5
+    with pytest.raises(ValueError):
+        build_objective("masked_lm", enc)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        build_objective("contrastive", enc, dwell_weight=1.0)
+
+
+def test_embed_shape_dtype_batching_and_mode() -> None:
+    tokens, dwell, _ = timing_only_sessions(50, seed=3)
+    set_seed(0)
+    enc = _small_encoder().train()
+    z = embed(enc, tokens, dwell, max_len=32, batch_size=7)
+    assert z.shape == (50, 16) and z.dtype == np.float32
+    np.testing.assert_allclose(z, embed(enc, tokens, dwell, max_len=32, batch_size=64), atol=1e-5)
+    assert enc.training
+    assert embed(enc, [], [], max_len=32).shape == (0, 16)
