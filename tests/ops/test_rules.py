@@ -109,7 +109,7 @@ def test_condition_semantics_and_validation() -> None:
 
 def test_wording() -> None:
     assert Condition("account_age_days", "<=", 2.0).describe() == "account at most 2 days old"
-    assert Condition("session_length_s", ">", 12.3456).describe() == "session length over 12.3 s"
+    assert Condition("session_length_s", ">", 12.35).describe() == "session length over 12.35 s"
     assert Condition("is_guest", "==", True).describe() == "guest"
     assert Condition("is_guest", "==", False).describe() == "not guest"
     assert Condition("is_guest", "!=", True).describe() == "not guest"
