@@ -211,14 +211,15 @@ def assess_risk(
     ``burst_span``, ``burst_seconds``; signals
     ``sig_identical``, ``sig_machine``, ``sig_shared_ids``, ``sig_young``,
     ``sig_burst`` (each in [0, 1] or NaN), ``coordination_score``,
-    ``coordination_flag``, ``risky`` and ``risk_reason``.
+    ``n_strong_signals``, ``coordination_flag``, ``risky`` and ``risk_reason``.
+    ``df.attrs["base_rate"]`` holds the fraud rate over all labelled rows.
     """
     cfg = config or RiskConfig()
     missing = {"cluster", "label", "ts"} - set(clusters.columns)
     if missing:
         raise ValueError(f"assess_risk needs columns {sorted(missing)}")
-    # one pass of vectorised group-bys: a Python loop over clusters costs ~30 s at 1M rows
-    # and 1,000 clusters, this ~2 s
+    # vectorised group-bys: a Python loop over clusters took ~33 s at 1M rows and
+    # 1,000 clusters on a loaded 2-core box, this ~5 s
     df = clusters.reset_index(drop=True)
     key = df["cluster"].to_numpy()
     label = pd.to_numeric(df["label"], errors="coerce")
