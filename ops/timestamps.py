@@ -35,7 +35,7 @@ def to_epoch_ms(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
             millis = pd.to_numeric(text[epoch]).astype("int64")
             parsed[epoch] = pd.to_datetime(millis, unit="ms", utc=True)
         bad = parsed.isna().to_numpy()
-        ms = parsed.dt.as_unit("ms").astype("int64", copy=False) if len(parsed) else parsed
+        ms = parsed.dt.as_unit("ms").astype("int64") if len(parsed) else parsed
         return np.where(bad, 0, np.asarray(ms, dtype=np.int64)), bad
     raise TypeError(f"expected a timestamp, ISO-8601 text or epoch milliseconds, got {kind}")
 
