@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -26,6 +28,20 @@ class TimeEncoding(nn.Module):
         self.min_seconds = min_seconds
         self.linear = nn.Linear(1, 1)
         self.periodic = nn.Linear(1, time_dim - 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Log-spaced frequencies, 0.25 to 16 rad per log-second, random phases.
+
+        The mean of ``sin(w x + b)`` over a session shrinks by ``exp(-w^2 s^2 / 2)`` when
+        ``x`` spreads with std ``s``, so only ``w s >~ 1`` tells a regular bot from a human
+        (``s ~ 0.6``). Default ``U(-1, 1)`` init leaves that to chance: with ``time_dim=8``
+        contrastive training never found the rhythm in 6 epochs; with this it does.
+        """
+        n = self.periodic.out_features
+        with torch.no_grad():
+            self.periodic.weight.copy_(torch.logspace(-2, 4, n, base=2.0).unsqueeze(1))
+            self.periodic.bias.uniform_(0.0, 2 * math.pi)
 
     def forward(self, log_dwell: torch.Tensor) -> torch.Tensor:
         """``[B, T]`` log1p-dwell to ``[B, T, time_dim]``."""
