@@ -96,3 +96,37 @@ def test_embed_shape_dtype_batching_and_mode() -> None:
     np.testing.assert_allclose(z, embed(enc, tokens, dwell, max_len=32, batch_size=64), atol=1e-5)
     assert enc.training
     assert embed(enc, [], [], max_len=32).shape == (0, 16)
+
+
+def _ddp_worker(rank: int, world: int, store: str) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data.distributed import DistributedSampler
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        tokens, dwell, _ = timing_only_sessions(64, seed=4)
+        ds = SequenceDataset(tokens, dwell)
+        sampler = DistributedSampler(ds, num_replicas=world, rank=rank, seed=0)
+        loader = DataLoader(ds, batch_size=8, sampler=sampler, collate_fn=SequenceCollator(32))
+        for name, cfg in (("reconstruction", {}), ("contrastive", {"gather_distributed": True})):
+            set_seed(0)
+            encoder = _small_encoder()
+            model = DistributedDataParallel(build_objective(name, encoder, **cfg))
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            loss = train_epoch(model, loader, opt)
+            assert np.isfinite(loss) and np.isfinite(evaluate(model, loader))
+            flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+            others = [torch.zeros_like(flat) for _ in range(world)]
+            dist.all_gather(others, flat)
+            assert all(torch.equal(o, others[0]) for o in others)  # replicas stay in sync
+            assert embed(encoder, tokens[:5], dwell[:5], max_len=32).shape == (5, 16)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_train_epoch_under_ddp_with_two_gloo_ranks(tmp_path: object) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, f"{tmp_path}/store"), nprocs=2, join=True)

@@ -57,3 +57,34 @@ def test_gradients_flow_and_bad_arguments_fail_fast() -> None:
         NTXentLoss(gather_distributed=True)  # torch.distributed not initialised
     with pytest.raises(ValueError):
         NTXentLoss()(torch.randn(4, 8), torch.randn(3, 8))
+
+
+def _gather_worker(rank: int, world: int, store: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        g = torch.Generator().manual_seed(0)
+        z0, z1 = torch.randn(2 * world, 8, generator=g), torch.randn(2 * world, 8, generator=g)
+        expected = NTXentLoss(temperature=0.2)(z0.requires_grad_(), z1.requires_grad_())
+        expected.backward()
+        rows = slice(2 * rank, 2 * rank + 2)
+        l0 = z0.detach()[rows].clone().requires_grad_()
+        l1 = z1.detach()[rows].clone().requires_grad_()
+        local = NTXentLoss(temperature=0.2, gather_distributed=True)(l0, l1)
+        local.backward()
+        mean = local.detach().clone()
+        dist.all_reduce(mean)
+        assert torch.allclose(mean / world, expected, atol=1e-5)
+        # all_gather's backward sums every rank's loss into the local grads; DDP then
+        # averages, which the division by world reproduces.
+        assert torch.allclose(l0.grad / world, z0.grad[rows], atol=1e-5)
+        assert torch.allclose(l1.grad / world, z1.grad[rows], atol=1e-5)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gather_distributed_equals_the_global_batch(tmp_path: object) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_gather_worker, args=(2, f"{tmp_path}/store"), nprocs=2, join=True)
