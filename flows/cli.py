@@ -36,7 +36,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table = Table("cluster", "size", "why risky", "rule", title="Risky clusters")
     for c in summary["risky_clusters"]:
         table.add_row(
-            str(c["cluster"]), f"{c['size']:,}", c["reason"], " OR ".join(c["rules"]) or "-"
+            str(c["cluster"]), f"{c['size']:,}", c["basis"], " OR ".join(c["rules"]) or "-"
         )
     console.print(table)
     metrics = summary["metrics"]

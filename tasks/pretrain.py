@@ -224,10 +224,9 @@ def pretrain(
     best = result.get_best_checkpoint(metric="val_loss", mode="min")
     if best is None:
         raise RuntimeError(f"pretraining produced no checkpoint: {result.error}")
-    history = [
-        {k: float(row[k]) for k in ("epoch", "train_loss", "val_loss")}
-        for row in result.metrics_dataframe.to_dict("records")
-    ]
+    # Ray keeps only the best checkpoints' metrics; the latest checkpoint carries every epoch.
+    with result.checkpoint.as_directory() as directory:
+        history = torch.load(Path(directory) / STATE_FILE, weights_only=True)["history"]
     with best.as_directory() as directory:
         encoder = load_encoder(directory, encoder_config)
     example = pack_sequences(*load_sequences(output_root, limit=4)[1:], max_len=max_len)

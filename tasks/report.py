@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
@@ -54,6 +55,7 @@ def report(
                 "cluster": c["cluster"],
                 "size": int(risk.loc[risk["cluster"] == c["cluster"], "size"].iloc[0]),
                 "reason": c["risk_reason"],
+                "basis": _basis(risk.loc[risk["cluster"] == c["cluster"]].iloc[0]),
                 "narrative": c["narrative"],
                 "rules": [r["text"] for r in c["rules"]],
             }
@@ -68,3 +70,13 @@ def report(
     for name in ("report", "summary"):
         log_dataset(tracker, catalog, name, "outputs")
     return summary
+
+
+def _basis(row: pd.Series) -> str:
+    """The short form of why a cluster is risky, for tables."""
+    parts = []
+    if row["label_flag"]:
+        parts.append(f"labels: {row['fraud_rate']:.0%} fraud of {int(row['n_labelled'])}")
+    if row["coordination_flag"]:
+        parts.append(f"coordination {row['coordination_score']:.2f}")
+    return "; ".join(parts)
