@@ -28,7 +28,7 @@ from tasks.io import log_dataset
 
 class IngestParams(BaseModel):
     vocabulary_size: int = Field(64, ge=2, description="most frequent events kept as tokens")
-    max_sequence_length: int = Field(64, ge=2, description="last events kept per session")
+    max_sequence_length: int = Field(32, ge=2, description="last events kept per session")
     max_session_events: int = Field(
         5000, ge=2, description="longer sessions are quarantined as absurd"
     )

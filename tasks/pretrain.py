@@ -38,7 +38,7 @@ STATE_FILE = "state.pt"
 class EncoderParams(BaseModel):
     token_dim: int = Field(32, ge=2)
     time_dim: int = Field(16, ge=2)
-    hidden_size: int = Field(64, ge=2)
+    hidden_size: int = Field(32, ge=2)
     embedding_dim: int = Field(32, ge=2)
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -48,12 +48,12 @@ class PretrainParams(BaseModel):
     objective: Literal["reconstruction", "contrastive"] = "reconstruction"
     temperature: float = Field(0.1, gt=0, description="NT-Xent temperature (contrastive)")
     encoder: EncoderParams = EncoderParams()
-    epochs: int = Field(6, ge=1)
+    epochs: int = Field(5, ge=1)
     batch_size: int = Field(256, ge=2, description="global batch, split across workers")
     learning_rate: float = Field(3e-3, gt=0)
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
     max_train_sequences: int = Field(
-        20_000, ge=100, description="sample size for self-supervised fitting; all are embedded"
+        12_000, ge=100, description="sample size for self-supervised fitting; all are embedded"
     )
     patience: int = Field(2, ge=1, description="epochs without validation gain before stopping")
     num_workers: int = Field(2, ge=1)
