@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Before torch loads OpenMP: spinning waiters starve each other on a 2-core CI machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 @pytest.fixture(scope="session")
 def shoal_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
