@@ -32,6 +32,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from ops.knn import KNNIndex
+from ops.knn_graph import refine_float64
 
 __all__ = ["CellPartition", "exact_knn_rows", "mutual_reachability_mst"]
 
@@ -53,43 +54,8 @@ def _brute_index(X: np.ndarray) -> KNNIndex:
 
 _BLOCK = 1 << 22  # float64 entries per distance block (32 MiB)
 
-
-def exact_knn_rows(
-    X: np.ndarray, indices: np.ndarray, chunk: int = 65536
-) -> tuple[np.ndarray, np.ndarray]:
-    """Recompute kNN distances in float64, drop each row's self index and re-sort.
-
-    FAISS answers in float32; hdbscan decides in float64 and mutual-reachability ties are
-    common (``mr`` is often a core distance), so the distances that enter the tree are
-    recomputed. Dropping the row's own index (rather than column 0) keeps exact duplicates
-    right: a duplicate may be listed before the point itself.
-
-    Returns
-    -------
-    dist : ndarray (n, k - 1) float64, ascending, ``inf`` where missing.
-    idx : ndarray (n, k - 1) int64, ``-1`` where missing.
-    """
-    n, k = indices.shape
-    out_d = np.empty((n, k - 1), np.float64)
-    out_i = np.empty((n, k - 1), np.int64)
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        idx = indices[s:e]
-        rows = np.arange(s, e)
-        is_self = idx == rows[:, None]
-        # keep k-1 entries: drop self if listed, else the farthest one
-        drop = np.where(is_self.any(1), is_self.argmax(1), k - 1)
-        keep = np.ones_like(is_self)
-        keep[np.arange(e - s), drop] = False
-        idx = idx[keep].reshape(e - s, k - 1)
-        valid = idx >= 0
-        diff = X[np.where(valid, idx, 0)].astype(np.float64) - X[s:e, None, :].astype(np.float64)
-        d = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-        d[~valid] = np.inf
-        order = np.argsort(d, axis=1, kind="stable")
-        out_d[s:e] = np.take_along_axis(d, order, 1)
-        out_i[s:e] = np.where(valid, idx, -1)[np.arange(e - s)[:, None], order]
-    return out_d, out_i
+# float64 list refinement now lives with the kNN graph code (numba); the old name stays
+exact_knn_rows = refine_float64
 
 
 class CellPartition:

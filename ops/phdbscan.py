@@ -22,12 +22,14 @@ Examples
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
+from ops.component_join import join_components
 from ops.condensed_tree import (
     PredictionTables,
     glosh_scores,
@@ -37,7 +39,9 @@ from ops.condensed_tree import (
     tree_to_labels,
 )
 from ops.knn import KNNIndex, resolve_backend
-from ops.mst import default_graph_k, exact_knn_rows, mutual_reachability_mst
+from ops.knn_forest import knn_forest
+from ops.knn_graph import cell_knn, refine_float64
+from ops.mst import default_graph_k, mutual_reachability_mst
 
 __all__ = ["PHDBSCAN", "check_finite_rows", "phdbscan"]
 
@@ -50,6 +54,27 @@ AUTO_EXACT_MAX_N = 50_000
 # this size the approximate tree (still on exact GPU kNN lists) is used.
 AUTO_EXACT_MAX_N_GPU = 2_000_000
 _SAVE_VERSION = 1
+
+
+def _has_faiss() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _PhaseTimer:
+    """Adds wall seconds since the previous call to ``stats["time_<phase>"]``."""
+
+    def __init__(self, stats: dict[str, Any]) -> None:
+        self.stats = stats
+        self.t = time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.stats["time_" + phase] = self.stats.get("time_" + phase, 0.0) + now - self.t
+        self.t = now
 
 
 def check_finite_rows(X: np.ndarray) -> None:
@@ -182,7 +207,7 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         elif gpu:
             backend = resolve_backend("auto")
         else:
-            backend = "flat" if mode == "exact" or n <= 20_000 else "ivf"
+            backend = "cells" if _has_faiss() else "torch"
         return mode, backend
 
     def _index(self, backend: str) -> KNNIndex:
@@ -204,25 +229,50 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         if n < 2:
             return self._fit_degenerate(n)
 
-        index = self._index(self.knn_backend_).fit(X)
-        k_query = min(n, default_graph_k(ms, n) + 1)
-        _, idx = index.search(X, k_query)
-        dist, idx = exact_knn_rows(X, idx)
-        core = dist[:, ms - 1].copy()
-        self.core_distances_ = core
         self._stats: dict[str, Any] = {}
-        mst = mutual_reachability_mst(
-            X,
-            dist,
-            idx,
-            core,
-            exact=self.mode_ == "exact",
-            knn_is_exact=index.exact,
-            seed=self.random_state or 0,
-            stats=self._stats,
-        )
+        timer = _PhaseTimer(self._stats)
+        exact = self.mode_ == "exact"
+        # exact: a few extra neighbours certify more Borůvka edges without search;
+        # approximate: min_samples + 1 is all the core distance needs
+        k_query = min(n, default_graph_k(ms, n) + 1 if exact else ms + 1)
+        if self.knn_backend_ == "cells":
+            dist32, idx = cell_knn(X, k_query, exact=exact, seed=self.random_state or 0)
+            knn_is_exact = exact
+        else:
+            index = self._index(self.knn_backend_).fit(X)
+            dist32, idx = index.search(X, k_query)
+            knn_is_exact = index.exact
+        timer("knn")
+        if exact:
+            dist, idx = refine_float64(X, idx)
+            core = dist[:, ms - 1].copy()
+            # hdbscan's prediction core distance counts the point itself
+            pred = dist[:, min(max(self._ms_predict - 2, 0), dist.shape[1] - 1)]
+            timer("float64")
+            mst = mutual_reachability_mst(
+                X,
+                dist,
+                idx,
+                core,
+                exact=True,
+                knn_is_exact=knn_is_exact,
+                seed=self.random_state or 0,
+                stats=self._stats,
+            )
+        else:
+            # float32 FAISS distances as they are: the approximate tree has no ties to honour
+            core = dist32[:, ms].astype(np.float64)
+            pred = dist32[:, min(max(self._ms_predict - 1, 0), k_query - 1)]
+            forest, comp = knn_forest(idx, dist32, core)
+            timer("knn_forest")
+            self._stats["forest_components"] = len(np.unique(comp))
+            mst = np.vstack([forest, join_components(X, core, comp, exact=False)])
+        timer("mst")
+        self.core_distances_ = core
+        self._pred_core = np.zeros(n) if self._ms_predict < 2 else pred.astype(np.float64)
         self.minimum_spanning_tree_ = mst
         slt = single_linkage(mst)
+        timer("single_linkage")
         labels, probs, persistence, condensed = tree_to_labels(
             slt,
             mcs,
@@ -235,12 +285,8 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         self.cluster_persistence_ = np.asarray(persistence)
         self.condensed_tree_ = condensed
         self.outlier_scores_ = glosh_scores(condensed)
-        # hdbscan's prediction core distance counts the point itself
-        j = self._ms_predict - 2
-        self._pred_core = (
-            np.zeros(n) if j < 0 else dist[:, min(j, dist.shape[1] - 1)].astype(np.float64)
-        )
         self._tables = prediction_tables(condensed, self.labels_)
+        timer("tree")
         self._pred_index: KNNIndex | None = None
         return self
 
@@ -292,7 +338,8 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
             return np.full(X.shape[0], -1, np.int64), np.zeros(X.shape[0])
         if self._pred_index is None:
             # exact search: prediction is per-point cheap and must not add its own error
-            backend = "flat" if self.knn_backend_ in ("ivf", "hnsw") else self.knn_backend_
+            approx = ("ivf", "hnsw", "cells")
+            backend = "flat" if self.knn_backend_ in approx else self.knn_backend_
             self._pred_index = self._index(backend).fit(self._X)
         k = min(n, 2 * self._ms_predict)
         _, idx = self._pred_index.search(X, k)

@@ -1,0 +1,234 @@
+"""All-points kNN graph on CPU by cell-grouped brute force (IVF with GEMM-shaped work).
+
+HDBSCAN* needs every point's ``min_samples`` nearest neighbours, i.e. an all-points kNN
+*graph*, not isolated queries. FAISS's ``IndexIVFFlat`` answers each query on its own and
+scans its inverted lists with per-vector distance loops (~5 ns per pair on our 2-core
+machine), while a flat GEMM search costs ~1.4 ns per pair. This module keeps IVF's idea --
+only nearby k-means cells hold the neighbours -- but groups the queries by cell: all points
+of a cell are searched together, as one ``faiss.knn`` (GEMM + heap), against the members of
+the ``n_probe`` cells whose centroids are nearest to that cell's centroid. Work is
+``n * (n / n_cells) * n_probe`` pairs at GEMM speed.
+
+With ``exact=True`` each list is *certified* with the Voronoi bisector bound: a point ``p``
+of cell ``a`` is at least ``(|p - c_b|^2 - |p - c_a|^2) / (2 |c_a - c_b|)`` away from
+every point of cell ``b``; if the ``k``-th listed distance is within that bound for every
+unprobed cell, the list is exact. The other points are searched against all the data. On
+clustered data (where HDBSCAN* is used) most points certify and exact kNN costs little more
+than the approximate graph.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+__all__ = ["cell_knn", "default_cells", "refine_float64"]
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+def default_cells(n: int, exact: bool) -> tuple[int, int]:
+    """``(n_cells, n_probe)`` for ``n`` points.
+
+    Approximate: ``sqrt(n)`` cells, 12 probes -- recall of the 51-NN was >= 0.97 on 20
+    32-d blobs from 100k to 1M rows. Exact: fewer, larger cells (``sqrt(n) / 2``) and 16
+    probes, so more points certify and fewer fall back to a full search.
+    """
+    if exact:
+        return max(1, int(math.sqrt(n) / 2)), 16
+    return max(1, int(math.sqrt(n))), 12
+
+
+def _centroids(X: np.ndarray, L: int, seed: int, n_iter: int) -> np.ndarray:
+    """k-means centroids from a sample of ``64 L`` rows (cells need compactness only)."""
+    faiss = _faiss()
+    n, d = X.shape
+    rng = np.random.default_rng(seed)
+    sample = X if n <= 64 * L else X[np.sort(rng.choice(n, 64 * L, replace=False))]
+    km = faiss.Kmeans(d, L, niter=n_iter, seed=seed, max_points_per_centroid=64)
+    km.train(np.ascontiguousarray(sample))
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def _bisector_bound(
+    P: np.ndarray, cent: np.ndarray, own: int, probed: np.ndarray, c_sq: np.ndarray
+) -> np.ndarray:
+    """Per point of ``P`` (all in cell ``own``): lower bound on the distance to any point of
+    a cell not in ``probed`` (Voronoi half-space distance, float64)."""
+    unprobed = np.ones(len(cent), bool)
+    unprobed[probed] = False
+    if not unprobed.any():
+        return np.full(len(P), np.inf)
+    P64 = P.astype(np.float64)
+    C = cent.astype(np.float64)
+    p_sq = (P64 * P64).sum(1)
+    d2 = p_sq[:, None] + c_sq[None, :] - 2.0 * P64 @ C.T
+    gap = np.linalg.norm(C - C[own], axis=1)
+    gap[own] = np.inf
+    bound = (d2[:, unprobed] - d2[:, own : own + 1]) / (2.0 * gap[unprobed][None, :])
+    # the half-space identity is evaluated with float rounding; shrink so it stays a bound
+    return np.maximum(bound.min(1), 0.0) * (1 - 1e-6) - 1e-6
+
+
+def cell_knn(
+    X: np.ndarray,
+    k: int,
+    *,
+    n_cells: int | None = None,
+    n_probe: int | None = None,
+    exact: bool = False,
+    seed: int = 0,
+    n_iter: int = 8,
+    stats: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Self-kNN graph of ``X``: the ``k`` nearest rows of every row (itself included).
+
+    Parameters
+    ----------
+    X : ndarray (n, d)
+        Converted to C-contiguous float32.
+    k : int
+        Neighbours per row, the row itself normally first.
+    n_cells, n_probe : int, optional
+        k-means cells and probed cells per cell; see :func:`default_cells`.
+    exact : bool
+        Certify every list (bisector bound) and search uncertified rows exhaustively.
+    seed, n_iter
+        k-means seed and iterations.
+    stats : dict, optional
+        Receives ``n_cells``, ``n_probe`` and ``uncertified`` (exact only).
+
+    Returns
+    -------
+    dist : ndarray (n, k) float32
+        Euclidean distances, ascending; ``inf`` where fewer than ``k`` were found.
+    idx : ndarray (n, k) int64
+        ``-1`` where missing.
+    """
+    faiss = _faiss()
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n, _ = X.shape
+    k = int(k)
+    L0, P0 = default_cells(n, exact)
+    L = int(min(n_cells or L0, max(1, n // max(k, 8))))
+    probe = int(min(n_probe or P0, L))
+    dist = np.full((n, k), np.inf, np.float32)
+    idx = np.full((n, k), -1, np.int64)
+    if L <= 1 or probe >= L:
+        D, nb = faiss.knn(X, X, min(k, n))
+        dist[:, : nb.shape[1]] = np.sqrt(np.maximum(D, 0))
+        idx[:, : nb.shape[1]] = nb
+        return _finish(dist, idx, stats, L, probe, 0)
+    cent = _centroids(X, L, seed, n_iter)
+    assign = faiss.knn(X, cent, 1)[1][:, 0]
+    order = np.argsort(assign, kind="stable")
+    starts = np.searchsorted(assign[order], np.arange(L + 1))
+    c_sq = (cent.astype(np.float64) ** 2).sum(1)
+    near = faiss.knn(cent, cent, probe)[1]
+    uncertified: list[np.ndarray] = []
+    for a in range(L):
+        q = order[starts[a] : starts[a + 1]]
+        if len(q) == 0:
+            continue
+        cells = near[a][near[a] >= 0]
+        if a not in cells:
+            cells = np.r_[a, cells[:-1]]
+        db = np.concatenate([order[starts[c] : starts[c + 1]] for c in cells])
+        kk = min(k, len(db))
+        Q = X[q]
+        D, nb = faiss.knn(Q, X[db], kk)
+        dist[q, :kk] = np.sqrt(np.maximum(D, 0))
+        idx[q, :kk] = np.where(nb >= 0, db[np.maximum(nb, 0)], -1)
+        if exact:
+            bound = _bisector_bound(Q, cent, a, cells, c_sq)
+            kth = dist[q, k - 1].astype(np.float64) * (1 + 1e-5)
+            if kk < k:
+                kth[:] = np.inf
+            uncertified.append(q[~(kth <= bound)])
+    n_unc = 0
+    if exact and uncertified:
+        redo = np.concatenate(uncertified)
+        n_unc = len(redo)
+        if n_unc:
+            D, nb = faiss.knn(X[redo], X, min(k, n))
+            dist[redo] = np.sqrt(np.maximum(D, 0))
+            idx[redo] = nb
+    return _finish(dist, idx, stats, L, probe, n_unc)
+
+
+def _finish(
+    dist: np.ndarray,
+    idx: np.ndarray,
+    stats: dict[str, Any] | None,
+    L: int,
+    probe: int,
+    n_unc: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    dist[idx < 0] = np.inf
+    if stats is not None:
+        stats.update({"n_cells": L, "n_probe": probe, "uncertified": n_unc})
+    return dist, idx
+
+
+@numba.njit(cache=True)
+def _refine(X: np.ndarray, idx: np.ndarray, out_d: np.ndarray, out_i: np.ndarray) -> None:
+    n, k = idx.shape
+    dim = X.shape[1]
+    tmp_d = np.empty(k - 1, np.float64)
+    tmp_i = np.empty(k - 1, np.int64)
+    for r in range(n):
+        drop = k - 1
+        for j in range(k):
+            if idx[r, j] == r:
+                drop = j
+                break
+        m = 0
+        for j in range(k):
+            if j == drop:
+                continue
+            q = idx[r, j]
+            if q < 0:
+                tmp_d[m] = np.inf
+                tmp_i[m] = -1
+            else:
+                s = 0.0
+                for t in range(dim):
+                    diff = np.float64(X[q, t]) - np.float64(X[r, t])
+                    s += diff * diff
+                tmp_d[m] = np.sqrt(s)
+                tmp_i[m] = q
+            m += 1
+        order = np.argsort(tmp_d, kind="mergesort")
+        for j in range(k - 1):
+            out_d[r, j] = tmp_d[order[j]]
+            out_i[r, j] = tmp_i[order[j]]
+
+
+def refine_float64(X: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute kNN distances in float64, drop each row's self index and re-sort (stable).
+
+    FAISS answers in float32; hdbscan decides in float64 and mutual-reachability ties are
+    common (``mr`` is often a core distance), so the exact tree uses float64 distances.
+    Dropping the row's own index (rather than column 0) keeps exact duplicates right: a
+    duplicate may be listed before the point itself; where the row is absent its farthest
+    entry is dropped. A numba loop: the numpy version gathered ``n x k x d`` float64 blocks
+    and took ~18 s at 100k x 32 (k = 67); this one takes well under a second.
+
+    Returns
+    -------
+    dist : ndarray (n, k - 1) float64, ascending, ``inf`` where missing.
+    idx : ndarray (n, k - 1) int64, ``-1`` where missing.
+    """
+    n, k = indices.shape
+    out_d = np.empty((n, k - 1), np.float64)
+    out_i = np.empty((n, k - 1), np.int64)
+    if k > 1 and n:
+        _refine(np.ascontiguousarray(X), np.ascontiguousarray(indices, np.int64), out_d, out_i)
+    return out_d, out_i
