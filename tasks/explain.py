@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
 from ops.features import FeatureSpec
+from ops.narrative import describe_behaviour, narrate
 from ops.risk import missed_fraud, review_list
-from ops.rules import describe_behaviour, extract_all_rules, narrate
+from ops.rule_learner import extract_all_rules
 from tasks.evaluate import transactions_view
 from tasks.io import log_dataset
 

@@ -12,7 +12,7 @@ import pytest
 
 from ops.report_html import ReportContext, render_markdown_summary, render_report
 from ops.risk import assess_risk, missed_fraud
-from ops.rules import extract_all_rules
+from ops.rule_learner import extract_all_rules
 
 EVIL = "<script>alert('x')</script>"
 

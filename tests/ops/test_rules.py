@@ -8,17 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ops.rules import (
-    Behaviour,
-    Condition,
-    Rule,
-    describe_behaviour,
-    extract_all_rules,
-    extract_rules,
-    narrate,
-    rules_from_json,
-    rules_to_json,
-)
+from ops.narrative import Behaviour, describe_behaviour, narrate
+from ops.rule_learner import extract_all_rules, extract_rules
+from ops.rules import Condition, Rule, rules_from_json, rules_to_json
 
 N = 4000
 RING = 7
