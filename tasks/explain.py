@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
+from ops.casework import missed_fraud, review_list
 from ops.features import FeatureSpec
 from ops.narrative import describe_behaviour, narrate
-from ops.risk import missed_fraud, review_list
 from ops.rule_learner import extract_all_rules
 from tasks.evaluate import transactions_view
 from tasks.io import log_dataset

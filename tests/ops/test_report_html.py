@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ops.casework import missed_fraud
 from ops.report_html import ReportContext, render_markdown_summary, render_report
-from ops.risk import assess_risk, missed_fraud
+from ops.risk import assess_risk
 from ops.rule_learner import extract_all_rules
 
 EVIL = "<script>alert('x')</script>"

@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ops.casework import missed_fraud, review_list
 from ops.risk import (
     CoordinationConfig,
     RiskConfig,
     assess_risk,
-    missed_fraud,
-    review_list,
     wilson_lower_bound,
 )
 
