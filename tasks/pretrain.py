@@ -7,7 +7,10 @@ The worker loop is the plain PyTorch loop of ``ops.training``; the Ray-specific 
 from __future__ import annotations
 
 import math
+import os
 import tempfile
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
 
 from catalog.datasets import Catalog
 from infra.ray import ensure_ray
@@ -28,7 +32,7 @@ from infra.tracking import RunLogger, log_torch_model
 from ops.encoder import TimeAttentionBiLSTM
 from ops.encoder_export import PackedSequenceEncoder, pack_sequences
 from ops.objectives import build_objective
-from ops.sequence_batch import SequenceCollator, SequenceDataset
+from ops.sequence_batch import SequenceBatch, SequenceCollator, SequenceDataset
 from ops.training import evaluate, set_seed, train_epoch
 from tasks.io import load_sequences
 
@@ -81,48 +85,86 @@ def _split(
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def _mean_across_workers(value: float) -> float:
+def _mean_across_workers(value: float, weight: float) -> float:
+    """Weighted mean of per-worker means (workers may hold different numbers of sequences)."""
     if not (dist.is_available() and dist.is_initialized()):
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value * weight, weight], dtype=torch.float64)
     dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
+    return float(t[0] / t[1].clamp(min=1e-12))
 
 
-def build_encoder_objective(config: dict[str, Any]) -> tuple[TimeAttentionBiLSTM, torch.nn.Module]:
+def build_encoder_objective(
+    config: dict[str, Any], world_size: int = 1
+) -> tuple[TimeAttentionBiLSTM, torch.nn.Module]:
+    """Encoder + objective; under DDP the contrastive negatives come from every worker.
+
+    Without gathering, NT-Xent on 2 workers sees half the negatives of 1 worker at the same
+    global batch: a different, easier loss, not the same training spread over two processes.
+    """
     encoder = TimeAttentionBiLSTM(**config["encoder"])
-    extra = {"temperature": config["temperature"]} if config["objective"] == "contrastive" else {}
+    extra: dict[str, Any] = {}
+    if config["objective"] == "contrastive":
+        extra = {"temperature": config["temperature"], "gather_distributed": world_size > 1}
     return encoder, build_objective(config["objective"], encoder, **extra)
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """One DDP worker: its shard of the data, a checkpoint each epoch, early stopping."""
-    torch.set_num_threads(config["threads_per_worker"])
-    set_seed(config["seed"])
+def build_loaders(
+    config: dict[str, Any], world_size: int, rank: int
+) -> tuple[DataLoader, DataLoader]:
+    """This worker's shards of the seeded train/validation split, at ``batch_size / world``.
+
+    One global permutation (seeded, reshuffled each epoch by ``set_epoch``) is dealt
+    round-robin to the workers, so step ``i`` of a W-worker run trains on exactly the
+    sequences of step ``i`` of a 1-worker run: the runs differ only in float summation.
+    Ray's own sampler would ignore the seed and pad the shards with repeated sequences.
+    """
     _, tokens, dwell = load_sequences(config["output_root"])
     train_idx, val_idx = _split(
         len(tokens), config["val_fraction"], config["max_train_sequences"], config["seed"]
     )
     dataset = SequenceDataset(tokens, dwell)
     collate = SequenceCollator(config["max_len"])
-    per_worker = max(2, config["batch_size"] // ray.train.get_context().get_world_size())
-    generator = torch.Generator().manual_seed(config["seed"])
-    train_loader = DataLoader(
-        Subset(dataset, train_idx),
-        per_worker,
-        shuffle=True,
-        collate_fn=collate,
-        generator=generator,
-        drop_last=True,
+    per_worker = max(2, config["batch_size"] // world_size)
+    train = Subset(dataset, train_idx)
+    val = Subset(dataset, val_idx)
+    train_sampler = DistributedSampler(
+        train, world_size, rank, shuffle=True, seed=config["seed"], drop_last=True
     )
-    val_loader = DataLoader(Subset(dataset, val_idx), per_worker, collate_fn=collate)
-    train_loader = ray.train.torch.prepare_data_loader(train_loader)  # Ray: shard + device
-    val_loader = ray.train.torch.prepare_data_loader(val_loader, move_to_device=True)
+    val_sampler = DistributedSampler(val, world_size, rank, shuffle=False)
+    return (
+        DataLoader(train, per_worker, sampler=train_sampler, collate_fn=collate, drop_last=True),
+        DataLoader(val, per_worker, sampler=val_sampler, collate_fn=collate),
+    )
 
-    _, objective = build_encoder_objective(config)
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """One DDP worker: its shard of the data, a checkpoint each epoch, early stopping."""
+    torch.set_num_threads(config["threads_per_worker"])
+    context = ray.train.get_context()  # Ray: this worker's place in the group
+    world_size, rank = context.get_world_size(), context.get_world_rank()
+    set_seed(config["seed"])
+    train_loader, val_loader = build_loaders(config, world_size, rank)
+    train_sampler = train_loader.sampler
+    n_train = len(train_sampler) // train_loader.batch_size * train_loader.batch_size
+    n_val = len(val_loader.sampler)
+    # Ray: device placement only; the sharding is ours (build_loaders).
+    train_loader = ray.train.torch.prepare_data_loader(train_loader, add_dist_sampler=False)
+    val_loader = ray.train.torch.prepare_data_loader(val_loader, add_dist_sampler=False)
+
+    _, objective = build_encoder_objective(config, world_size)
     objective = ray.train.torch.prepare_model(objective)  # Ray: DDP wrap
+    # Same initial weights everywhere (DDP broadcasts them anyway), then distinct dropout
+    # and augmentation streams per worker.
+    set_seed(config["seed"] + 7919 * rank)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=config["learning_rate"])
-    state: dict[str, Any] = {"epoch": 0, "best": math.inf, "stale": 0, "history": []}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "best": math.inf,
+        "stale": 0,
+        "history": [],
+        "starts": [],
+    }
 
     checkpoint = ray.train.get_checkpoint()  # Ray: set when resuming after a failure
     if checkpoint:
@@ -131,21 +173,30 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         _unwrap(objective).load_state_dict(saved.pop("objective"))
         optimizer.load_state_dict(saved.pop("optimizer"))
         state.update(saved)
+    state["starts"] = [*state["starts"], state["epoch"]]
 
-    rank = ray.train.get_context().get_world_rank()
-    tracker = MlflowClient(config["tracking_uri"]) if rank == 0 else None
+    tracker = MlflowClient(config["tracking_uri"]) if rank == 0 and config.get("run_id") else None
     for epoch in range(state["epoch"], config["epochs"]):
-        if hasattr(train_loader, "sampler") and hasattr(train_loader.sampler, "set_epoch"):
-            train_loader.sampler.set_epoch(epoch)
-        train_loss = _mean_across_workers(train_epoch(objective, train_loader, optimizer))
-        val_loss = _mean_across_workers(evaluate(objective, val_loader))
+        train_sampler.set_epoch(epoch)
+        batches = _inject_fault(train_loader, config.get("fault"), epoch, rank)
+        started = time.perf_counter()
+        train_loss = train_epoch(objective, batches, optimizer)
+        seconds = time.perf_counter() - started
+        train_loss = _mean_across_workers(train_loss, n_train)
+        val_loss = _mean_across_workers(evaluate(objective, val_loader), n_val)
         improved = val_loss < state["best"] - 1e-4
         state["best"], state["stale"] = (
             (val_loss, 0) if improved else (state["best"], state["stale"] + 1)
         )
         state["epoch"] = epoch + 1
-        state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-        metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+        metrics = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "epoch_seconds": seconds,
+            "sequences_per_second": n_train * world_size / seconds,
+        }
+        state["history"].append(metrics)
         if tracker is not None:
             for key in ("train_loss", "val_loss"):
                 tracker.log_metric(config["run_id"], f"pretrain.{key}", metrics[key], step=epoch)
@@ -165,6 +216,28 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             )
         if state["stale"] >= config["patience"]:
             break
+
+
+def _inject_fault(
+    loader: Iterable[SequenceBatch], fault: dict[str, Any] | None, epoch: int, rank: int
+) -> Iterable[SequenceBatch]:
+    """Test hook: the worker of ``fault["rank"]`` dies (SIGKILL-like) at ``fault["step"]``.
+
+    Only once: ``fault["marker"]`` records the death, so the restarted group trains on.
+    """
+    if not fault or fault["epoch"] != epoch or fault["rank"] != rank:
+        return loader
+    if Path(fault["marker"]).exists():
+        return loader
+
+    def dying() -> Iterator[SequenceBatch]:
+        for step, batch in enumerate(loader):
+            if step == fault["step"]:
+                Path(fault["marker"]).write_text(f"epoch {epoch} step {step} rank {rank}\n")
+                os._exit(1)  # no cleanup, no exception: as if the process were killed
+            yield batch
+
+    return dying()
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
@@ -203,22 +276,33 @@ def load_encoder(checkpoint_dir: str, encoder_config: dict[str, Any]) -> TimeAtt
     return encoder.eval()
 
 
+def build_config(
+    output_root: str,
+    vocabulary_size: int,
+    max_len: int,
+    params: PretrainParams,
+    run_id: str | None,
+) -> dict[str, Any]:
+    """The worker loop's config; without ``run_id`` nothing is logged to MLflow."""
+    return {
+        **params.model_dump(exclude={"encoder"}),
+        "encoder": {"vocab_size": vocabulary_size + 2, **params.encoder.model_dump()},
+        "output_root": output_root,
+        "max_len": max_len,
+        "run_id": run_id,
+        "tracking_uri": get_settings().tracking_uri,
+        "threads_per_worker": max(1, torch.get_num_threads() // params.num_workers),
+    }
+
+
 @task(name="pretrain")
 def pretrain(
     output_root: str, vocabulary_size: int, max_len: int, params: PretrainParams, run_id: str
 ) -> PretrainResult:
     logger = get_run_logger()
     ensure_ray()
-    encoder_config = {"vocab_size": vocabulary_size + 2, **params.encoder.model_dump()}
-    config = {
-        **params.model_dump(exclude={"encoder"}),
-        "encoder": encoder_config,
-        "output_root": output_root,
-        "max_len": max_len,
-        "run_id": run_id,
-        "tracking_uri": get_settings().tracking_uri,
-        "threads_per_worker": max(1, (torch.get_num_threads()) // params.num_workers),
-    }
+    config = build_config(output_root, vocabulary_size, max_len, params, run_id)
+    encoder_config = config["encoder"]
     RunLogger(run_id).params(params.model_dump(), prefix="pretrain.")
     result = run_trainer(config, params, name=f"pretrain-{run_id}")
     best = result.get_best_checkpoint(metric="val_loss", mode="min")
