@@ -490,4 +490,3 @@ def default_graph_k(min_samples: int, n: int) -> int:
     points at 20k x 32 while keeping n x k memory modest at 1M rows.
     """
     return int(min(n, max(min_samples + 1, min(2 * min_samples, min_samples + 16), 16)))
-

@@ -110,6 +110,26 @@ def test_bad_input() -> None:
         KNNIndex("nope").fit(X)  # type: ignore[arg-type]
 
 
+def test_cell_knn_exact_and_approximate() -> None:
+    from sklearn.datasets import make_blobs
+
+    from ops.knn_graph import cell_knn, refine_float64
+
+    B, _ = make_blobs(4000, 8, centers=6, random_state=0)
+    B = B.astype(np.float32)
+    ref_d, ref_i = knn_search(B, 12, backend="flat")
+    stats: dict = {}
+    d, i = cell_knn(B, 12, exact=True, n_cells=40, n_probe=3, stats=stats)
+    assert stats["uncertified"] > 0  # few probes: some lists must be searched again
+    np.testing.assert_allclose(d, ref_d, rtol=1e-5, atol=1e-5)
+    d, i = cell_knn(B, 12, n_cells=40, n_probe=6)
+    recall = np.mean([len(np.intersect1d(a, b)) / 12 for a, b in zip(i, ref_i, strict=True)])
+    assert recall >= 0.9
+    fd, fi = refine_float64(B, ref_i)
+    assert fd.shape == (4000, 11) and not (fi == np.arange(4000)[:, None]).any()
+    np.testing.assert_allclose(fd, ref_d[:, 1:], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.gpu
 def test_torch_cuda_matches_flat() -> None:
     torch = pytest.importorskip("torch")

@@ -127,6 +127,41 @@ def test_approximate_mode_close_to_exact() -> None:
     assert adjusted_rand_score(exact.labels_, approx.labels_) >= 0.99
 
 
+def test_default_approximate_path_close_to_exact() -> None:
+    # the CPU default: cell-grouped kNN graph, numba kNN forest, slab-pruned component join
+    X, _ = make_blobs(6000, 16, centers=10, random_state=4)
+    exact = PHDBSCAN(min_cluster_size=20, mode="exact").fit(X)
+    approx = PHDBSCAN(min_cluster_size=20, mode="approximate").fit(X)
+    assert approx.knn_backend_ == "cells"
+    assert approx.minimum_spanning_tree_.shape == (len(X) - 1, 3)
+    assert adjusted_rand_score(exact.labels_, approx.labels_) >= 0.99
+    w_exact = exact.minimum_spanning_tree_[:, 2].sum()
+    assert w_exact <= approx.minimum_spanning_tree_[:, 2].sum() <= 1.02 * w_exact
+
+
+def test_knn_forest_and_exact_join_give_the_mst() -> None:
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial.distance import cdist
+
+    from ops.component_join import join_components
+    from ops.knn_forest import knn_forest
+
+    X, _ = make_blobs(400, 5, centers=4, cluster_std=0.5, random_state=5)
+    d = cdist(X, X)
+    idx = np.argsort(d, 1, kind="stable")[:, :8]
+    dist = np.take_along_axis(d, idx, 1)
+    core = dist[:, 5]
+    mr = np.maximum(np.maximum(core[:, None], core[None, :]), d)
+    ref = minimum_spanning_tree(np.triu(mr + 1e-300, 1)).sum()
+    forest, comp = knn_forest(idx, dist, core)
+    assert len(np.unique(comp)) > 1  # well separated: the 8-NN graph is disconnected
+    tree = np.vstack([forest, join_components(X, core, comp, exact=True)])
+    assert tree.shape == (len(X) - 1, 3)
+    assert tree[:, 2].sum() == pytest.approx(ref, rel=1e-9)
+    approx = np.vstack([forest, join_components(X, core, comp, exact=False, cap=16)])
+    assert approx[:, 2].sum() >= tree[:, 2].sum() - 1e-9
+
+
 def test_auto_mode_and_attributes() -> None:
     X = DATA["blobs16"]
     model = PHDBSCAN(min_cluster_size=10, device="cpu").fit(X)
