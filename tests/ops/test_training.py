@@ -7,30 +7,9 @@ from ops.encoder import TimeAttentionBiLSTM
 from ops.objectives import ContrastiveObjective, ReconstructionObjective, build_objective
 from ops.sequence_batch import SequenceCollator, SequenceDataset
 from ops.training import embed, evaluate, set_seed, train_epoch
+from tests.ops.timing_data import VOCAB, timing_only_sessions
 
 torch.set_num_threads(2)
-VOCAB = 42
-
-
-def timing_only_sessions(
-    n: int, seed: int, human_median: float = 2.0
-) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """Same page distribution for both classes; bots click every 600 ms (±3 %)."""
-    rng = np.random.default_rng(seed)
-    p = 1.0 / np.arange(1, VOCAB - 1)
-    p /= p.sum()
-    tokens, dwell = [], []
-    y = np.arange(n) % 2
-    for bot in y:
-        length = int(rng.integers(8, 33))
-        tokens.append((rng.choice(VOCAB - 2, size=length, p=p) + 2).astype(np.int32))
-        if bot:
-            d = 0.6 * np.exp(rng.normal(0.0, 0.03, length))
-        else:
-            d = rng.lognormal(np.log(human_median), 0.6, length)
-        d[0] = 0.0
-        dwell.append(d.astype(np.float32))
-    return tokens, dwell, y
 
 
 def _small_encoder() -> TimeAttentionBiLSTM:
