@@ -16,7 +16,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from catalog.schemas import InputError
+from catalog.schemas import Contract, InputError, check_contract
 
 SOURCE_COLUMN, ROW_COLUMN = "_source", "_row"
 
@@ -63,32 +63,83 @@ def _is_data_file(path: str) -> bool:
     return True
 
 
-def read_source(uri: str) -> tuple[pa.Table, str]:
+def read_source(uri: str, contract: Contract | None = None) -> tuple[pa.Table, str]:
     """All rows of a source with ``_source`` and ``_row``, and the digest of its bytes.
 
     Hive partition keys become columns. The digest covers file contents in path order, not
-    names or locations, so the same data on S3 and on local disk gets the same version.
+    names or locations, so the same data on S3 and on local disk gets the same version. With a
+    ``contract``, each file is checked on its own, so a fatal message names the very file at
+    fault inside a directory rather than the directory.
     """
     fs, files = list_files(uri)
     base = fsspec.core.url_to_fs(uri)[1].rstrip("/")
     tables, digest = [], hashlib.sha256()
     for path in files:
         table = _read_file(fs, path, digest)
+        source = _display(fs, path)
         for key, value in _hive_keys(base, path).items():
             if key not in table.column_names:
                 table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
-        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-        source = path if protocol in ("file", "local") else f"{protocol}://{path}"
+        if contract is not None and table.num_rows:
+            check_contract(table, contract, source)
         table = table.append_column(SOURCE_COLUMN, pa.array([source] * table.num_rows, pa.string()))
         table = table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int64()))
         tables.append(table)
     try:
         combined = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-        raise InputError(f"{uri}: files disagree on column types: {err}") from err
+        raise InputError(_disagreement(uri, files, tables, fs) or f"{uri}: {err}") from err
     if combined.num_rows == 0:
         raise InputError(f"{uri}: input is empty (no rows)")
     return combined, digest.hexdigest()[:16]
+
+
+def source_digest(uri: str, chunk: int = 1 << 24) -> str:
+    """The digest ``read_source`` would return, streamed without parsing (for cache keys)."""
+    fs, files = list_files(uri)
+    digest = hashlib.sha256()
+    for path in files:
+        with fs.open(path, "rb") as f:
+            while block := f.read(chunk):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _display(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if protocol in ("file", "local") else f"{protocol}://{path}"
+
+
+def _disagreement(
+    uri: str, files: list[str], tables: list[pa.Table], fs: fsspec.AbstractFileSystem
+) -> str | None:
+    """Name the column and the two files whose types cannot be merged."""
+    first_seen: dict[str, tuple[str, pa.DataType]] = {}
+    for path, table in zip(files, tables, strict=True):
+        for field in table.schema:
+            if field.name not in first_seen:
+                first_seen[field.name] = (path, field.type)
+                continue
+            other, kind = first_seen[field.name]
+            if (
+                kind != field.type
+                and not pa.types.is_null(kind)
+                and not pa.types.is_null(field.type)
+            ):
+                try:
+                    pa.concat_tables(
+                        [
+                            pa.table({"c": pa.array([], kind)}),
+                            pa.table({"c": pa.array([], field.type)}),
+                        ],
+                        promote_options="permissive",
+                    )
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    return (
+                        f"{_display(fs, path)}: column '{field.name}' has type {field.type} but "
+                        f"{_display(fs, other)} has {kind}; files of {uri} must agree on types"
+                    )
+    return None
 
 
 def _hive_keys(base: str, path: str) -> dict[str, str]:
@@ -103,6 +154,8 @@ def _read_file(fs: fsspec.AbstractFileSystem, path: str, digest: hashlib._Hash) 
         with fs.open(path, "rb") as f:
             data = f.read()
         digest.update(data)
+        if not data:
+            raise InputError(f"{path}: file is empty (0 bytes)")
         if path.endswith(".gz"):
             data = gzip.decompress(data)
         buffer = pa.BufferReader(data)

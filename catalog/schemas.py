@@ -69,6 +69,8 @@ _EXPECTED = {
 
 
 def _castable(kind: ColumnKind, dtype: pa.DataType) -> bool:
+    if pa.types.is_null(dtype):  # an optional column left empty; required ones fail earlier
+        return True
     text = pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
     number = pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
     if kind == "string":
@@ -81,6 +83,12 @@ def _castable(kind: ColumnKind, dtype: pa.DataType) -> bool:
 def check_contract(table: pa.Table, contract: Contract, uri: str) -> None:
     """Fail on defects no row-level quarantine could fix: missing columns, impossible types."""
     present = set(table.column_names)
+    for name in contract.required:
+        if table.column_names.count(name) > 1:
+            raise InputError(
+                f"{uri}: column '{name}' of {contract.source} appears "
+                f"{table.column_names.count(name)} times; expected one"
+            )
     for column in contract.columns:
         if column.name not in present:
             if column.required:
@@ -91,6 +99,11 @@ def check_contract(table: pa.Table, contract: Contract, uri: str) -> None:
                 )
             continue
         dtype = table.schema.field(column.name).type
+        if column.required and pa.types.is_null(dtype):
+            raise InputError(
+                f"{uri}: required column '{column.name}' of {contract.source} holds no values "
+                f"at all (expected {_EXPECTED[column.kind]})"
+            )
         if not _castable(column.kind, dtype):
             raise InputError(
                 f"{uri}: column '{column.name}' of {contract.source} has type {dtype}, "

@@ -1,21 +1,44 @@
-"""Ingest: read both sources, enforce the contract, quarantine bad rows, sessionize on Dask."""
+"""Ingest: read both sources, enforce the contract, quarantine bad rows, sessionize on Dask.
+
+Per source, ``rows_in = accepted + quarantined + outside_window``: a row is never dropped
+without being counted. Rows outside the ``start``/``end`` window are counted, not quarantined,
+because a window over a lake routinely excludes most of it and the quarantine is for defects.
+
+A second ingest of unchanged inputs with unchanged parameters and code into the same output
+location reuses the outputs through Prefect's cache (results persisted under ``SHOAL_HOME``);
+``lineage.json`` beside the outputs says which inputs and code produced them.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import posixpath
+import subprocess
+import uuid
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
 import dask
 import dask.dataframe as dd
+import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from prefect import get_run_logger, task
-from pydantic import BaseModel, Field
+from prefect.context import TaskRunContext
+from prefect.filesystems import LocalFileSystem
+from pydantic import BaseModel, Field, model_validator
 
 from catalog.datasets import Catalog
-from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, read_source
-from catalog.schemas import EVENTS, TRANSACTIONS, check_contract
+from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, list_files, read_source, source_digest
+from catalog.schemas import EVENTS, TRANSACTIONS
 from infra.dask import dask_scheduler
+from infra.settings import get_settings
 from infra.tracking import RunLogger
-from ops.sessionize import build_vocabulary, encode_events, sessionize
+from ops.sessionize import SEQUENCE_SCHEMA, build_vocabulary, encode_events, sessionize
 from ops.timestamps import to_epoch_ms
 from ops.validation import (
     event_checks,
@@ -25,6 +48,10 @@ from ops.validation import (
 )
 from tasks.io import log_dataset
 
+LINEAGE_FILE = "lineage.json"
+UNKNOWN_TXN = "event of an unknown or rejected transaction"
+NO_EVENTS = "transaction has no events"
+
 
 class IngestParams(BaseModel):
     vocabulary_size: int = Field(64, ge=2, description="most frequent events kept as tokens")
@@ -33,6 +60,18 @@ class IngestParams(BaseModel):
         5000, ge=2, description="longer sessions are quarantined as absurd"
     )
     partitions: int = Field(8, ge=1, description="Dask partitions for sessionization")
+    start: datetime | None = Field(
+        None, description="keep transactions at or after this time (naive = UTC)"
+    )
+    end: datetime | None = Field(
+        None, description="keep transactions before this time (naive = UTC)"
+    )
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> IngestParams:
+        if self.start and self.end and _ms(self.start) >= _ms(self.end):
+            raise ValueError(f"start {self.start} must be before end {self.end}")
+        return self
 
 
 class IngestResult(BaseModel):
@@ -40,15 +79,39 @@ class IngestResult(BaseModel):
     digests: dict[str, str]
     counts: dict[str, dict[str, int]]
     vocabulary_size: int
+    cache_key: str = ""
+    code_version: dict[str, str | None] = Field(default_factory=dict)
+    reused: bool = False
+
+
+def _ms(when: datetime) -> int:
+    stamp = pd.Timestamp(when)
+    return int((stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).value // 1_000_000)
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
 
 
-def _validate_transactions(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _outside(ts_ms: np.ndarray, ts_bad: np.ndarray, params: IngestParams) -> np.ndarray:
+    """Rows with a readable time outside ``[start, end)``; unreadable times are defects instead."""
+    out = np.zeros(len(ts_ms), dtype=bool)
+    if params.start is not None:
+        out |= ts_ms < _ms(params.start)
+    if params.end is not None:
+        out |= ts_ms >= _ms(params.end)
+    return out & ~ts_bad
+
+
+def _validate_transactions(
+    table: pa.Table, params: IngestParams
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Index, int]:
+    """Accepted rows, quarantine, ids of transactions outside the window and their count."""
     frame = _frame(table)
     ts_ms, ts_bad = to_epoch_ms(table.column("ts"))
+    outside = _outside(ts_ms, ts_bad, params)
+    outside_ids = pd.Index(frame.loc[outside, "txn_id"].dropna().astype(str).unique())
+    frame, ts_ms, ts_bad = frame.loc[~outside], ts_ms[~outside], ts_bad[~outside]
     amount = pd.to_numeric(frame["amount"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     reasons = first_failure(len(frame), transaction_checks(frame, ts_bad, amount))
     quarantine = quarantine_rows(frame, reasons, SOURCE_COLUMN, ROW_COLUMN)
@@ -59,17 +122,26 @@ def _validate_transactions(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]
     accepted["amount"] = amount[ok]
     if "label" in accepted:
         accepted["label"] = pd.to_numeric(accepted["label"], errors="coerce").astype("Float64")
-    return accepted.reset_index(drop=True), quarantine
+    return accepted.reset_index(drop=True), quarantine, outside_ids, int(outside.sum())
 
 
 def _validate_events(
-    table: pa.Table, known_txns: pd.Index, max_session_events: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    table: pa.Table, known_txns: pd.Index, outside_txns: pd.Index, max_session_events: int
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Accepted events, quarantine, and how many events belong to out-of-window transactions."""
     frame = _frame(table)
     ts_ms, ts_bad = to_epoch_ms(table.column("ts"))
-    checks = event_checks(frame, ts_bad)
     txn = frame["txn_id"].astype(str)
-    checks.append((~txn.isin(known_txns).to_numpy(), "event of an unknown or rejected transaction"))
+    outside = (txn.isin(outside_txns) & ~txn.isin(known_txns)).to_numpy()
+    if outside.any():
+        frame, ts_ms, ts_bad, txn = (
+            frame.loc[~outside],
+            ts_ms[~outside],
+            ts_bad[~outside],
+            txn[~outside],
+        )
+    checks = event_checks(frame, ts_bad)
+    checks.append((~txn.isin(known_txns).to_numpy(), UNKNOWN_TXN))
     session_size = txn.map(txn.value_counts())
     checks.append(
         (
@@ -83,7 +155,7 @@ def _validate_events(
     accepted = pd.DataFrame(
         {"txn_id": txn[ok].to_numpy(dtype=object), "ts": ts_ms[ok], "event": frame["event"][ok]}
     )
-    return accepted, quarantine
+    return accepted, quarantine, int(outside.sum())
 
 
 def _sessionize_on_dask(
@@ -98,37 +170,90 @@ def _sessionize_on_dask(
         dask.delayed(_sessionize_partition)(part, params.max_sequence_length)
         for part in ddf.to_delayed()
     ]
-    return pa.concat_tables(dask.compute(*parts))
+    # Sorted by txn_id so the output (and its digest) does not depend on how Dask partitioned.
+    return pa.concat_tables(dask.compute(*parts)).sort_by("txn_id")
 
 
 def _sessionize_partition(part: pd.DataFrame, max_len: int) -> pa.Table:
     return sessionize(
-        part["txn_id"].to_numpy(dtype=object).astype(str),
+        part["txn_id"].to_numpy(dtype=object),
         part["ts"].to_numpy(dtype=np.int64),
         part["token"].to_numpy(dtype=np.int32),
         max_len,
     )
 
 
-@task(name="ingest", retries=0)
-def ingest(
-    events_uri: str, transactions_uri: str, output_root: str, params: IngestParams, run_id: str
-) -> IngestResult:
-    """Fatal defects stop here, before anything is written; row defects go to quarantine."""
-    logger = get_run_logger()
-    raw_txns, txns_digest = read_source(transactions_uri)
-    raw_events, events_digest = read_source(events_uri)
-    check_contract(raw_txns, TRANSACTIONS, transactions_uri)
-    check_contract(raw_events, EVENTS, events_uri)
+def sessionize_parquet(
+    events_uri: str,
+    output_uri: str,
+    max_len: int,
+    partitions: int,
+    vocabulary_size: int = 64,
+    storage_options: dict[str, Any] | None = None,
+) -> list[str]:
+    """Out-of-core sessionization of accepted events: Parquet in, partitioned Parquet out.
 
-    txns, txn_quarantine = _validate_transactions(raw_txns)
-    events, event_quarantine = _validate_events(
-        raw_events, pd.Index(txns["txn_id"]), params.max_session_events
+    Nothing is collected on the client: Dask reads the events in row groups, shuffles them by
+    ``txn_id`` (on disk under a distributed scheduler's p2p shuffle) so each session lands in
+    one partition, sessionizes partitions and writes them. Only the vocabulary's counts return.
+    """
+    ddf = dd.read_parquet(
+        events_uri, columns=["txn_id", "ts", "event"], storage_options=storage_options
+    )
+    vocabulary = build_vocabulary(ddf["event"].value_counts().compute(), vocabulary_size)
+    tokens = ddf.map_partitions(
+        _tokenize, vocabulary, meta={"txn_id": "string", "ts": "int64", "token": "int32"}
+    )
+    shuffled = tokens.shuffle("txn_id", npartitions=partitions)
+    meta = SEQUENCE_SCHEMA.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    sequences = shuffled.map_partitions(_sessionize_frame, max_len, meta=meta)
+    sequences.to_parquet(
+        output_uri, write_index=False, schema=SEQUENCE_SCHEMA, storage_options=storage_options
+    )
+    return vocabulary
+
+
+def _tokenize(part: pd.DataFrame, vocabulary: list[str]) -> pd.DataFrame:
+    ts_ms, _ = to_epoch_ms(pa.array(part["ts"]))
+    return pd.DataFrame(
+        {
+            "txn_id": part["txn_id"].astype("string"),
+            "ts": ts_ms,
+            "token": encode_events(part["event"], vocabulary),
+        },
+        index=part.index,
+    )
+
+
+def _sessionize_frame(part: pd.DataFrame, max_len: int) -> pd.DataFrame:
+    table = sessionize(
+        part["txn_id"].to_numpy(dtype=object),
+        part["ts"].to_numpy(dtype=np.int64),
+        part["token"].to_numpy(dtype=np.int32),
+        max_len,
+    )
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def run_ingest(
+    events_uri: str, transactions_uri: str, output_root: str, params: IngestParams
+) -> IngestResult:
+    """Everything but orchestration and tracking, so tests can drive it without engines.
+
+    All reading and checking happens before the first write: a fatal defect leaves the output
+    location untouched.
+    """
+    raw_txns, txns_digest = read_source(transactions_uri, TRANSACTIONS)
+    raw_events, events_digest = read_source(events_uri, EVENTS)
+
+    txns, txn_quarantine, outside_txns, txns_outside = _validate_transactions(raw_txns, params)
+    events, event_quarantine, events_outside = _validate_events(
+        raw_events, pd.Index(txns["txn_id"]), outside_txns, params.max_session_events
     )
     has_events = txns["txn_id"].isin(events["txn_id"].unique()).to_numpy()
     orphan_q = quarantine_rows(
         txns,
-        first_failure(len(txns), [(~has_events, "transaction has no events")]),
+        first_failure(len(txns), [(~has_events, NO_EVENTS)]),
         SOURCE_COLUMN,
         ROW_COLUMN,
     )
@@ -144,11 +269,13 @@ def ingest(
             "rows_in": raw_txns.num_rows,
             "accepted": len(txns),
             "quarantined": len(txn_quarantine) + len(orphan_q),
+            "outside_window": txns_outside,
         },
         "events": {
             "rows_in": raw_events.num_rows,
             "accepted": len(events),
             "quarantined": len(event_quarantine),
+            "outside_window": events_outside,
         },
     }
     catalog = Catalog(output_root)
@@ -159,23 +286,189 @@ def ingest(
         "quarantine": catalog.save_table("quarantine", quarantine),
     }
     catalog.save_json("ingest_counts", counts)
+    inputs = {"transactions": txns_digest, "events": events_digest}
+    key = ingest_cache_key(events_uri, transactions_uri, output_root, params)
+    result = IngestResult(
+        input_digests=inputs,
+        digests=digests,
+        counts=counts,
+        vocabulary_size=len(vocabulary),
+        cache_key=key,
+        code_version=code_version(),
+    )
+    _write_lineage(output_root, events_uri, transactions_uri, params, result)
+    return result
+
+
+# --- versioning and caching -------------------------------------------------------------------
+
+_INGEST_SOURCES = (
+    "catalog/readers.py",
+    "catalog/schemas.py",
+    "ops/validation.py",
+    "ops/timestamps.py",
+    "ops/sessionize.py",
+    "tasks/ingest.py",
+)
+_REPO = Path(__file__).resolve().parents[1]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict[str, str | None]:
+    """Git commit (when run from a checkout), package version, and a hash of ingest's own code.
+
+    The cache keys on the source hash, not the commit: unrelated commits must not invalidate it.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        git = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        git = None
+    try:
+        package = version("shoal")
+    except PackageNotFoundError:
+        package = None
+    source = hashlib.sha256()
+    for name in _INGEST_SOURCES:
+        source.update((_REPO / name).read_bytes())
+    return {"git": git, "package": package, "ingest_source": source.hexdigest()[:16]}
+
+
+@lru_cache(maxsize=256)
+def _digest_of(uri: str, listing: tuple[tuple[str, Any, Any], ...]) -> str:
+    return source_digest(uri)
+
+
+def cached_source_digest(uri: str) -> str:
+    """``source_digest``, read once per process for as long as no file's size or mtime changes."""
+    fs, files = list_files(uri)
+    listing = []
+    for path in files:
+        info = fs.info(path)
+        stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified")
+        listing.append((path, info.get("size"), str(stamp)))
+    return _digest_of(uri, tuple(listing))
+
+
+def ingest_cache_key(
+    events_uri: str, transactions_uri: str, output_root: str, params: IngestParams
+) -> str:
+    """Inputs by content, parameters, code and destination: what determines ingest's outputs."""
+    parts = {
+        "events": cached_source_digest(events_uri),
+        "transactions": cached_source_digest(transactions_uri),
+        "params": params.model_dump(mode="json"),
+        "code": code_version()["ingest_source"],
+        "output": output_root.rstrip("/"),
+    }
+    return "ingest-" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def read_lineage(output_root: str) -> dict[str, Any] | None:
+    fs, root = fsspec.core.url_to_fs(output_root)
+    path = posixpath.join(root, LINEAGE_FILE)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as f:
+        return json.loads(f.read())
+
+
+def _write_lineage(
+    output_root: str,
+    events_uri: str,
+    transactions_uri: str,
+    params: IngestParams,
+    result: IngestResult,
+) -> None:
+    """Atomic like every catalog write: a reader sees the previous lineage or the new one."""
+    lineage = {
+        "stage": "ingest",
+        "cache_key": result.cache_key,
+        "inputs": {
+            "events": {"uri": events_uri, "digest": result.input_digests["events"]},
+            "transactions": {
+                "uri": transactions_uri,
+                "digest": result.input_digests["transactions"],
+            },
+        },
+        "params": params.model_dump(mode="json"),
+        "code_version": result.code_version,
+        "outputs": result.digests,
+        "counts": result.counts,
+        "written_at": datetime.now(UTC).isoformat(),
+    }
+    fs, root = fsspec.core.url_to_fs(output_root)
+    tmp = posixpath.join(root, f".{LINEAGE_FILE}.{uuid.uuid4().hex}.tmp")
+    with fs.open(tmp, "wb") as f:
+        f.write(json.dumps(lineage, indent=2).encode())
+    fs.mv(tmp, posixpath.join(root, LINEAGE_FILE))
+
+
+def _key_from_parameters(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return str(parameters["key"])
+
+
+@task(name="ingest-outputs", cache_key_fn=_key_from_parameters, persist_result=True)
+def _ingest_outputs(
+    events_uri: str, transactions_uri: str, output_root: str, params: IngestParams, key: str
+) -> IngestResult:
+    return run_ingest(events_uri, transactions_uri, output_root, params)
+
+
+@task(name="ingest", retries=0)
+def ingest(
+    events_uri: str, transactions_uri: str, output_root: str, params: IngestParams, run_id: str
+) -> IngestResult:
+    """Fatal defects stop here, before anything is written; row defects go to quarantine.
+
+    The cached inner task is refreshed, not read, whenever ``lineage.json`` at the output
+    location does not name this key (outputs deleted, or overwritten by another input), so a
+    cache hit always points at files that are really there.
+    """
+    logger = get_run_logger()
+    key = ingest_cache_key(events_uri, transactions_uri, output_root, params)
+    lineage = read_lineage(output_root)
+    current = lineage is not None and lineage.get("cache_key") == key
+    inner = _ingest_outputs.with_options(
+        refresh_cache=not current,
+        result_storage=LocalFileSystem(basepath=str(get_settings().root / "cache" / "ingest")),
+    )
+    state = inner(events_uri, transactions_uri, output_root, params, key, return_state=True)
+    result: IngestResult = state.result()
+    if state.is_completed() and state.name == "Cached":
+        result = result.model_copy(update={"reused": True})
+        logger.info(
+            "ingest: inputs, parameters and code unchanged (%s); reused outputs in %s",
+            key,
+            output_root,
+        )
 
     tracker = RunLogger(run_id)
-    tracker.params(params.model_dump(), prefix="ingest.")
-    for source, c in counts.items():
+    tracker.params(params.model_dump(mode="json"), prefix="ingest.")
+    tracker.tags({"shoal.ingest.cache_key": key, "shoal.ingest.reused": str(result.reused)})
+    for source, c in result.counts.items():
         tracker.metrics({f"ingest.{source}.{k}": v for k, v in c.items()})
         logger.info(
-            "%s: %d rows in = %d accepted + %d quarantined",
+            "%s: %d rows in = %d accepted + %d quarantined + %d outside the window",
             source,
             c["rows_in"],
             c["accepted"],
             c["quarantined"],
+            c["outside_window"],
         )
-    tracker.dataset(transactions_uri, "transactions", txns_digest, "input", raw_txns.num_rows)
-    tracker.dataset(events_uri, "events", events_digest, "input", raw_events.num_rows)
+    for source, uri in (("transactions", transactions_uri), ("events", events_uri)):
+        rows = result.counts[source]["rows_in"]
+        tracker.dataset(uri, source, result.input_digests[source], "input", rows)
+    catalog = Catalog(output_root)
     log_dataset(tracker, catalog, "quarantine", "ingest")
     log_dataset(tracker, catalog, "vocabulary", "ingest")
-    inputs = {"transactions": txns_digest, "events": events_digest}
-    return IngestResult(
-        input_digests=inputs, digests=digests, counts=counts, vocabulary_size=len(vocabulary)
+    tracker.bytes_artifact(
+        json.dumps(read_lineage(output_root), indent=2).encode(), f"ingest/{LINEAGE_FILE}"
     )
+    return result
