@@ -59,7 +59,7 @@ def _embed_on_ray(output_root: str, pretrained: PretrainResult, batch_size: int)
             ),
             batch_size=batch_size,
             batch_format="pyarrow",
-            concurrency=(1, 4),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=4),  # Ray: 1 model per actor
         )
         .to_pandas()
     )

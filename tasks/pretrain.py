@@ -224,6 +224,9 @@ def _inject_fault(
     """Test hook: the worker of ``fault["rank"]`` dies (SIGKILL-like) at ``fault["step"]``.
 
     Only once: ``fault["marker"]`` records the death, so the restarted group trains on.
+    It waits ``fault["delay_s"]`` first: Ray's controller collects reports every 2 s
+    (``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``), and a worker that dies sooner after a report
+    takes that report's checkpoint with it (measured: the run restarted from epoch 0).
     """
     if not fault or fault["epoch"] != epoch or fault["rank"] != rank:
         return loader
@@ -233,6 +236,7 @@ def _inject_fault(
     def dying() -> Iterator[SequenceBatch]:
         for step, batch in enumerate(loader):
             if step == fault["step"]:
+                time.sleep(fault.get("delay_s", 0.0))
                 Path(fault["marker"]).write_text(f"epoch {epoch} step {step} rank {rank}\n")
                 os._exit(1)  # no cleanup, no exception: as if the process were killed
             yield batch

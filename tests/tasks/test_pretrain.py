@@ -87,7 +87,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(
     shop_sequences: tuple[str, int], tmp_path: Path
 ) -> None:
     marker = tmp_path / "killed"
-    fault = {"epoch": 1, "step": 3, "rank": 1, "marker": str(marker)}
+    fault = {"epoch": 1, "step": 3, "rank": 1, "marker": str(marker), "delay_s": 5.0}
     _, state = _train(shop_sequences, _params(num_workers=2, max_failures=1), fault=fault)
     assert marker.read_text().startswith("epoch 1 step 3 rank 1")
     # The first attempt checkpointed epoch 0 and died in epoch 1; the second began at 1.
