@@ -26,3 +26,8 @@ nvidia-smi --query-gpu=name,memory.total --format=csv || true
 "$PY" benchmarks/bench_phdbscan.py --sizes "$N" --dims 32 --methods phdbscan_auto \
   --knn-backend torch --device cuda --skip-slow-refs --slow-ref-max-n 0 --timeout 560 \
   2>&1 | tee "$OUT/gpu_bench_${N}.txt"
+
+# ---------------------------------------------------------------------------------------------
+# 3. Pretraining (tasks/pretrain.py's encoder; owner: pretraining): one epoch of the
+#    time-attention Bi-LSTM + reconstruction on CUDA after a warm-up epoch, sequences/second.
+"$PY" benchmarks/gpu_train.py --device cuda 2>&1 | tee "$OUT/gpu_train.txt"

@@ -1,0 +1,125 @@
+"""Ray Train (2 DDP workers, gloo) against a plain one-process PyTorch loop: sequences/second.
+
+Same model, data, global batch and sampler (``tasks.pretrain.build_loaders``); both time the
+epoch after a warm-up epoch. Ray's start-up (~20 s) is excluded: it is paid once per run,
+not per epoch.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_pretrain.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from catalog.datasets import Catalog
+from infra.ray import ensure_ray
+from infra.settings import configure_environment
+from ops.training import set_seed, train_epoch
+from tasks.pretrain import (
+    STATE_FILE,
+    PretrainParams,
+    build_config,
+    build_encoder_objective,
+    build_loaders,
+    run_trainer,
+)
+
+VOCAB = 40
+
+
+def write_random_sequences(root: str, n: int, length: int, seed: int = 0) -> None:
+    """``n`` sessions of exactly ``length`` events: every batch is the full ``[B, length]``."""
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(2, VOCAB + 2, size=(n, length), dtype=np.int32)
+    dwell = rng.lognormal(0.5, 1.0, size=(n, length)).astype(np.float32)
+    offsets = pa.array(np.arange(0, n * length + 1, length, dtype=np.int32))
+    Catalog(root).save_table(
+        "sequences",
+        pa.table(
+            {
+                "txn_id": pa.array([f"t{i}" for i in range(n)]),
+                "tokens": pa.ListArray.from_arrays(offsets, pa.array(tokens.ravel())),
+                "dwell": pa.ListArray.from_arrays(offsets, pa.array(dwell.ravel())),
+            }
+        ),
+    )
+
+
+def plain_loop(config: dict, epochs: int, threads: int) -> float:
+    """Sequences/second of the last epoch, one process with ``threads`` intra-op threads."""
+    torch.set_num_threads(threads)
+    set_seed(config["seed"])
+    loader, _ = build_loaders(config, world_size=1, rank=0)
+    _, objective = build_encoder_objective(config)
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=config["learning_rate"])
+    rate = 0.0
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        started = time.perf_counter()
+        train_epoch(objective, loader, optimizer)
+        rate = len(loader) * loader.batch_size / (time.perf_counter() - started)
+        print(f"plain loop, {threads} threads, epoch {epoch}: {rate:,.0f} sequences/s")
+    return rate
+
+
+def ray_train(config: dict, params: PretrainParams) -> float:
+    """Sequences/second of the last epoch, as timed by rank 0 inside the worker loop."""
+    result = run_trainer(config, params, name=f"bench-{uuid.uuid4().hex[:8]}")
+    if result.error is not None:
+        raise result.error
+    with result.checkpoint.as_directory() as directory:
+        history = torch.load(Path(directory) / STATE_FILE, weights_only=True)["history"]
+    for h in history:
+        print(f"ray train epoch {h['epoch']}: {h['sequences_per_second']:,.0f} sequences/s")
+    return float(history[-1]["sequences_per_second"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=8192)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2, help="the first is warm-up")
+    args = parser.parse_args()
+
+    configure_environment()
+    with tempfile.TemporaryDirectory() as root:
+        write_random_sequences(root, args.sequences, args.length)
+        params = PretrainParams(
+            epochs=args.epochs,
+            batch_size=args.batch,
+            num_workers=args.workers,
+            max_train_sequences=args.sequences,
+            patience=args.epochs + 1,
+            use_gpu=False,
+        )
+        config = build_config(root, VOCAB, args.length, params, run_id=None)
+        config["threads_per_worker"] = max(1, (os.cpu_count() or 1) // args.workers)
+        cores = len(os.sched_getaffinity(0))
+        # Both thread counts: small LSTM kernels scale poorly across threads, so the best
+        # single process is the fair baseline, not necessarily the one with every core.
+        plain = {t: plain_loop(config, args.epochs, t) for t in sorted({1, cores})}
+        ensure_ray()
+        ray_rate = ray_train(config, params)
+    print(f"\nsequence length {args.length}, global batch {args.batch}, {cores} cores")
+    for threads, rate in plain.items():
+        print(f"plain PyTorch loop, 1 process, {threads} threads  {rate:8,.0f} sequences/s")
+    print(f"Ray Train, {args.workers} workers (gloo DDP)         {ray_rate:8,.0f} sequences/s")
+    best = max(plain.values())
+    print(f"ratio Ray / best plain loop               {ray_rate / best:8.2f}x  (target >= 0.8x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Do ring transactions embed next to their own ring? Bag of events against the sequence encoder.
+
+For each generator (shop; marketplace with other page names), sessions are built as ingest
+builds them (last ``--max-len`` events), then embedded by: the bag-of-events baseline, the
+time-attention Bi-LSTM trained with reconstruction, and with contrastive. Reported per encoder:
+
+* ``rings@10``: over ring transactions, the mean share of their 10 nearest neighbours
+  (Euclidean, all transactions) in the same ring;
+* ``timing@10``: the same share for the timing-only ring (shop ``timing_bot``,
+  marketplace ``replay_timing``: normal paths, machine timing);
+* ``timing AUC``: timing ring against normal shoppers, each scored by the share of its 10
+  neighbours (within ring + normal) that are ring; 0.5 is chance.
+
+The encoders train in-process with ``ops.training`` (the loop Ray Train runs per worker).
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/embedding_quality.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
+
+import numpy as np
+import pyarrow as pa
+import torch
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import NearestNeighbors
+from torch.utils.data import DataLoader, Subset
+
+from catalog.synthetic import marketplace_tables, shop_tables
+from ops.bag_of_events import BagOfEventsEncoder
+from ops.encoder import TimeAttentionBiLSTM
+from ops.objectives import build_objective
+from ops.sequence_batch import SequenceCollator, SequenceDataset
+from ops.sessionize import build_vocabulary, encode_events, sessionize
+from ops.training import embed, set_seed, train_epoch
+from tasks.io import split_lists
+
+TIMING_RING = {"shop": "timing_bot", "marketplace": "replay_timing"}
+NOT_RINGS = {"normal", "scattered_fraud"}
+
+
+def sessions(
+    events: pa.Table, max_len: int, vocabulary_size: int = 64
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], int]:
+    """``txn_id``, tokens, dwell as ingest writes them, and the vocabulary size."""
+    frame = events.select(["txn_id", "event"]).to_pandas()
+    ts_ms = events.column("ts").cast(pa.timestamp("ms", "UTC")).cast(pa.int64()).to_numpy()
+    vocabulary = build_vocabulary(frame["event"].value_counts(), vocabulary_size)
+    table = sessionize(
+        frame["txn_id"].to_numpy(dtype=object).astype(str),
+        ts_ms,
+        encode_events(frame["event"], vocabulary),
+        max_len,
+    )
+    return (
+        table.column("txn_id").to_numpy(zero_copy_only=False).astype(str),
+        split_lists(table.column("tokens"), np.int64),
+        split_lists(table.column("dwell"), np.float32),
+        len(vocabulary),
+    )
+
+
+def train_encoder(
+    objective_name: str,
+    tokens: list[np.ndarray],
+    dwell: list[np.ndarray],
+    vocab_size: int,
+    args: argparse.Namespace,
+) -> np.ndarray:
+    """Self-supervised fit on a sample of ``--train`` sessions, then embed every session."""
+    set_seed(args.seed)
+    encoder = TimeAttentionBiLSTM(vocab_size + 2, hidden_size=args.hidden, embedding_dim=32)
+    objective = build_objective(objective_name, encoder)
+    sample = np.random.default_rng(args.seed).permutation(len(tokens))[: args.train]
+    loader = DataLoader(
+        Subset(SequenceDataset(tokens, dwell), sample),
+        batch_size=256,
+        shuffle=True,
+        collate_fn=SequenceCollator(args.max_len),
+        generator=torch.Generator().manual_seed(args.seed),
+        drop_last=True,
+    )
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=3e-3)
+    for epoch in range(args.epochs):
+        started = time.perf_counter()
+        loss = train_epoch(objective, loader, optimizer)
+        seconds = time.perf_counter() - started
+        print(f"  {objective_name} epoch {epoch}: loss {loss:.4f} ({seconds:.0f} s)")
+    return embed(encoder, tokens, dwell, args.max_len)
+
+
+def scores(vectors: np.ndarray, pattern: np.ndarray, timing: str, k: int = 10) -> dict[str, float]:
+    """``rings@10``, ``timing@10`` and ``timing AUC`` (see the module docstring)."""
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(vectors).kneighbors(vectors)
+    same = (pattern[idx[:, 1:]] == pattern[:, None]).mean(axis=1)
+    rings = ~np.isin(pattern, list(NOT_RINGS))
+    per_ring = [same[pattern == p].mean() for p in np.unique(pattern[rings])]
+
+    pair = np.isin(pattern, [timing, "normal"])
+    sub, is_ring = vectors[pair], pattern[pair] == timing
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(sub).kneighbors(sub)
+    ring_share = is_ring[idx[:, 1:]].mean(axis=1)
+    return {
+        "rings@10": float(np.mean(per_ring)),
+        "timing@10": float(same[pattern == timing].mean()),
+        "timing AUC": float(roc_auc_score(is_ring, ring_share)),
+    }
+
+
+def compare(generator: str, args: argparse.Namespace) -> list[tuple[str, str, dict[str, float]]]:
+    """Every encoder's scores on one generator's world."""
+    make = shop_tables if generator == "shop" else marketplace_tables
+    tables = make(args.transactions, seed=args.seed)
+    txn_ids, tokens, dwell, vocab_size = sessions(tables.events, args.max_len)
+    truth = tables.truth.to_pandas().set_index("txn_id")["pattern"]
+    pattern = truth.reindex(txn_ids).fillna("normal").to_numpy(dtype=str)
+    print(f"{generator}: {len(txn_ids)} sessions, vocabulary {vocab_size}")
+    rows = []
+    labels = ["bag of events", "bag of events, pages only"]
+    labels += [f"Bi-LSTM + {o}" for o in args.objectives.split(",") if o]
+    for label in labels:
+        if label.startswith("bag of events"):
+            # Pages only (dwell block weighted 0): shows how much of a ring is timing.
+            weight = 0.0 if "pages only" in label else 1.0
+            vectors = BagOfEventsEncoder(dwell_weight=weight).fit_transform(tokens, dwell)
+        else:
+            objective = label.removeprefix("Bi-LSTM + ")
+            vectors = train_encoder(objective, tokens, dwell, vocab_size, args)
+        rows.append(
+            (generator, label, scores(np.asarray(vectors), pattern, TIMING_RING[generator]))
+        )
+        print(f"  {label}: {rows[-1][2]}")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transactions", type=int, default=20_000)
+    parser.add_argument("--max-len", type=int, default=32, help="ingest's default")
+    parser.add_argument("--hidden", type=int, default=32, help="pretrain's default")
+    parser.add_argument("--train", type=int, default=12_000, help="sessions fitted on")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--generators", default="shop,marketplace")
+    parser.add_argument("--objectives", default="reconstruction,contrastive")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+
+    rows = [row for g in args.generators.split(",") for row in compare(g, args)]
+    print(
+        f"\nmax_len {args.max_len}, hidden {args.hidden}, {args.epochs} epochs on "
+        f"{args.train} sessions, {args.transactions} transactions per generator\n"
+    )
+    print("| generator | encoder | rings@10 | timing@10 | timing AUC |")
+    print("|---|---|---:|---:|---:|")
+    for generator, label, s in rows:
+        print(
+            f"| {generator} | {label} | {s['rings@10']:.3f} | {s['timing@10']:.3f} "
+            f"| {s['timing AUC']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
