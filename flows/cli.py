@@ -9,10 +9,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.health import EngineUnreachable, check_engines
 from infra.settings import configure_environment
 
 app = typer.Typer(add_completion=False, help="Find fraud rings in payment click-streams.")
 console = Console()
+
+
+def _prepare() -> None:
+    """Engine settings first (Prefect reads them at import), then the servers must answer."""
+    configure_environment()
+    try:
+        check_engines()
+    except EngineUnreachable as err:
+        console.print(f"[bold red]cannot start:[/] {err}")
+        raise typer.Exit(3) from err
 
 
 def _params(config: Path | None) -> Any:
@@ -57,7 +68,7 @@ def demo(
     config: Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")] = None,
 ) -> None:
     """Generate a synthetic shop with known fraud rings and run the whole flow on it."""
-    configure_environment()
+    _prepare()
     from flows.demo import run_demo
 
     summary, rings = run_demo(transactions, seed, _params(config))
@@ -94,7 +105,7 @@ def run(
     config: Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")] = None,
 ) -> None:
     """Run the fraud-clustering flow on your own data."""
-    configure_environment()
+    _prepare()
     from catalog.schemas import InputError
     from flows.fraud_clustering import fraud_clustering
 
@@ -104,6 +115,47 @@ def run(
         console.print(f"[bold red]input rejected:[/] {err}")
         raise typer.Exit(2) from err
     _print_summary(summary)
+
+
+@app.command()
+def ingest(
+    events: Annotated[str, typer.Option(help="events file, directory or URI")],
+    transactions: Annotated[str, typer.Option(help="transactions file, directory or URI")],
+    output: Annotated[
+        str | None, typer.Option(help="output location (default .shoal/ingest/<digests>)")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="keep transactions at or after (ISO-8601, naive = UTC)")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="keep transactions before (ISO-8601)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")] = None,
+) -> None:
+    """Ingest alone: check the contract, quarantine bad rows, sessionize, version the outputs."""
+    _prepare()
+    from catalog.schemas import InputError
+    from flows.ingest import ingest_flow
+
+    window = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+    base = _params(config).ingest
+    try:
+        params = type(base).model_validate({**base.model_dump(), **window})
+    except ValueError as err:
+        console.print(f"[bold red]bad parameters:[/] {err}")
+        raise typer.Exit(2) from err
+    try:
+        result = ingest_flow(events, transactions, output, params)
+    except InputError as err:
+        console.print(f"[bold red]input rejected:[/] {err}")
+        raise typer.Exit(2) from err
+    for source, c in result["counts"].items():
+        console.print(
+            f"[bold]{source}[/]: {c['rows_in']:,} rows in = {c['accepted']:,} accepted"
+            f" + {c['quarantined']:,} quarantined + {c['outside_window']:,} outside the window"
+        )
+    if result["reused"]:
+        console.print("Inputs, parameters and code unchanged: [bold]reused[/] the cached outputs")
+    console.print(f"Outputs: {result['output']}  (lineage: {result['output']}/lineage.json)")
+    console.print(f"MLflow run: {result['run_id']}")
 
 
 if __name__ == "__main__":
