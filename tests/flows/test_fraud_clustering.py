@@ -108,7 +108,7 @@ def test_prefect_shows_each_stage_as_a_task(shop_run: dict[str, Any]) -> None:
             )
         return {t.name.rsplit("-", 1)[0] for t in tasks if t.state and t.state.is_completed()}
 
-    assert asyncio.run(completed_tasks()) == STAGES
+    assert asyncio.run(completed_tasks()) >= STAGES  # a stage may run sub-tasks of its own
 
 
 def test_cli_runs_on_another_generators_files(tmp_path: Path) -> None:
