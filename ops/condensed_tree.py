@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numba
 import numpy as np
-from hdbscan._hdbscan_linkage import label as _label
 from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters, outlier_scores
 
 __all__ = [
@@ -26,6 +26,38 @@ __all__ = [
 ]
 
 
+@numba.njit(cache=True)
+def _label(L: np.ndarray) -> np.ndarray:
+    """Same output as ``hdbscan._hdbscan_linkage.label``, which took 43 s at 1M rows."""
+    n = L.shape[0] + 1
+    parent = np.full(2 * n - 1, -1, np.int64)
+    size = np.zeros(2 * n - 1, np.int64)
+    size[:n] = 1
+    out = np.empty((n - 1, 4))
+    nxt = n
+    for i in range(n - 1):
+        ends = (np.int64(L[i, 0]), np.int64(L[i, 1]))
+        roots = [0, 0]
+        for e in range(2):
+            r = ends[e]
+            while parent[r] != -1:
+                r = parent[r]
+            p = ends[e]
+            while p != r and parent[p] != r:  # path compression
+                q = parent[p]
+                parent[p] = r
+                p = q
+            roots[e] = r
+        aa, bb = roots[0], roots[1]
+        out[i, 0], out[i, 1], out[i, 2] = aa, bb, L[i, 2]
+        out[i, 3] = size[aa] + size[bb]
+        parent[aa] = nxt
+        parent[bb] = nxt
+        size[nxt] = size[aa] + size[bb]
+        nxt += 1
+    return out
+
+
 def single_linkage(mst: np.ndarray) -> np.ndarray:
     """Scipy-format single-linkage tree from MST rows ``(a, b, weight)``.
 
@@ -33,7 +65,7 @@ def single_linkage(mst: np.ndarray) -> np.ndarray:
     tie order decides the binary shape of equal-height merges.
     """
     mst = np.asarray(mst, dtype=np.float64)
-    return _label(mst[np.argsort(mst[:, 2])])
+    return _label(np.ascontiguousarray(mst[np.argsort(mst[:, 2])]))
 
 
 def tree_to_labels(
