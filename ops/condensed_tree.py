@@ -1,9 +1,10 @@
 """From an MST to HDBSCAN* labels, and the lookup tables behind ``approximate_predict``.
 
-The single-linkage, condensing, stability, excess-of-mass/leaf selection and GLOSH steps of
-HDBSCAN* (Campello, Moulavi & Sander 2013; Campello et al. 2015) are delegated to the
-``hdbscan`` library's compiled routines: they are the reference whose labels we promise to
-reproduce, and they are not the bottleneck (seconds at 1M points). What is written here is
+The condensing, stability, excess-of-mass/leaf selection and GLOSH steps of HDBSCAN*
+(Campello, Moulavi & Sander 2013; Campello et al. 2015) are delegated to the ``hdbscan``
+library's compiled routines: they are the reference whose labels we promise to reproduce
+(~10 s at 1M points). Its single-linkage labelling took 43 s at 1M, so that one step is a
+numba port with identical output. What is written here is
 the glue, and a vectorised version of hdbscan's per-point prediction walk so that new points
 are labelled with array operations instead of a Python loop.
 """
