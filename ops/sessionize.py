@@ -41,7 +41,9 @@ def encode_events(events: pd.Series, vocabulary: list[str]) -> np.ndarray:
     return ids.fillna(OOV).to_numpy(dtype=np.int32)
 
 
-def sessionize(txn_id: np.ndarray, ts_ms: np.ndarray, token: np.ndarray, max_len: int) -> pa.Table:
+def sessionize(
+    txn_id: np.ndarray | pd.Series, ts_ms: np.ndarray, token: np.ndarray, max_len: int
+) -> pa.Table:
     """Group events by transaction, order by time, keep the last ``max_len`` of each session.
 
     Dwell is the gap in seconds to the previous event of the same session (0 for the first),
@@ -52,7 +54,9 @@ def sessionize(txn_id: np.ndarray, ts_ms: np.ndarray, token: np.ndarray, max_len
         return SEQUENCE_SCHEMA.empty_table()
     # Sorting integer codes is several times faster than sorting the strings themselves;
     # ``sort=True`` keeps the codes in the strings' order, so sessions come out by txn_id.
-    codes, names = pd.factorize(np.asarray(txn_id, dtype=object), sort=True)
+    codes, names = pd.factorize(
+        txn_id if isinstance(txn_id, pd.Series) else np.asarray(txn_id, dtype=object), sort=True
+    )
     order = np.lexsort((ts_ms, codes))
     code_sorted, ts_sorted, tok_sorted = codes[order], ts_ms[order], token[order]
     starts = np.flatnonzero(np.r_[True, code_sorted[1:] != code_sorted[:-1]])

@@ -29,14 +29,12 @@ import pandas as pd
 import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
-from prefect.filesystems import LocalFileSystem
 from pydantic import BaseModel, Field, model_validator
 
 from catalog.datasets import Catalog
 from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, list_files, read_source, source_digest
 from catalog.schemas import EVENTS, TRANSACTIONS
 from infra.dask import dask_scheduler
-from infra.settings import get_settings
 from infra.tracking import RunLogger
 from ops.sessionize import SEQUENCE_SCHEMA, build_vocabulary, encode_events, sessionize
 from ops.timestamps import to_epoch_ms
@@ -197,8 +195,12 @@ def sessionize_parquet(
     ``txn_id`` (on disk under a distributed scheduler's p2p shuffle) so each session lands in
     one partition, sessionizes partitions and writes them. Only the vocabulary's counts return.
     """
+    # One partition per row group: a lake file can be far larger than a worker's memory.
     ddf = dd.read_parquet(
-        events_uri, columns=["txn_id", "ts", "event"], storage_options=storage_options
+        events_uri,
+        columns=["txn_id", "ts", "event"],
+        split_row_groups=True,
+        storage_options=storage_options,
     )
     vocabulary = build_vocabulary(ddf["event"].value_counts().compute(), vocabulary_size)
     tokens = ddf.map_partitions(
@@ -227,7 +229,7 @@ def _tokenize(part: pd.DataFrame, vocabulary: list[str]) -> pd.DataFrame:
 
 def _sessionize_frame(part: pd.DataFrame, max_len: int) -> pd.DataFrame:
     table = sessionize(
-        part["txn_id"].to_numpy(dtype=object),
+        part["txn_id"],  # factorized as Arrow strings: no Python string per event
         part["ts"].to_numpy(dtype=np.int64),
         part["token"].to_numpy(dtype=np.int32),
         max_len,
@@ -435,10 +437,9 @@ def ingest(
     key = ingest_cache_key(events_uri, transactions_uri, output_root, params)
     lineage = read_lineage(output_root)
     current = lineage is not None and lineage.get("cache_key") == key
-    inner = _ingest_outputs.with_options(
-        refresh_cache=not current,
-        result_storage=LocalFileSystem(basepath=str(get_settings().root / "cache" / "ingest")),
-    )
+    # Results persist in Prefect's local storage, ``$PREFECT_HOME/storage``, which
+    # ``configure_environment`` places under ``SHOAL_HOME`` (an unsaved storage block is refused).
+    inner = _ingest_outputs.with_options(refresh_cache=not current)
     state = inner(events_uri, transactions_uri, output_root, params, key, return_state=True)
     result: IngestResult = state.result()
     if state.is_completed() and state.name == "Cached":
