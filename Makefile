@@ -26,6 +26,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Speed and memory against the reference libraries; figures and more options in benchmarks/README.md
+bench: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_phdbscan.py --sizes 10000 100000 --dims 32 --skip-slow-refs
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_pretrain.py --sequences 4096
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_ingest.py --workdir .shoal/bench_ingest
+
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.shoal/mlflow.db --host 127.0.0.1 --port 5000
 
