@@ -12,6 +12,11 @@ from rich.table import Table
 from infra.health import EngineUnreachable, check_engines
 from infra.settings import configure_environment
 
+# Options shared by the commands that read a user's data.
+EventsOption = Annotated[str, typer.Option(help="events file, directory or URI")]
+TransactionsOption = Annotated[str, typer.Option(help="transactions file, directory or URI")]
+ConfigOption = Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")]
+
 app = typer.Typer(add_completion=False, help="Find fraud rings in payment click-streams.")
 console = Console()
 
@@ -65,7 +70,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def demo(
     transactions: Annotated[int, typer.Option(help="synthetic transactions")] = 50_000,
     seed: Annotated[int, typer.Option(help="generator seed")] = 0,
-    config: Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Generate a synthetic shop with known fraud rings and run the whole flow on it."""
     _prepare()
@@ -97,12 +102,12 @@ def demo(
 
 @app.command()
 def run(
-    events: Annotated[str, typer.Option(help="events file, directory or URI")],
-    transactions: Annotated[str, typer.Option(help="transactions file, directory or URI")],
+    events: EventsOption,
+    transactions: TransactionsOption,
     output: Annotated[
         str | None, typer.Option(help="output location (default .shoal/runs/<id>)")
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run the fraud-clustering flow on your own data."""
     _prepare()
@@ -119,8 +124,8 @@ def run(
 
 @app.command()
 def ingest(
-    events: Annotated[str, typer.Option(help="events file, directory or URI")],
-    transactions: Annotated[str, typer.Option(help="transactions file, directory or URI")],
+    events: EventsOption,
+    transactions: TransactionsOption,
     output: Annotated[
         str | None, typer.Option(help="output location (default .shoal/ingest/<digests>)")
     ] = None,
@@ -128,7 +133,7 @@ def ingest(
         str | None, typer.Option(help="keep transactions at or after (ISO-8601, naive = UTC)")
     ] = None,
     end: Annotated[str | None, typer.Option(help="keep transactions before (ISO-8601)")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Ingest alone: check the contract, quarantine bad rows, sessionize, version the outputs."""
     _prepare()
