@@ -36,7 +36,7 @@ from ops.bag_of_events import BagOfEventsEncoder
 from ops.encoder import TimeAttentionBiLSTM
 from ops.objectives import build_objective
 from ops.sequence_batch import SequenceCollator, SequenceDataset
-from ops.sessionize import build_vocabulary, encode_events, sessionize
+from ops.sessionize import sessionize_events
 from ops.training import embed, set_seed, train_epoch
 from tasks.io import split_lists
 
@@ -48,15 +48,7 @@ def sessions(
     events: pa.Table, max_len: int, vocabulary_size: int = 64
 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], int]:
     """``txn_id``, tokens, dwell as ingest writes them, and the vocabulary size."""
-    frame = events.select(["txn_id", "event"]).to_pandas()
-    ts_ms = events.column("ts").cast(pa.timestamp("ms", "UTC")).cast(pa.int64()).to_numpy()
-    vocabulary = build_vocabulary(frame["event"].value_counts(), vocabulary_size)
-    table = sessionize(
-        frame["txn_id"].to_numpy(dtype=object).astype(str),
-        ts_ms,
-        encode_events(frame["event"], vocabulary),
-        max_len,
-    )
+    table, vocabulary = sessionize_events(events, max_len, vocabulary_size)
     return (
         table.column("txn_id").to_numpy(zero_copy_only=False).astype(str),
         split_lists(table.column("tokens"), np.int64),

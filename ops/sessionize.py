@@ -82,3 +82,23 @@ def sessionize(
         },
         schema=SEQUENCE_SCHEMA,
     )
+
+
+def sessionize_events(
+    events: pa.Table, max_len: int, vocabulary_size: int
+) -> tuple[pa.Table, list[str]]:
+    """In-memory sessionization of an events table that already meets the contract.
+
+    For data that fits one process (tests, benchmarks, generator output); ingest's Dask path
+    does the same per partition after validation.
+    """
+    frame = events.select(["txn_id", "event"]).to_pandas()
+    ts_ms = events.column("ts").cast(pa.timestamp("ms", "UTC")).cast(pa.int64()).to_numpy()
+    vocabulary = build_vocabulary(frame["event"].value_counts(), vocabulary_size)
+    table = sessionize(
+        frame["txn_id"].to_numpy(dtype=object).astype(str),
+        ts_ms,
+        encode_events(frame["event"], vocabulary),
+        max_len,
+    )
+    return table, vocabulary

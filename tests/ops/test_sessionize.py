@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from ops.sessionize import OOV, build_vocabulary, encode_events, sessionize
+from ops.sessionize import OOV, build_vocabulary, encode_events, sessionize, sessionize_events
 
 
 def test_orders_by_time_and_measures_dwell_between_events() -> None:
@@ -50,3 +51,17 @@ def test_vocabulary_is_ordered_by_frequency_then_name_and_unknowns_map_to_oov() 
 def test_empty_input_gives_an_empty_table() -> None:
     empty = sessionize(np.array([], str), np.array([], np.int64), np.array([], np.int32), 5)
     assert empty.num_rows == 0
+
+
+def test_in_memory_sessionization_of_an_events_table() -> None:
+    events = pa.table(
+        {
+            "txn_id": ["a", "a", "b"],
+            "ts": pa.array([2_000, 1_000, 5_000], pa.timestamp("ms", "UTC")),
+            "event": ["cart", "home", "home"],
+        }
+    )
+    table, vocabulary = sessionize_events(events, max_len=8, vocabulary_size=5)
+    assert vocabulary == ["home", "cart"]
+    rows = {r["txn_id"]: r for r in table.to_pylist()}
+    assert rows["a"]["tokens"] == [2, 3] and rows["a"]["dwell"] == pytest.approx([0.0, 1.0])

@@ -9,20 +9,12 @@ import pytest
 
 from catalog.datasets import Catalog
 from catalog.synthetic import shop_tables
-from ops.sessionize import build_vocabulary, encode_events, sessionize
+from ops.sessionize import sessionize_events
 
 
 def write_sequences(events: pa.Table, root: Path, max_len: int, vocabulary_size: int = 64) -> int:
     """Sessionize ``events`` into ``root``'s ``sequences`` dataset; returns the vocabulary size."""
-    frame = events.select(["txn_id", "event"]).to_pandas()
-    ts_ms = events.column("ts").cast(pa.timestamp("ms", "UTC")).cast(pa.int64()).to_numpy()
-    vocabulary = build_vocabulary(frame["event"].value_counts(), vocabulary_size)
-    table = sessionize(
-        frame["txn_id"].to_numpy(dtype=object).astype(str),
-        ts_ms,
-        encode_events(frame["event"], vocabulary),
-        max_len,
-    )
+    table, vocabulary = sessionize_events(events, max_len, vocabulary_size)
     catalog = Catalog(str(root))
     catalog.save_table("sequences", table)
     catalog.save_json("vocabulary", vocabulary)
