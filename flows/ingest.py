@@ -14,7 +14,8 @@ from prefect.runtime import flow_run
 
 from infra.settings import get_settings
 from infra.tracking import RunLogger, tracked_run
-from tasks.ingest import IngestParams, cached_source_digest, ingest
+from tasks.ingest import IngestParams, ingest
+from tasks.ingest_lineage import cached_source_digest
 
 
 @flow(name="ingest")

@@ -11,19 +11,12 @@ location reuses the outputs through Prefect's cache (results persisted under ``S
 
 from __future__ import annotations
 
-import hashlib
 import json
-import posixpath
-import subprocess
-import uuid
 from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import dask
 import dask.dataframe as dd
-import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -32,7 +25,7 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel, Field, model_validator
 
 from catalog.datasets import Catalog
-from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, list_files, read_source, source_digest
+from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, read_source
 from catalog.schemas import EVENTS, TRANSACTIONS
 from infra.dask import dask_scheduler
 from infra.tracking import RunLogger
@@ -44,9 +37,15 @@ from ops.validation import (
     quarantine_rows,
     transaction_checks,
 )
+from tasks.ingest_lineage import (
+    LINEAGE_FILE,
+    code_version,
+    ingest_cache_key,
+    read_lineage,
+    write_lineage,
+)
 from tasks.io import log_dataset
 
-LINEAGE_FILE = "lineage.json"
 UNKNOWN_TXN = "event of an unknown or rejected transaction"
 NO_EVENTS = "transaction has no events"
 
@@ -289,7 +288,9 @@ def run_ingest(
     }
     catalog.save_json("ingest_counts", counts)
     inputs = {"transactions": txns_digest, "events": events_digest}
-    key = ingest_cache_key(events_uri, transactions_uri, output_root, params)
+    key = ingest_cache_key(
+        events_uri, transactions_uri, output_root, params.model_dump(mode="json")
+    )
     result = IngestResult(
         input_digests=inputs,
         digests=digests,
@@ -298,118 +299,23 @@ def run_ingest(
         cache_key=key,
         code_version=code_version(),
     )
-    _write_lineage(output_root, events_uri, transactions_uri, params, result)
-    return result
-
-
-# --- versioning and caching -------------------------------------------------------------------
-
-_INGEST_SOURCES = (
-    "catalog/readers.py",
-    "catalog/schemas.py",
-    "ops/validation.py",
-    "ops/timestamps.py",
-    "ops/sessionize.py",
-    "tasks/ingest.py",
-)
-_REPO = Path(__file__).resolve().parents[1]
-
-
-@lru_cache(maxsize=1)
-def code_version() -> dict[str, str | None]:
-    """Git commit (when run from a checkout), package version, and a hash of ingest's own code.
-
-    The cache keys on the source hash, not the commit: unrelated commits must not invalidate it.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        git = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        git = None
-    try:
-        package = version("shoal")
-    except PackageNotFoundError:
-        package = None
-    source = hashlib.sha256()
-    for name in _INGEST_SOURCES:
-        source.update((_REPO / name).read_bytes())
-    return {"git": git, "package": package, "ingest_source": source.hexdigest()[:16]}
-
-
-@lru_cache(maxsize=256)
-def _digest_of(uri: str, listing: tuple[tuple[str, Any, Any], ...]) -> str:
-    return source_digest(uri)
-
-
-def cached_source_digest(uri: str) -> str:
-    """``source_digest``, read once per process for as long as no file's size or mtime changes."""
-    fs, files = list_files(uri)
-    listing = []
-    for path in files:
-        info = fs.info(path)
-        stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified")
-        listing.append((path, info.get("size"), str(stamp)))
-    return _digest_of(uri, tuple(listing))
-
-
-def ingest_cache_key(
-    events_uri: str, transactions_uri: str, output_root: str, params: IngestParams
-) -> str:
-    """Inputs by content, parameters, code and destination: what determines ingest's outputs."""
-    parts = {
-        "events": cached_source_digest(events_uri),
-        "transactions": cached_source_digest(transactions_uri),
-        "params": params.model_dump(mode="json"),
-        "code": code_version()["ingest_source"],
-        "output": output_root.rstrip("/"),
-    }
-    return "ingest-" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def read_lineage(output_root: str) -> dict[str, Any] | None:
-    fs, root = fsspec.core.url_to_fs(output_root)
-    path = posixpath.join(root, LINEAGE_FILE)
-    if not fs.exists(path):
-        return None
-    with fs.open(path, "rb") as f:
-        return json.loads(f.read())
-
-
-def _write_lineage(
-    output_root: str,
-    events_uri: str,
-    transactions_uri: str,
-    params: IngestParams,
-    result: IngestResult,
-) -> None:
-    """Atomic like every catalog write: a reader sees the previous lineage or the new one."""
-    lineage = {
-        "stage": "ingest",
-        "cache_key": result.cache_key,
-        "inputs": {
-            "events": {"uri": events_uri, "digest": result.input_digests["events"]},
-            "transactions": {
-                "uri": transactions_uri,
-                "digest": result.input_digests["transactions"],
+    write_lineage(
+        output_root,
+        {
+            "stage": "ingest",
+            "cache_key": result.cache_key,
+            "inputs": {
+                "events": {"uri": events_uri, "digest": inputs["events"]},
+                "transactions": {"uri": transactions_uri, "digest": inputs["transactions"]},
             },
+            "params": params.model_dump(mode="json"),
+            "code_version": result.code_version,
+            "outputs": result.digests,
+            "counts": result.counts,
+            "written_at": datetime.now(UTC).isoformat(),
         },
-        "params": params.model_dump(mode="json"),
-        "code_version": result.code_version,
-        "outputs": result.digests,
-        "counts": result.counts,
-        "written_at": datetime.now(UTC).isoformat(),
-    }
-    fs, root = fsspec.core.url_to_fs(output_root)
-    tmp = posixpath.join(root, f".{LINEAGE_FILE}.{uuid.uuid4().hex}.tmp")
-    with fs.open(tmp, "wb") as f:
-        f.write(json.dumps(lineage, indent=2).encode())
-    fs.mv(tmp, posixpath.join(root, LINEAGE_FILE))
+    )
+    return result
 
 
 def _key_from_parameters(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -434,7 +340,9 @@ def ingest(
     cache hit always points at files that are really there.
     """
     logger = get_run_logger()
-    key = ingest_cache_key(events_uri, transactions_uri, output_root, params)
+    key = ingest_cache_key(
+        events_uri, transactions_uri, output_root, params.model_dump(mode="json")
+    )
     lineage = read_lineage(output_root)
     current = lineage is not None and lineage.get("cache_key") == key
     # Results persist in Prefect's local storage, ``$PREFECT_HOME/storage``, which

@@ -25,7 +25,8 @@ import s3fs
 
 from catalog.readers import read_source
 from catalog.synthetic import generate_shop
-from tasks.ingest import IngestParams, read_lineage, run_ingest
+from tasks.ingest import IngestParams, run_ingest
+from tasks.ingest_lineage import read_lineage
 
 BUCKET = "lake"
 

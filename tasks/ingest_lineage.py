@@ -1,0 +1,109 @@
+"""Ingest's versions: what produced a set of outputs, and when a rerun may reuse them.
+
+A second ingest of unchanged inputs (by content), parameters and code into the same location
+reuses the outputs through Prefect's cache; ``lineage.json`` beside them records which inputs,
+parameters and code produced them, and is written atomically like every catalog dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import subprocess
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from catalog.readers import list_files, source_digest
+
+LINEAGE_FILE = "lineage.json"
+
+_INGEST_SOURCES = (
+    "catalog/readers.py",
+    "catalog/schemas.py",
+    "ops/validation.py",
+    "ops/timestamps.py",
+    "ops/sessionize.py",
+    "tasks/ingest.py",
+    "tasks/ingest_lineage.py",
+)
+_REPO = Path(__file__).resolve().parents[1]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict[str, str | None]:
+    """Git commit (when run from a checkout), package version, and a hash of ingest's own code.
+
+    The cache keys on the source hash, not the commit: unrelated commits must not invalidate it.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        git = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        git = None
+    try:
+        package = version("shoal")
+    except PackageNotFoundError:
+        package = None
+    source = hashlib.sha256()
+    for name in _INGEST_SOURCES:
+        source.update((_REPO / name).read_bytes())
+    return {"git": git, "package": package, "ingest_source": source.hexdigest()[:16]}
+
+
+@lru_cache(maxsize=256)
+def _digest_of(uri: str, listing: tuple[tuple[str, Any, Any], ...]) -> str:
+    return source_digest(uri)
+
+
+def cached_source_digest(uri: str) -> str:
+    """``source_digest``, read once per process for as long as no file's size or mtime changes."""
+    fs, files = list_files(uri)
+    listing = []
+    for path in files:
+        info = fs.info(path)
+        stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified")
+        listing.append((path, info.get("size"), str(stamp)))
+    return _digest_of(uri, tuple(listing))
+
+
+def ingest_cache_key(
+    events_uri: str, transactions_uri: str, output_root: str, params: dict[str, Any]
+) -> str:
+    """Inputs by content, parameters, code and destination: what determines ingest's outputs."""
+    parts = {
+        "events": cached_source_digest(events_uri),
+        "transactions": cached_source_digest(transactions_uri),
+        "params": params,
+        "code": code_version()["ingest_source"],
+        "output": output_root.rstrip("/"),
+    }
+    return "ingest-" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def read_lineage(output_root: str) -> dict[str, Any] | None:
+    fs, root = fsspec.core.url_to_fs(output_root)
+    path = posixpath.join(root, LINEAGE_FILE)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as f:
+        return json.loads(f.read())
+
+
+def write_lineage(output_root: str, lineage: dict[str, Any]) -> None:
+    """Atomic like every catalog write: a reader sees the previous lineage or the new one."""
+    fs, root = fsspec.core.url_to_fs(output_root)
+    tmp = posixpath.join(root, f".{LINEAGE_FILE}.{uuid.uuid4().hex}.tmp")
+    with fs.open(tmp, "wb") as f:
+        f.write(json.dumps(lineage, indent=2).encode())
+    fs.mv(tmp, posixpath.join(root, LINEAGE_FILE))
