@@ -124,8 +124,6 @@ def describe_behaviour(
     )
 
 
-
-
 def narrate(
     cluster_summary: Mapping[str, Any] | pd.Series,
     rules: Sequence[Rule],

@@ -320,9 +320,7 @@ def burst_times(
 # --------------------------------------------------------------------------- features
 
 
-def choice(
-    rng: np.random.Generator, options: Mapping[str, float], n: int
-) -> np.ndarray:
+def choice(rng: np.random.Generator, options: Mapping[str, float], n: int) -> np.ndarray:
     """Categorical draws from ``{value: weight}``."""
     values = np.array(list(options), dtype=object)
     p = np.array(list(options.values()), dtype=float)

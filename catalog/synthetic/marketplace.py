@@ -94,15 +94,27 @@ PAGES: dict[str, tuple[float, float]] = {
 }
 
 FLOWS: dict[str, dict[str, float]] = {
-    "screen:home": {"screen:search": 3, "/p/category/browse": 2, "/p/deals/today": 1,
-                    "screen:notifications": 1},
+    "screen:home": {
+        "screen:search": 3,
+        "/p/category/browse": 2,
+        "/p/deals/today": 1,
+        "screen:notifications": 1,
+    },
     "screen:search": {"screen:search_results": 1},
     "screen:search_results": {"/p/item/view": 4, "screen:search": 1.5},
     "/p/category/browse": {"/p/item/view": 3, "/p/category/browse": 1},
-    "/p/item/view": {"/p/item/photos": 1.5, "/p/item/questions": 0.6, "/p/item/shipping": 0.6,
-                     "/p/seller/profile": 0.8, "/p/cart/add": 1.5, "/p/watchlist/add": 0.6,
-                     "/p/offer/make": 0.3, "/p/bid/place": 0.3, "/p/item/view": 1.5,
-                     "screen:search": 1},
+    "/p/item/view": {
+        "/p/item/photos": 1.5,
+        "/p/item/questions": 0.6,
+        "/p/item/shipping": 0.6,
+        "/p/seller/profile": 0.8,
+        "/p/cart/add": 1.5,
+        "/p/watchlist/add": 0.6,
+        "/p/offer/make": 0.3,
+        "/p/bid/place": 0.3,
+        "/p/item/view": 1.5,
+        "screen:search": 1,
+    },
     "/p/item/photos": {"/p/item/view": 1, "/p/cart/add": 0.7},
     "/p/seller/profile": {"/p/seller/reviews": 1, "/p/item/view": 1, "/p/store/follow": 0.2},
     "/p/seller/reviews": {"/p/item/view": 1},
@@ -125,8 +137,7 @@ ARCHETYPES: dict[str, Archetype] = {
     "deal_hunter": Archetype(
         0.20,
         entry={"/p/deals/today": 2, "screen:search": 2},
-        likes={"/p/deals/today": 3, "/p/offer/make": 3, "/p/bid/place": 3,
-               "/p/coupon/claim": 3},
+        likes={"/p/deals/today": 3, "/p/offer/make": 3, "/p/bid/place": 3, "/p/coupon/claim": 3},
         log_length=(2.6, 0.5),
     ),
     "app_regular": Archetype(
@@ -185,9 +196,7 @@ def generate_marketplace(
     tables = marketplace_tables(n_transactions, seed, window_hours, label_maturity_hours)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = SyntheticPaths(
-        out / "events.jsonl.gz", out / "transactions.csv", out / "truth.parquet"
-    )
+    paths = SyntheticPaths(out / "events.jsonl.gz", out / "transactions.csv", out / "truth.parquet")
     _write_jsonl_gz(tables.events, paths.events)
     pcsv.write_csv(_iso_local_ts(tables.transactions), paths.transactions)
     pq.write_table(tables.truth, paths.truth)
@@ -271,8 +280,9 @@ class _Market:
             "seller_id": self.seller[seller],
             "seller_rating": self.rating[seller],
             "is_prime": self.prime[buyer],
-            "channel": np.where(rng.random(n) < 0.85, self.channel[buyer],
-                                choice(rng, CHANNELS, n)),
+            "channel": np.where(
+                rng.random(n) < 0.85, self.channel[buyer], choice(rng, CHANNELS, n)
+            ),
             "ip_prefix": np.where(roaming, _ip_prefixes(rng, n), self.home_ip[buyer]),
             "quantity": quantity.astype(np.int64),
             "buyer_tenure_days": tenure,
@@ -396,8 +406,15 @@ def _midnight_flash(rng: np.random.Generator, n: int, window: Window, market: _M
     script = tuple(
         Step((page,))
         for page in (
-            "/p/deals/today", "/p/item/view", "/p/item/shipping", "/p/bid/place", "/p/cart",
-            "/checkout/start", "/checkout/address", "/checkout/payment", "/checkout/confirm",
+            "/p/deals/today",
+            "/p/item/view",
+            "/p/item/shipping",
+            "/p/bid/place",
+            "/p/cart",
+            "/checkout/start",
+            "/checkout/address",
+            "/checkout/payment",
+            "/checkout/confirm",
         )
     )
     sessions = script_sessions(rng, n, script, VOCAB)
@@ -433,20 +450,26 @@ def _write_jsonl_gz(events: pa.Table, path: Path) -> None:
         if pc.any(pc.match_substring_regex(events[name], r'["\\]')).as_py():
             raise ValueError(f"{name} needs JSON escaping")
     lines = pc.binary_join_element_wise(
-        '{"txn_id":"', events["txn_id"],
-        '","ts":', pc.cast(pc.cast(events["ts"], pa.int64()), pa.string()),
-        ',"event":"', events["event"],
-        '","user_id":"', events["user_id"],
+        '{"txn_id":"',
+        events["txn_id"],
+        '","ts":',
+        pc.cast(pc.cast(events["ts"], pa.int64()), pa.string()),
+        ',"event":"',
+        events["event"],
+        '","user_id":"',
+        events["user_id"],
         '"}\n',
         "",
     )
-    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
-                                               mtime=0, filename="") as gz:
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0, filename="") as gz,
+    ):
         for chunk in lines.chunks:
             offsets = np.frombuffer(chunk.buffers()[1], np.int32)[
-                chunk.offset: chunk.offset + len(chunk) + 1
+                chunk.offset : chunk.offset + len(chunk) + 1
             ]
-            gz.write(chunk.buffers()[2].to_pybytes()[offsets[0]: offsets[-1]])
+            gz.write(chunk.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]])
 
 
 def _iso_local_ts(transactions: pa.Table) -> pa.Table:
@@ -455,13 +478,11 @@ def _iso_local_ts(transactions: pa.Table) -> pa.Table:
     users = transactions["user_id"].to_numpy().astype(object)
     zone = pd.util.hash_array(users) % len(UTC_OFFSETS_MIN)
     offset_min = np.array(UTC_OFFSETS_MIN)[zone]
-    names = [f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
-             for m in UTC_OFFSETS_MIN]
+    names = [
+        f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in UTC_OFFSETS_MIN
+    ]
     suffix = pa.array(np.array(names, dtype=object)[zone], pa.string())
     utc_ms = pc.cast(transactions["ts"], pa.int64()).to_numpy()
     local = pa.array(utc_ms + offset_min * 60_000, pa.timestamp("ms"))
-    iso = pc.binary_join_element_wise(
-        pc.strftime(local, format="%Y-%m-%dT%H:%M:%S"), suffix, ""
-    )
+    iso = pc.binary_join_element_wise(pc.strftime(local, format="%Y-%m-%dT%H:%M:%S"), suffix, "")
     return transactions.set_column(transactions.schema.get_field_index("ts"), "ts", iso)
-

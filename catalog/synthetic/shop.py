@@ -94,8 +94,14 @@ FLOWS: dict[str, dict[str, float]] = {
     "category": {"subcategory": 2, "product_view": 3, "brand_page": 0.5},
     "subcategory": {"product_view": 3, "subcategory": 0.5},
     "product_view": {
-        "product_reviews": 1.5, "product_images": 1.5, "add_to_cart": 2, "search": 1,
-        "product_view": 1.5, "recommendations": 0.7, "size_guide": 0.2, "compare": 0.2,
+        "product_reviews": 1.5,
+        "product_images": 1.5,
+        "add_to_cart": 2,
+        "search": 1,
+        "product_view": 1.5,
+        "recommendations": 0.7,
+        "size_guide": 0.2,
+        "compare": 0.2,
     },
     "product_reviews": {"product_view": 1, "add_to_cart": 1},
     "product_images": {"product_view": 1, "add_to_cart": 1, "product_reviews": 0.5},
@@ -153,13 +159,32 @@ VOCABULARY = SITE.vocabulary
 VOCAB = SITE.index
 
 CARD_COUNTRIES = {
-    "US": 55, "GB": 12, "DE": 8, "FR": 6, "CA": 6, "NL": 3, "BR": 3, "IN": 3, "ES": 2, "CN": 1,
-    "RO": 0.5, "NG": 0.5,
+    "US": 55,
+    "GB": 12,
+    "DE": 8,
+    "FR": 6,
+    "CA": 6,
+    "NL": 3,
+    "BR": 3,
+    "IN": 3,
+    "ES": 2,
+    "CN": 1,
+    "RO": 0.5,
+    "NG": 0.5,
 }
 EMAIL_DOMAINS = {
-    "gmail.com": 45, "yahoo.com": 12, "outlook.com": 12, "hotmail.com": 8, "icloud.com": 8,
-    "aol.com": 3, "protonmail.com": 3, "gmx.de": 3, "mail.ru": 1.5, "yandex.ru": 1,
-    "mailinator.com": 0.3, "guerrillamail.com": 0.2,
+    "gmail.com": 45,
+    "yahoo.com": 12,
+    "outlook.com": 12,
+    "hotmail.com": 8,
+    "icloud.com": 8,
+    "aol.com": 3,
+    "protonmail.com": 3,
+    "gmx.de": 3,
+    "mail.ru": 1.5,
+    "yandex.ru": 1,
+    "mailinator.com": 0.3,
+    "guerrillamail.com": 0.2,
 }
 DISPOSABLE_EMAIL = {"mailinator.com": 2, "guerrillamail.com": 1, "gmail.com": 1}
 BASE_FRAUD_RATE = 0.003
@@ -251,9 +276,7 @@ class _Shoppers:
         """Repeat customers: a fifth of purchases come from a tenth of the accounts."""
         n_users = len(self.user_id)
         loyal = rng.random(n) < 0.2
-        return np.where(
-            loyal, rng.integers(0, n_users // 10, n), rng.integers(0, n_users, n)
-        )
+        return np.where(loyal, rng.integers(0, n_users // 10, n), rng.integers(0, n_users, n))
 
     def cohort(self, rng: np.random.Generator, n: int) -> Cohort:
         """Normal transactions of these accounts; the base for look-alike cohorts too."""
@@ -397,8 +420,16 @@ def _flash_ring(rng: np.random.Generator, n: int, window: Window) -> Cohort:
     script = tuple(
         Step((page,))
         for page in (
-            "home", "deals", "gift_card", "product_view", "add_to_cart", "view_cart",
-            "checkout", "apply_coupon", "payment_info", "place_order",
+            "home",
+            "deals",
+            "gift_card",
+            "product_view",
+            "add_to_cart",
+            "view_cart",
+            "checkout",
+            "apply_coupon",
+            "payment_info",
+            "place_order",
         )
     )
     sessions = script_sessions(rng, n, script, VOCAB)

@@ -35,8 +35,7 @@ WORLDS: dict[str, tuple[Generator, list[str], str]] = {
     ),
     "marketplace": (
         marketplace_tables,
-        ["seller_collusion", "promo_bot", "replay_timing", "giftcard_takeover",
-         "midnight_flash"],
+        ["seller_collusion", "promo_bot", "replay_timing", "giftcard_takeover", "midnight_flash"],
         "replay_timing",
     ),
 }
@@ -46,8 +45,9 @@ FLASH = {"shop": "flash_ring", "marketplace": "midnight_flash"}
 @pytest.fixture(scope="module", params=list(WORLDS))
 def world(request: pytest.FixtureRequest) -> tuple[str, SyntheticTables]:
     make = WORLDS[request.param][0]
-    return request.param, make(N, seed=1, window_hours=WINDOW_HOURS,
-                               label_maturity_hours=MATURITY_HOURS)
+    return request.param, make(
+        N, seed=1, window_hours=WINDOW_HOURS, label_maturity_hours=MATURITY_HOURS
+    )
 
 
 def frames(tables: SyntheticTables) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -96,7 +96,8 @@ def test_deterministic_by_seed(world: tuple[str, SyntheticTables]) -> None:
     make = WORLDS[name][0]
     again = make(N, seed=1, window_hours=WINDOW_HOURS, label_maturity_hours=MATURITY_HOURS)
     for a, b in zip(
-        (t.events, t.transactions, t.truth), (again.events, again.transactions, again.truth),
+        (t.events, t.transactions, t.truth),
+        (again.events, again.transactions, again.truth),
         strict=True,
     ):
         assert a.equals(b)
@@ -183,8 +184,13 @@ def test_timing_only_ring_differs_only_in_dwell(name: str) -> None:
     assert _tv(bot["event"], human["event"]) < 0.08
     assert _tv(other_rings["event"], human["event"]) > 0.3
     first = ev.drop_duplicates("txn_id")
-    assert _tv(first.loc[first["pattern"] == timing, "event"],
-               first.loc[first["pattern"] == "normal", "event"]) < 0.15
+    assert (
+        _tv(
+            first.loc[first["pattern"] == timing, "event"],
+            first.loc[first["pattern"] == "normal", "event"],
+        )
+        < 0.15
+    )
     lengths = ev.groupby("txn_id").size()
     bot_ids = tx.loc[tx["pattern"] == timing, "txn_id"]
     human_ids = tx.loc[tx["pattern"] == "normal", "txn_id"]
@@ -192,8 +198,11 @@ def test_timing_only_ring_differs_only_in_dwell(name: str) -> None:
 
     # Intuitive features: same marginals.
     b, h = tx[tx["pattern"] == timing], tx[tx["pattern"] == "normal"]
-    features = [c for c in tx.columns if c not in {"txn_id", "ts", "label", "pattern",
-                                                   "is_fraud", "user_id"}]
+    features = [
+        c
+        for c in tx.columns
+        if c not in {"txn_id", "ts", "label", "pattern", "is_fraud", "user_id"}
+    ]
     for col in features:
         if pd.api.types.is_bool_dtype(h[col]):
             assert abs(b[col].mean() - h[col].mean()) < 0.05, col
@@ -241,7 +250,10 @@ def test_trailing_count() -> None:
 def test_generate_shop_writes_parquet(tmp_path: Path) -> None:
     paths = generate_shop(tmp_path / "shop", n_transactions=500, seed=5)
     assert {p.name for p in (paths.events, paths.transactions, paths.truth)} == {
-        "events.parquet", "transactions.parquet", "truth.parquet"}
+        "events.parquet",
+        "transactions.parquet",
+        "truth.parquet",
+    }
     tables = shop_tables(500, seed=5)
     assert pq.read_table(paths.transactions).equals(tables.transactions)
     assert pq.read_table(paths.events).equals(tables.events)
@@ -288,7 +300,10 @@ def test_marketplace_rings_are_what_they_claim() -> None:
 def test_generate_marketplace_writes_jsonl_and_csv(tmp_path: Path) -> None:
     paths = generate_marketplace(tmp_path / "market", n_transactions=500, seed=5)
     assert (paths.events.name, paths.transactions.name, paths.truth.name) == (
-        "events.jsonl.gz", "transactions.csv", "truth.parquet")
+        "events.jsonl.gz",
+        "transactions.csv",
+        "truth.parquet",
+    )
     tables = marketplace_tables(500, seed=5)
     events = pd.read_json(paths.events, lines=True, dtype={"ts": "int64"})
     expected = tables.events.to_pandas()

@@ -80,10 +80,13 @@ def test_sharded_equals_unsharded(n_shards: int) -> None:
 
 
 def test_merge_topk_pads_short_lists() -> None:
-    parts = [(np.array([[1.0, 3.0]], np.float32), np.array([[0, 1]])), (
-        np.array([[2.0]], np.float32),
-        np.array([[5]]),
-    )]
+    parts = [
+        (np.array([[1.0, 3.0]], np.float32), np.array([[0, 1]])),
+        (
+            np.array([[2.0]], np.float32),
+            np.array([[5]]),
+        ),
+    ]
     D, idx = merge_topk(parts, 4)
     np.testing.assert_array_equal(idx, [[0, 5, 1, -1]])
     assert np.isinf(D[0, 3])

@@ -19,9 +19,7 @@ _RNG = np.random.default_rng(0)
 
 
 def _blobs(d: int) -> np.ndarray:
-    X, _ = make_blobs(
-        1200, d, centers=5, cluster_std=[0.3, 0.6, 1.0, 1.5, 2.0], random_state=1
-    )
+    X, _ = make_blobs(1200, d, centers=5, cluster_std=[0.3, 0.6, 1.0, 1.5, 2.0], random_state=1)
     return X
 
 
