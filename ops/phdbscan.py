@@ -22,7 +22,6 @@ Examples
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,9 +40,10 @@ from ops.condensed_tree import (
 from ops.knn import KNNIndex, resolve_backend
 from ops.knn_forest import knn_forest
 from ops.knn_graph import cell_knn, refine_float64
+from ops.matrix_input import PhaseTimer, as_finite_matrix
 from ops.mst import default_graph_k, mutual_reachability_mst
 
-__all__ = ["PHDBSCAN", "check_finite_rows", "phdbscan"]
+__all__ = ["PHDBSCAN", "phdbscan"]
 
 Mode = Literal["auto", "exact", "approximate"]
 
@@ -63,43 +63,6 @@ def _has_faiss() -> bool:
     except ImportError:
         return False
     return True
-
-
-class _PhaseTimer:
-    """Adds wall seconds since the previous call to ``stats["time_<phase>"]``."""
-
-    def __init__(self, stats: dict[str, Any]) -> None:
-        self.stats = stats
-        self.t = time.perf_counter()
-
-    def __call__(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.stats["time_" + phase] = self.stats.get("time_" + phase, 0.0) + now - self.t
-        self.t = now
-
-
-def check_finite_rows(X: np.ndarray) -> None:
-    """Raise ``ValueError`` naming the first rows that hold NaN or infinity.
-
-    hdbscan silently labels such rows noise; in a fraud pipeline a NaN embedding is an
-    upstream bug, so it should stop the run where it can still be traced to a row.
-    """
-    bad = ~np.isfinite(X).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        shown = ", ".join(str(r) for r in rows[:5])
-        more = f" (and {len(rows) - 5} more)" if len(rows) > 5 else ""
-        raise ValueError(f"input contains NaN or infinity in row(s) {shown}{more}")
-
-
-def _validate(X: Any) -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"expected a 2-d array, got shape {X.shape}")
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    check_finite_rows(X)
-    return np.ascontiguousarray(X)
 
 
 class PHDBSCAN(ClusterMixin, BaseEstimator):
@@ -219,7 +182,7 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> PHDBSCAN:
         """Cluster ``X`` (n_samples, n_features); ``y`` is ignored."""
         self._check_params()
-        X = _validate(X)
+        X = as_finite_matrix(X)
         n = X.shape[0]
         mcs = int(self.min_cluster_size)
         ms = int(self.min_samples or mcs)
@@ -231,7 +194,7 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
             return self._fit_degenerate(n)
 
         self._stats: dict[str, Any] = {}
-        timer = _PhaseTimer(self._stats)
+        timer = PhaseTimer(self._stats)
         exact = self.mode_ == "exact"
         # exact: a few extra neighbours certify more Borůvka edges without search;
         # approximate: min_samples + 1 is all the core distance needs
@@ -331,7 +294,7 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         """
         if not hasattr(self, "_tables"):
             raise RuntimeError("PHDBSCAN.approximate_predict called before fit")
-        X = _validate(X)
+        X = as_finite_matrix(X)
         if X.shape[1] != self._X.shape[1]:
             raise ValueError("new points' dimension does not match the fitted data")
         n = self._X.shape[0]
