@@ -41,6 +41,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("embeddings", "embeddings.parquet", "parquet", "sequence embeddings by txn_id"),
         Dataset("hybrid", "hybrid.parquet", "parquet", "hybrid vectors by txn_id"),
         Dataset("feature_spec", "feature_spec.json", "json", "how intuitive features are encoded"),
+        Dataset("hybrid_scaling", "hybrid_scaling.json", "json", "fitted hybrid-vector scaling"),
         Dataset("assignments", "assignments.parquet", "parquet", "pHDBSCAN output per txn"),
         Dataset("clusters", "clusters.parquet", "parquet", "cluster and risk per transaction"),
         Dataset("clusterer", "clusterer.npz", "npz", "what approximate_predict needs"),

@@ -9,7 +9,7 @@ from catalog.datasets import Catalog
 from catalog.schemas import NON_FEATURE_COLUMNS
 from infra.tracking import RunLogger
 from ops.features import fit_features, transform_features
-from ops.hybrid import hybrid_vectors
+from ops.hybrid import apply_hybrid, fit_hybrid
 from tasks.io import log_dataset
 
 
@@ -31,15 +31,17 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     transactions = transactions.loc[txn_ids]
     spec = fit_features(transactions, NON_FEATURE_COLUMNS, params.max_categories)
     features = transform_features(spec, transactions)
-    vectors = hybrid_vectors(
-        [embeddings, features], [params.embedding_weight, params.feature_weight]
-    )
+    blocks = [embeddings, features]
+    scaling = fit_hybrid(blocks, [params.embedding_weight, params.feature_weight])
+    vectors = apply_hybrid(scaling, blocks)
     catalog.save_json("feature_spec", spec.to_dict())
+    catalog.save_json("hybrid_scaling", scaling.to_dict())  # scoring maps new data with it
     digest = catalog.save_vectors("hybrid", txn_ids, vectors)
     tracker = RunLogger(run_id)
     tracker.params(params.model_dump(), prefix="features.")
     tracker.params({"features.encoded": ",".join(spec.output_names)})
     log_dataset(tracker, catalog, "feature_spec", "features")
+    log_dataset(tracker, catalog, "hybrid_scaling", "features")
     get_run_logger().info(
         "hybrid vectors: %d embedding + %d feature dimensions from columns %s",
         embeddings.shape[1],
