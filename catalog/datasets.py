@@ -6,6 +6,7 @@ what was written, never large in-memory objects, so Prefect can cache and retry 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import posixpath
@@ -18,6 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from infra.redact import redact
+from infra.retry import retry_io
 
 Format = Literal["parquet", "json", "html", "npz", "text"]
 
@@ -58,6 +62,10 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
+# Outputs written for people to read, and so redacted of credentials.
+FOR_PEOPLE = frozenset({"summary", "report"})
+
+
 def digest_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
@@ -77,23 +85,36 @@ class Catalog:
 
     def exists(self, name: str) -> bool:
         fs, _ = self._fs()
-        return fs.exists(fsspec.core.url_to_fs(self.uri(name))[1])
+        path = fsspec.core.url_to_fs(self.uri(name))[1]
+        return retry_io(f"check {self.uri(name)}", lambda: fs.exists(path))
 
     def save_bytes(self, name: str, data: bytes) -> str:
-        """Write atomically (temporary name, then rename) and return the content digest."""
+        """Write atomically (temporary name, then rename) and return the content digest.
+
+        Transient errors retry the whole write: each attempt has its own temporary name, so a
+        half-written attempt is never renamed into place.
+        """
+        retry_io(f"write {self.uri(name)}", lambda: self._write(name, data))
+        return digest_bytes(data)
+
+    def _write(self, name: str, data: bytes) -> None:
         fs, root = self._fs()
         fs.makedirs(root, exist_ok=True)
         final = posixpath.join(root, DATASETS[name].filename)
         tmp = posixpath.join(root, f".{DATASETS[name].filename}.{uuid.uuid4().hex}.tmp")
-        with fs.open(tmp, "wb") as f:
-            f.write(data)
-        fs.mv(tmp, final)
-        return digest_bytes(data)
+        try:
+            with fs.open(tmp, "wb") as f:
+                f.write(data)
+            fs.mv(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a failed attempt leaves no temporary file
+                fs.rm(tmp)
+            raise
 
     def load_bytes(self, name: str) -> bytes:
         fs, _ = self._fs()
-        with fs.open(fsspec.core.url_to_fs(self.uri(name))[1], "rb") as f:
-            return f.read()
+        path = fsspec.core.url_to_fs(self.uri(name))[1]
+        return retry_io(f"read {self.uri(name)}", lambda: fs.cat_file(path))
 
     def save_table(self, name: str, table: pa.Table | pd.DataFrame) -> str:
         if isinstance(table, pd.DataFrame):
@@ -122,13 +143,17 @@ class Catalog:
         return table.column("txn_id").to_numpy(zero_copy_only=False).astype(str), matrix
 
     def save_json(self, name: str, obj: Any) -> str:
-        return self.save_bytes(name, json.dumps(obj, indent=2, default=str).encode())
+        return self.save_text(name, json.dumps(obj, indent=2, default=str))
 
     def load_json(self, name: str) -> Any:
         return json.loads(self.load_bytes(name))
 
     def save_text(self, name: str, text: str) -> str:
-        return self.save_bytes(name, text.encode())
+        """What people read (summary, report) is redacted: no credential from a URI lands there.
+
+        Data (vocabularies, specs, rules) is written as is: masking could alter a value.
+        """
+        return self.save_bytes(name, (redact(text) if name in FOR_PEOPLE else text).encode())
 
     def local_path(self, name: str) -> str:
         """A local file path for libraries that need one (MLflow artifacts, numpy)."""

@@ -17,6 +17,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from catalog.schemas import Contract, InputError, check_contract
+from infra.retry import retry_io
 
 SOURCE_COLUMN, ROW_COLUMN = "_source", "_row"
 
@@ -39,7 +40,14 @@ def _format_of(path: str) -> str:
 
 
 def list_files(uri: str) -> tuple[fsspec.AbstractFileSystem, list[str]]:
-    """The data files behind a URI: itself, or every supported file under a directory."""
+    """The data files behind a URI: itself, or every supported file under a directory.
+
+    Listing is retried on transient errors (a store's listing is a network call too).
+    """
+    return retry_io(f"list {uri}", lambda: _list_files(uri))
+
+
+def _list_files(uri: str) -> tuple[fsspec.AbstractFileSystem, list[str]]:
     fs, path = fsspec.core.url_to_fs(uri)
     if not fs.exists(path):
         raise InputError(f"{uri}: no such file or directory")
@@ -99,10 +107,20 @@ def source_digest(uri: str, chunk: int = 1 << 24) -> str:
     fs, files = list_files(uri)
     digest = hashlib.sha256()
     for path in files:
-        with fs.open(path, "rb") as f:
-            while block := f.read(chunk):
-                digest.update(block)
+        # A retry restarts the file from a copy of the digest so far, never hashing bytes twice.
+        digest = retry_io(
+            f"read {path}", lambda path=path, seen=digest: _hash_file(seen.copy(), fs, path, chunk)
+        )
     return digest.hexdigest()[:16]
+
+
+def _hash_file(
+    digest: hashlib._Hash, fs: fsspec.AbstractFileSystem, path: str, chunk: int
+) -> hashlib._Hash:
+    with fs.open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest
 
 
 def _display(fs: fsspec.AbstractFileSystem, path: str) -> str:
@@ -151,8 +169,7 @@ def _hive_keys(base: str, path: str) -> dict[str, str]:
 def _read_file(fs: fsspec.AbstractFileSystem, path: str, digest: hashlib._Hash) -> pa.Table:
     fmt = _format_of(path)
     try:
-        with fs.open(path, "rb") as f:
-            data = f.read()
+        data = retry_io(f"read {path}", lambda: _fetch(fs, path))
         digest.update(data)
         if not data:
             raise InputError(f"{path}: file is empty (0 bytes)")
@@ -166,3 +183,8 @@ def _read_file(fs: fsspec.AbstractFileSystem, path: str, digest: hashlib._Hash) 
         return pajson.read_json(buffer)
     except (pa.ArrowInvalid, OSError, EOFError, gzip.BadGzipFile) as err:
         raise InputError(f"{path}: unreadable or corrupt {fmt} file: {err}") from err
+
+
+def _fetch(fs: fsspec.AbstractFileSystem, path: str) -> bytes:
+    with fs.open(path, "rb") as f:
+        return f.read()

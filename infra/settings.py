@@ -14,6 +14,14 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.redact import install_log_redaction
+
+# A local Ray's servers (GCS, raylet, workers) listen on every interface unless the node's
+# address is the loopback one, which Ray picks only with this switch (named for macOS and
+# Windows, read when Ray is imported: so here, before any of our modules imports it).
+if os.environ.get("RAY_ADDRESS", "local") == "local":
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 
 class Settings(BaseSettings):
     """Engine locations; each field names the environment variable that overrides it."""
@@ -29,6 +37,15 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = Field(
         default=None,
         validation_alias=AliasChoices("SHOAL_DASK_SCHEDULER", "DASK_SCHEDULER_ADDRESS"),
+    )
+    # Transient I/O errors (resets, timeouts, throttling) are retried this many times in all,
+    # waiting base * 2^n plus up to base of jitter, at most max, between attempts.
+    io_retry_attempts: int = Field(default=4, ge=1, validation_alias="SHOAL_IO_RETRY_ATTEMPTS")
+    io_retry_base_delay_s: float = Field(
+        default=0.5, ge=0, validation_alias="SHOAL_IO_RETRY_BASE_DELAY_S"
+    )
+    io_retry_max_delay_s: float = Field(
+        default=10.0, ge=0, validation_alias="SHOAL_IO_RETRY_MAX_DELAY_S"
     )
 
     @property
@@ -79,4 +96,7 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # The ephemeral API is a subprocess; on a busy 2-core machine it needs more than 20 s.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # Retry warnings (``shoal.io``) belong in the flow run's logs, beside Prefect's own.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "shoal")
+    install_log_redaction()
     return settings

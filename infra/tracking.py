@@ -2,6 +2,8 @@
 
 Tasks run in Prefect's worker threads and Ray Train workers run in other processes, so nothing
 here relies on MLflow's thread-local "active run": every call names the run it writes to.
+Params, tags, dataset sources and JSON/text records are redacted of credentials on the way in;
+artifact uploads are retried on transient I/O errors (MLflow's REST client retries its own).
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from infra.redact import install_log_redaction, redact, redact_value
+from infra.retry import retry_io
 from infra.settings import Settings, get_settings
 
 
 def configure(settings: Settings | None = None) -> str:
     """Point MLflow at the configured store and return the experiment id (created on first use)."""
     settings = settings or get_settings()
+    install_log_redaction()  # also for flows started without the CLI (deployments, notebooks)
     mlflow.set_tracking_uri(settings.tracking_uri)
     client = MlflowClient()
     experiment = client.get_experiment_by_name(settings.mlflow_experiment)
@@ -60,7 +65,7 @@ class RunLogger:
     def params(self, params: Mapping[str, Any], prefix: str = "") -> None:
         flat = _flatten(params, prefix)
         for key, value in flat.items():
-            self.client.log_param(self.run_id, key, str(value)[:6000])
+            self.client.log_param(self.run_id, key, redact(str(value))[:6000])
 
     def metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         for key, value in metrics.items():
@@ -69,16 +74,26 @@ class RunLogger:
 
     def tags(self, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, value)
+            self.client.set_tag(self.run_id, key, redact(str(value)))
 
     def artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+        """Uploading the same file again is harmless, so transient failures are retried."""
+        retry_io(
+            f"log artifact {local_path}",
+            lambda: self.client.log_artifact(self.run_id, str(local_path), artifact_path),
+        )
 
     def json(self, obj: Any, artifact_file: str) -> None:
-        self.client.log_dict(self.run_id, json.loads(json.dumps(obj, default=str)), artifact_file)
+        clean = redact_value(json.loads(json.dumps(obj, default=str)))
+        retry_io(
+            f"log {artifact_file}", lambda: self.client.log_dict(self.run_id, clean, artifact_file)
+        )
 
     def text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        clean = redact(text)
+        retry_io(
+            f"log {artifact_file}", lambda: self.client.log_text(self.run_id, clean, artifact_file)
+        )
 
     def dataset(self, uri: str, name: str, digest: str, context: str, rows: int) -> None:
         """Record an input or output dataset with its content digest, so runs can be compared."""
@@ -88,7 +103,7 @@ class RunLogger:
             name=name,
             digest=digest,
             source_type="path",
-            source=json.dumps({"uri": uri}),
+            source=json.dumps({"uri": redact(uri)}),
             profile=json.dumps({"num_rows": rows}),
         )
         tags = [InputTag(key="mlflow.data.context", value=context)]
