@@ -71,12 +71,13 @@ def demo(
     transactions: Annotated[int, typer.Option(help="synthetic transactions")] = 50_000,
     seed: Annotated[int, typer.Option(help="generator seed")] = 0,
     config: ConfigOption = None,
+    generator: Annotated[str, typer.Option(help="synthetic world: shop or marketplace")] = "shop",
 ) -> None:
-    """Generate a synthetic shop with known fraud rings and run the whole flow on it."""
+    """Generate a synthetic world with known fraud rings and run the whole flow on it."""
     _prepare()
     from flows.demo import run_demo
 
-    summary, rings = run_demo(transactions, seed, _params(config))
+    summary, rings = run_demo(transactions, seed, _params(config), generator)
     _print_summary(summary)
     table = Table(
         "pattern",

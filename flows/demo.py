@@ -1,32 +1,44 @@
-"""The demo: a synthetic shop with known rings, the main flow on it, and how well rings were found.
+"""The demo: a synthetic world with known rings, the main flow on it, and how well rings were found.
 
 The truth table is read here, after the flow, and only here: the pipeline never sees it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from catalog.datasets import Catalog
-from catalog.synthetic import generate_shop
+from catalog.synthetic import SyntheticPaths, generate_marketplace, generate_shop
 from flows.fraud_clustering import fraud_clustering
 from flows.params import PipelineParams
 from infra.settings import get_settings
 from infra.tracking import RunLogger
 from ops.metrics import ring_capture
 
+#: The synthetic worlds a demo can run on; each writes events, transactions and truth.
+GENERATORS: dict[str, Callable[..., SyntheticPaths]] = {
+    "shop": generate_shop,
+    "marketplace": generate_marketplace,
+}
 
-def demo_data(n_transactions: int, seed: int) -> tuple[Path, Path, Path]:
-    """Generated once per size and seed, then reused: the data is deterministic."""
-    folder = get_settings().root / "demo" / f"shop-{n_transactions}-{seed}"
-    paths = (folder / "events.parquet", folder / "transactions.parquet", folder / "truth.parquet")
-    if not all(p.exists() for p in paths):
-        generated = generate_shop(folder, n_transactions=n_transactions, seed=seed)
-        paths = (generated.events, generated.transactions, generated.truth)
-    return paths
+
+def demo_data(n_transactions: int, seed: int, generator: str = "shop") -> SyntheticPaths:
+    """Generated once per world, size and seed, then reused: the data is deterministic.
+
+    Truth is written last, so its presence means the folder is complete.
+    """
+    if generator not in GENERATORS:
+        raise ValueError(f"unknown generator {generator!r}; choose from {sorted(GENERATORS)}")
+    folder = get_settings().root / "demo" / f"{generator}-{n_transactions}-{seed}"
+    if not (folder / "truth.parquet").exists():
+        return GENERATORS[generator](folder, n_transactions=n_transactions, seed=seed)
+    return SyntheticPaths(
+        next(folder.glob("events.*")), next(folder.glob("transactions.*")), folder / "truth.parquet"
+    )
 
 
 def score_against_truth(output: str, truth_path: Path) -> pd.DataFrame:
@@ -43,11 +55,14 @@ def score_against_truth(output: str, truth_path: Path) -> pd.DataFrame:
 
 
 def run_demo(
-    n_transactions: int = 50_000, seed: int = 0, params: PipelineParams | None = None
+    n_transactions: int = 50_000,
+    seed: int = 0,
+    params: PipelineParams | None = None,
+    generator: str = "shop",
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    events, transactions, truth = demo_data(n_transactions, seed)
-    summary = fraud_clustering(str(events), str(transactions), params=params)
-    rings = score_against_truth(summary["output"], truth)
+    data = demo_data(n_transactions, seed, generator)
+    summary = fraud_clustering(str(data.events), str(data.transactions), params=params)
+    rings = score_against_truth(summary["output"], data.truth)
     tracker = RunLogger(summary["run_id"])
     for row in rings.itertuples():
         name = str(row.pattern).replace("(", "").replace(")", "")

@@ -7,6 +7,8 @@ truth and are used by evaluation and benchmarks only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
@@ -261,3 +263,84 @@ def ring_capture(
         out["risky_precision"] = precision
         out.attrs["risky_precision"] = precision
     return out
+
+
+def ring_rule_scores(
+    labels: np.ndarray,
+    risk: pd.DataFrame,
+    rule_hits: Mapping[int, np.ndarray],
+    truth_pattern: pd.Series,
+    is_fraud: np.ndarray | pd.Series,
+) -> pd.DataFrame:
+    """Per planted pattern: how it was flagged, and how well the rules of its clusters find it.
+
+    A risky cluster *holds* the pattern most of its members belong to; a risky cluster of
+    mostly legitimate traffic holds ``"(none)"``, so false alarms keep a row. The rules of
+    the clusters a pattern holds are OR-ed and applied to every transaction of the window,
+    as a real-time engine would apply them: no cluster id is needed to match.
+
+    Parameters
+    ----------
+    labels : cluster id per transaction (-1 noise).
+    risk : `ops.risk.assess_risk`'s output (``cluster``, ``risky``, ``label_flag``,
+        ``coordination_flag``).
+    rule_hits : per risky cluster, bool per transaction: matched by any of its rules
+        (a cluster without rules may be absent).
+    truth_pattern : pattern name per transaction (``NaN``/``None`` = legitimate).
+    is_fraud : 0/1 per transaction.
+
+    Returns
+    -------
+    DataFrame, one row per pattern: ``n``; ``n_clusters`` risky clusters held, of which
+    ``by_labels`` and ``by_coordination`` flagged so (a cluster may be both) and
+    ``n_with_rules`` explained by at least one rule; ``recall`` (share of the pattern in
+    any risky cluster), ``recall_by_labels``, ``recall_by_coordination`` (in a cluster
+    flagged that way); ``precision`` (share of its clusters' members in the pattern);
+    ``rule_support`` (transactions matched), ``rule_precision`` (share of them in the
+    pattern), ``rule_fraud_precision`` (share that is fraud of any pattern) and
+    ``rule_recall`` (share of the pattern matched).
+    """
+    labels = np.asarray(labels)
+    pattern = pd.Series(np.asarray(truth_pattern, dtype=object)).fillna("(none)").astype(str)
+    fraud = np.asarray(is_fraud, dtype=bool)
+    if not (len(labels) == len(pattern) == len(fraud)):
+        raise ValueError("labels, truth_pattern and is_fraud must have the same length")
+    flags = risk.set_index("cluster")
+    risky_ids = [int(c) for c in flags.index[flags["risky"].astype(bool)]]
+    held = pd.Series(pattern.to_numpy()).groupby(labels).agg(lambda s: s.value_counts().index[0])
+    in_flagged = {
+        how: np.isin(labels, [c for c in risky_ids if flags.loc[c, f"{how}_flag"]])
+        for how in ("label", "coordination")
+    }
+    in_risky = np.isin(labels, risky_ids)
+    rows = []
+    for name in pattern.value_counts().index:
+        mine = [c for c in risky_ids if held[c] == name]
+        is_ring = (pattern == name).to_numpy()
+        members = np.isin(labels, mine)
+        hits = np.zeros(len(labels), dtype=bool)
+        for c in mine:
+            if c in rule_hits:
+                hits |= np.asarray(rule_hits[c], dtype=bool)
+        support = int(hits.sum())
+        rows.append(
+            {
+                "pattern": name,
+                "n": int(is_ring.sum()),
+                "n_clusters": len(mine),
+                "by_labels": int(sum(bool(flags.loc[c, "label_flag"]) for c in mine)),
+                "by_coordination": int(sum(bool(flags.loc[c, "coordination_flag"]) for c in mine)),
+                "n_with_rules": int(sum(bool(np.any(rule_hits.get(c, False))) for c in mine)),
+                "recall": float((in_risky & is_ring).sum() / is_ring.sum()),
+                "recall_by_labels": float((in_flagged["label"] & is_ring).sum() / is_ring.sum()),
+                "recall_by_coordination": float(
+                    (in_flagged["coordination"] & is_ring).sum() / is_ring.sum()
+                ),
+                "precision": float(is_ring[members].mean()) if members.any() else float("nan"),
+                "rule_support": support,
+                "rule_precision": float(is_ring[hits].mean()) if support else float("nan"),
+                "rule_fraud_precision": float(fraud[hits].mean()) if support else float("nan"),
+                "rule_recall": float((hits & is_ring).sum() / is_ring.sum()),
+            }
+        )
+    return pd.DataFrame(rows)

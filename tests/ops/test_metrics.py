@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
-from ops.metrics import cluster_quality, dbcv, external_scores, ring_capture
+from ops.metrics import cluster_quality, dbcv, external_scores, ring_capture, ring_rule_scores
 
 X, Y = make_blobs(n_samples=600, centers=4, n_features=6, cluster_std=0.6, random_state=0)
 LABELS = Y.copy()
@@ -85,3 +85,48 @@ def test_ring_capture() -> None:
     assert out.loc["(none)", "n_in_risky"] == 2
     assert out.attrs["risky_precision"] == pytest.approx(4 / 6)
     assert out["share_of_risky"].sum() == pytest.approx(1.0)
+
+
+def test_ring_rule_scores() -> None:
+    # cluster 0 and 1: siblings of "ring"; 2: "bot"; 3: risky but mostly legitimate
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 3, -1, -1, 4])
+    pattern = pd.Series(
+        ["ring", "ring", "ring", "ring", "ring", "bot", "bot", None, None, None, "bot", "ring",
+         None, None]
+    )  # fmt: skip
+    fraud = pattern.notna().to_numpy()
+    risk = pd.DataFrame(
+        {
+            "cluster": [-1, 0, 1, 2, 3, 4],
+            "risky": [False, True, True, True, True, False],
+            "label_flag": [False, True, False, True, False, False],
+            "coordination_flag": [False, False, True, True, True, False],
+        }
+    )
+    n = len(labels)
+    # cluster 0's rule matches its 3 members and the noise ring member; cluster 1 has none;
+    # the bot rule matches 2 bots and one legitimate transaction
+    hits = {0: np.isin(np.arange(n), [0, 1, 2, 11]), 2: np.isin(np.arange(n), [5, 6, 12])}
+    out = ring_rule_scores(labels, risk, hits, pattern, fraud).set_index("pattern")
+    ring = out.loc["ring"]
+    assert (ring["n"], ring["n_clusters"], ring["by_labels"], ring["by_coordination"]) == (
+        6,
+        2,
+        1,
+        1,
+    )
+    assert ring["n_with_rules"] == 1
+    assert ring["recall"] == pytest.approx(5 / 6)
+    assert ring["recall_by_labels"] == pytest.approx(3 / 6)
+    assert ring["precision"] == pytest.approx(1.0)
+    assert ring["rule_support"] == 4
+    assert ring["rule_precision"] == pytest.approx(1.0)
+    assert ring["rule_recall"] == pytest.approx(4 / 6)
+    bot = out.loc["bot"]
+    assert bot["precision"] == pytest.approx(2 / 3)
+    assert bot["rule_precision"] == pytest.approx(2 / 3)
+    # the third bot sits in the mostly legitimate cluster 3: risky, but not held by "bot"
+    assert bot["recall"] == pytest.approx(1.0) and bot["n_clusters"] == 1
+    none = out.loc["(none)"]
+    assert none["n_clusters"] == 1 and none["n_with_rules"] == 0  # the false alarm shows up
+    assert np.isnan(none["rule_precision"])

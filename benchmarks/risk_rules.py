@@ -1,0 +1,159 @@
+"""Risk and rules against the planted truth, per ring, on both synthetic worlds.
+
+For each generator the demo flow runs on 50k transactions (or a finished run is reused), then
+the truth is read and, per planted pattern, printed: how its risky clusters were flagged (by
+labels, by coordination), the share of the ring inside risky clusters and the purity of those
+clusters, and how the *rules* of those clusters do when applied to every transaction of the
+window, as a real-time engine would (no cluster id needed): precision against the ring itself
+and against fraud of any kind, and recall. See `ops.metrics.ring_rule_scores`.
+
+    .venv/bin/python benchmarks/risk_rules.py                        # both worlds, runs the flow
+    .venv/bin/python benchmarks/risk_rules.py --generator shop --run .shoal/runs/<run id>
+    .venv/bin/python benchmarks/risk_rules.py --generator shop --run <dir> --compare
+
+``--compare`` re-learns the rules of the finished run with the rule learner of before
+(each risky cluster against all other traffic, transaction features only) and with today's
+(alike clusters grouped, session statistics allowed), on the same clusters: the difference
+is the learner's alone. ``--transactions``/``--seed`` pick the demo data (default 50k, 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from infra.settings import configure_environment
+
+COLUMNS = {
+    "pattern": "pattern",
+    "n": "n",
+    "n_clusters": "clusters",
+    "by_labels": "by labels",
+    "by_coordination": "by coord.",
+    "recall": "in risky",
+    "recall_by_coordination": "in coord.",
+    "precision": "purity",
+    "n_with_rules": "w/ rules",
+    "rule_precision": "rule prec. (ring)",
+    "rule_fraud_precision": "rule prec. (fraud)",
+    "rule_recall": "rule recall",
+}
+
+
+def learned_rules(run: Path, *, legacy: bool) -> dict[int, list[Any]]:
+    """The rules of a finished run's risky clusters, re-learned with the old or new learner."""
+    from catalog.datasets import Catalog
+    from ops.features import FeatureSpec
+    from ops.rule_learner import extract_all_rules
+    from tasks.evaluate import transactions_view
+    from tasks.explain import SESSION_COLUMNS
+
+    catalog = Catalog(str(run))
+    view = transactions_view(catalog)
+    risk = catalog.load_frame("risk")
+    spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
+    columns = [c.name for c in spec.columns if c.kind != "frequency"]
+    if not legacy:
+        columns += [c for c in SESSION_COLUMNS if c in view]
+    risky = [int(c) for c in risk.loc[risk["risky"], "cluster"]]
+    return extract_all_rules(view[columns], view["cluster"].to_numpy(), risky, group=not legacy)
+
+
+def saved_rules(run: Path) -> dict[int, list[Any]]:
+    from catalog.datasets import Catalog
+    from ops.rules import Rule
+
+    doc = Catalog(str(run)).load_json("rules")
+    return {c["cluster"]: [Rule.from_dict(r) for r in c["rules"]] for c in doc["clusters"]}
+
+
+def score(run: Path, truth_path: Path, rules: dict[int, list[Any]]) -> pd.DataFrame:
+    """Per-pattern table of `ring_rule_scores`, plus an "all rings" row in ``attrs``."""
+    from catalog.datasets import Catalog
+    from ops.metrics import ring_rule_scores
+    from tasks.evaluate import transactions_view
+
+    catalog = Catalog(str(run))
+    view = transactions_view(catalog)
+    risk = catalog.load_frame("risk")
+    truth = pd.read_parquet(truth_path).set_index("txn_id").loc[view["txn_id"]]
+    pattern = truth["pattern"].where(truth["pattern"] != "normal")
+    fraud = truth["is_fraud"].to_numpy(dtype=bool)
+    hits = {}
+    for c, rs in rules.items():
+        m = np.zeros(len(view), dtype=bool)
+        for r in rs:
+            m |= r.mask(view)
+        hits[c] = m
+    table = ring_rule_scores(view["cluster"].to_numpy(), risk, hits, pattern, fraud)
+    every = np.logical_or.reduce(list(hits.values())) if hits else np.zeros(len(view), bool)
+    ring = pattern.notna().to_numpy() & (pattern != "scattered_fraud").to_numpy()
+    table.attrs.update(
+        n_transactions=len(view),
+        n_clusters=int((risk["cluster"] >= 0).sum()),
+        n_risky=int(risk["risky"].sum()),
+        noise_share=float((view["cluster"] < 0).mean()),
+        n_rules=len({r for rs in rules.values() for r in rs}),
+        n_groups=len({r.clusters for rs in rules.values() for r in rs}),
+        all_rules_precision=float(fraud[every].mean()) if every.any() else float("nan"),
+        all_rules_ring_recall=float((every & ring).sum() / max(ring.sum(), 1)),
+    )
+    return table
+
+
+def show(title: str, table: pd.DataFrame) -> None:
+    a = table.attrs
+    print(f"\n== {title}")
+    print(
+        f"{a['n_transactions']:,} transactions, {a['n_clusters']} clusters "
+        f"({100 * a['noise_share']:.1f}% noise), {a['n_risky']} risky; {a['n_rules']} rules "
+        f"in {a['n_groups']} groups. All rules together: precision (fraud) "
+        f"{a['all_rules_precision']:.3f}, recall of ring transactions "
+        f"{a['all_rules_ring_recall']:.3f}"
+    )
+    out = table[list(COLUMNS)].rename(columns=COLUMNS)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--generator", choices=["shop", "marketplace", "both"], default="both")
+    ap.add_argument("--run", type=Path, help="a finished run's output folder (one generator)")
+    ap.add_argument("--transactions", type=int, default=50_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compare", action="store_true", help="old vs new learner on --run")
+    args = ap.parse_args()
+    if args.run and args.generator == "both":
+        ap.error("--run needs --generator shop or marketplace")
+    configure_environment()
+    from flows.demo import demo_data, run_demo
+
+    generators = ["shop", "marketplace"] if args.generator == "both" else [args.generator]
+    for gen in generators:
+        truth = demo_data(args.transactions, args.seed, gen).truth
+        run = args.run
+        if run is None:
+            start = time.perf_counter()
+            summary, _ = run_demo(args.transactions, args.seed, generator=gen)
+            run = Path(summary["output"])
+            print(f"\n{gen}: flow ran in {time.perf_counter() - start:.0f} s, outputs in {run}")
+        show(f"{gen}: rules of the run ({run.name})", score(run, truth, saved_rules(run)))
+        if args.compare:
+            for legacy, name in ((True, "before: cluster vs rest"), (False, "now: grouped")):
+                start = time.perf_counter()
+                rules = learned_rules(run, legacy=legacy)
+                took = time.perf_counter() - start
+                show(f"{gen}: {name}, re-learned in {took:.0f} s", score(run, truth, rules))
+
+
+if __name__ == "__main__":
+    main()
