@@ -115,10 +115,17 @@ def _rules_html(rules: Sequence[Rule]) -> str:
         return "<span class='meta'>no rule reaches the precision floor</span>"
     items = "".join(
         f"<li>{_e(r.describe())} <span class='meta'>(support {r.support:,}, precision "
-        f"{_pct(r.precision)}, recall {_pct(r.recall)})</span></li>"
+        f"{_pct(r.precision)}, recall {_pct(r.recall)}{_group_note(r)})</span></li>"
         for r in rules
     )
     return f"<ol>{items}</ol>"
+
+
+def _group_note(rule: Rule) -> str:
+    """Scores of a group's rule are over all its clusters: say which."""
+    if len(rule.clusters) < 2:
+        return ""
+    return ", over clusters " + ", ".join(str(c) for c in rule.clusters)
 
 
 def _risky_table(ctx: ReportContext) -> str:
@@ -285,7 +292,7 @@ def render_markdown_summary(ctx: ReportContext, max_rows: int = 20) -> str:
         rules = ctx.rules.get(c, [])
         best = (
             f"{rules[0].describe()} (precision {_pct(rules[0].precision)}, "
-            f"recall {_pct(rules[0].recall)})"
+            f"recall {_pct(rules[0].recall)}{_group_note(rules[0])})"
             if rules
             else "-"
         )

@@ -8,7 +8,8 @@ predicts the cluster is a conjunctive rule; rules are simplified, re-scored on t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -199,8 +200,9 @@ def _simplify(conds: Iterable[Condition]) -> tuple[Condition, ...]:
     return tuple(sorted(merged, key=lambda c: order.get(c, 0)))
 
 
-def _score(rule: Rule, features: _Features, member: np.ndarray) -> Rule:
-    m = features.rule_mask(rule.conditions)
+def _score(rule: Rule, features: _Features, member: np.ndarray, counted: np.ndarray) -> Rule:
+    """Support, precision and recall over the ``counted`` rows (all but ignored ones)."""
+    m = features.rule_mask(rule.conditions) & counted
     support = int(m.sum())
     hits = int((m & member).sum())
     return Rule(
@@ -209,19 +211,22 @@ def _score(rule: Rule, features: _Features, member: np.ndarray) -> Rule:
         support=support,
         precision=hits / support if support else 0.0,
         recall=hits / int(member.sum()) if member.any() else 0.0,
+        clusters=rule.clusters,
     )
 
 
-def _prune(rule: Rule, features: _Features, member: np.ndarray, tol: float) -> Rule:
+def _prune(
+    rule: Rule, features: _Features, member: np.ndarray, counted: np.ndarray, tol: float
+) -> Rule:
     """Drop conditions costing under ``tol`` precision: short rules read and generalise better."""
-    best = _score(rule, features, member)
+    best = _score(rule, features, member, counted)
     improved = True
     while improved and len(best.conditions) > 1:
         improved = False
         for i in range(len(best.conditions)):
-            cand = _score(
-                Rule(best.cluster, best.conditions[:i] + best.conditions[i + 1 :]), features, member
-            )
+            shorter = best.conditions[:i] + best.conditions[i + 1 :]
+            cand = Rule(best.cluster, shorter, clusters=best.clusters)
+            cand = _score(cand, features, member, counted)
             if cand.precision >= best.precision - tol and cand.recall >= best.recall:
                 best, improved = cand, True
                 break
@@ -231,8 +236,9 @@ def _prune(rule: Rule, features: _Features, member: np.ndarray, tol: float) -> R
 def extract_rules(
     features: pd.DataFrame | _Features,
     labels: np.ndarray | pd.Series,
-    cluster: int,
+    cluster: int | Collection[int],
     *,
+    ignore: Collection[int] = (),
     max_depth: int = 3,
     max_rules: int = 3,
     min_precision: float = 0.5,
@@ -251,6 +257,10 @@ def extract_rules(
         categorical as strings; datetimes are ignored). Drop identifiers, labels
         and anything an engine will not have at decision time before calling.
     labels : cluster id per row.
+    cluster : one cluster id, or a group of them described together.
+    ignore : clusters whose rows count neither as members nor as counter-examples, in the
+        fit and in the scores (siblings of the same ring, while groups are being found).
+        Without it, scores count every row.
     min_leaf_share : smallest leaf as a share of the cluster, so rules describe
         groups, not individuals.
     max_rows : other-cluster rows are subsampled to this many for fitting only;
@@ -264,12 +274,14 @@ def extract_rules(
     """
     prepared = features if isinstance(features, _Features) else _Features(features, max_categories)
     labels = np.asarray(labels)
-    member = labels == cluster
+    group = tuple(sorted({int(cluster)} if isinstance(cluster, Integral) else set(cluster)))
+    member = np.isin(labels, group)
     n_member = int(member.sum())
     if n_member == 0 or n_member == len(labels) or not prepared.meta:
         return []
     rows = np.arange(len(labels))
-    rest = rows[~member]
+    counted = ~np.isin(labels, [c for c in ignore if c not in group])
+    rest = rows[~member & counted]
     if len(rest) > max_rows:
         rest = np.random.default_rng(seed).choice(rest, max_rows, replace=False)
     fit_rows = np.sort(np.r_[rows[member], rest])
@@ -287,7 +299,8 @@ def extract_rules(
     }
     slack = int(round_slack * n_member)
     for conds in _leaf_paths(tree, prepared.meta, raw, member[fit_rows], slack):
-        rule = _prune(Rule(int(cluster), _simplify(conds)), prepared, member, prune_tol)
+        rule = Rule(group[0], _simplify(conds), clusters=group)
+        rule = _prune(rule, prepared, member, counted, prune_tol)
         if rule.precision >= min_precision and rule.conditions not in candidates:
             candidates[rule.conditions] = rule
 
@@ -306,13 +319,80 @@ def extract_rules(
     return chosen
 
 
+def group_alike(
+    prepared: _Features,
+    labels: np.ndarray,
+    clusters: Sequence[int],
+    *,
+    min_cover: float = 0.6,
+    **kwargs: Any,
+) -> list[tuple[int, ...]]:
+    """Groups of ``clusters`` that the engine's features cannot tell apart.
+
+    Each cluster first gets rules against the traffic outside ``clusters`` (the other
+    clusters are ignored, not counter-examples); two clusters are alike when the rules of
+    either match at least ``min_cover`` of the other's members: one lies inside the other's
+    description. Alikeness is chained (single linkage), so a ring split into several
+    clusters becomes one group. One way, not both: a sub-cluster with a narrower trait (one
+    e-mail domain) is still inside its siblings' description. ``min_cover`` above one half,
+    so that a broad rule catching half of another ring's cluster does not chain two rings.
+    """
+    alone = {
+        c: extract_rules(prepared, labels, c, ignore=[o for o in clusters if o != c], **kwargs)
+        for c in clusters
+    }
+    hits = {c: np.zeros(len(labels), dtype=bool) for c in clusters}
+    for c, rules in alone.items():
+        for rule in rules:
+            hits[c] |= prepared.rule_mask(rule.conditions)
+    members = {c: labels == c for c in clusters}
+    parent = {c: c for c in clusters}
+
+    def root(c: int) -> int:
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    def cover(a: int, b: int) -> float:
+        return float((hits[a] & members[b]).sum() / max(members[b].sum(), 1))
+
+    for i, a in enumerate(clusters):
+        for b in clusters[i + 1 :]:
+            if max(cover(a, b), cover(b, a)) >= min_cover:
+                parent[root(b)] = root(a)
+    groups: dict[int, list[int]] = {}
+    for c in clusters:
+        groups.setdefault(root(c), []).append(c)
+    return [tuple(sorted(g)) for g in groups.values()]
+
+
 def extract_all_rules(
     features: pd.DataFrame,
     labels: np.ndarray | pd.Series,
     clusters: Iterable[int],
+    *,
+    group: bool = True,
+    min_cover: float = 0.6,
     **kwargs: Any,
 ) -> dict[int, list[Rule]]:
-    """`extract_rules` for each of ``clusters`` (typically the risky ones), sharing the
-    feature preparation between them."""
+    """Rules for each of ``clusters`` (typically the risky ones), keyed by cluster id.
+
+    With ``group``, clusters the features cannot tell apart (`group_alike`) share one set of
+    rules, learned for the group against all other traffic, other groups included: a rule
+    "this cluster vs the rest" cannot separate siblings of one ring, and would be either
+    imprecise or missing. Without it each cluster is learned alone.
+    """
     prepared = _Features(features, kwargs.pop("max_categories", 20))
-    return {int(c): extract_rules(prepared, labels, int(c), **kwargs) for c in clusters}
+    labels = np.asarray(labels)
+    ids = [int(c) for c in clusters]
+    groups = (
+        group_alike(prepared, labels, ids, min_cover=min_cover, **kwargs)
+        if group
+        else [(c,) for c in ids]
+    )
+    out: dict[int, list[Rule]] = {}
+    for g in groups:
+        rules = extract_rules(prepared, labels, g, **kwargs)
+        for c in g:
+            out[c] = rules
+    return {c: out[c] for c in ids}

@@ -22,7 +22,8 @@ import pandas as pd
 
 OPERATORS = ("<=", ">", "==", "!=")
 
-#: Plain-language templates for features the synthetic shop and most shops have:
+#: Plain-language templates for features the synthetic shop and most shops have, and for the
+#: session statistics every run computes:
 #: numeric -> (text for "<=", text for ">"), boolean -> (text for True, text for False).
 DEFAULT_PHRASES: dict[str, tuple[str, str]] = {
     "account_age_days": ("account at most {v} days old", "account older than {v} days"),
@@ -36,6 +37,11 @@ DEFAULT_PHRASES: dict[str, tuple[str, str]] = {
         "at most {v} transactions from the device in 24 h",
         "more than {v} transactions from the device in 24 h",
     ),
+    # session statistics (ops.behaviour), which an engine computes from the live session
+    "median_dwell": ("at most {v} s between pages", "over {v} s between pages"),
+    "dwell_cv": ("page timing regular (dwell CV at most {v})", "dwell CV over {v}"),
+    "duration": ("session at most {v} s long", "session longer than {v} s"),
+    "n_events": ("at most {v} pages in the session", "more than {v} pages in the session"),
 }
 
 _UNITS = {"_days": " days", "_seconds": " s", "_sec": " s", "_s": " s", "_ms": " ms",
@@ -109,9 +115,11 @@ class Condition:
 class Rule:
     """A conjunction of conditions predicting membership of ``cluster``.
 
-    ``support`` counts matched transactions, ``precision`` is the share of them in
-    the cluster, ``recall`` the share of the cluster matched; all measured on raw
-    features over the whole window.
+    A ring often splits into sibling clusters an engine cannot tell apart; a rule may then
+    describe the whole group, ``clusters`` (which always includes ``cluster``, the one it is
+    filed under; a single-cluster rule has ``clusters == (cluster,)``). ``support`` counts
+    matched transactions, ``precision`` is the share of them in the group, ``recall`` the
+    share of the group matched; all measured on raw features over the whole window.
     """
 
     cluster: int
@@ -119,6 +127,11 @@ class Rule:
     support: int = 0
     precision: float = float("nan")
     recall: float = float("nan")
+    clusters: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        group = tuple(sorted({int(self.cluster), *(int(c) for c in self.clusters)}))
+        object.__setattr__(self, "clusters", group)
 
     def mask(self, df: pd.DataFrame) -> np.ndarray:
         """Rows matching every condition."""
@@ -135,6 +148,7 @@ class Rule:
         """JSON-ready dict, including the plain-language ``text``."""
         return {
             "cluster": int(self.cluster),
+            "clusters": list(self.clusters),
             "conditions": [c.to_dict() for c in self.conditions],
             "support": int(self.support),
             "precision": json_float(self.precision),
@@ -151,6 +165,7 @@ class Rule:
             support=int(d.get("support", 0)),
             precision=float("nan") if d.get("precision") is None else float(d["precision"]),
             recall=float("nan") if d.get("recall") is None else float(d["recall"]),
+            clusters=tuple(int(c) for c in d.get("clusters", ())),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -160,7 +175,7 @@ class Rule:
         return self.to_dict() == other.to_dict()
 
     def __hash__(self) -> int:
-        return hash((self.cluster, self.conditions))
+        return hash((self.clusters, self.conditions))
 
 
 def rules_to_json(rules: Mapping[int, Sequence[Rule]] | Sequence[Rule], indent: int = 2) -> str:

@@ -14,16 +14,25 @@ from ops.casework import missed_fraud, review_list
 from ops.features import FeatureSpec
 from ops.narrative import describe_behaviour, narrate
 from ops.rule_learner import extract_all_rules
+from ops.rules import Rule
 from tasks.evaluate import transactions_view
 from tasks.io import log_dataset
 
 CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky"]
+#: Session statistics (`ops.behaviour.session_stats`) an engine can compute from the live
+#: session at decision time; a ring that differs only in its timing has no other trait.
+SESSION_COLUMNS = ["median_dwell", "dwell_cv", "duration", "n_events"]
 
 
 class ExplainParams(BaseModel):
     max_depth: int = Field(3, ge=1, le=6, description="conditions per rule at most")
     max_rules: int = Field(3, ge=1, description="rules kept per risky cluster")
     min_precision: float = Field(0.5, ge=0, le=1, description="weaker rules are dropped")
+    group: bool = Field(True, description="one set of rules for risky clusters alike")
+    min_cover: float = Field(
+        0.6, gt=0.5, le=1, description="share of a cluster inside another's rules to group them"
+    )
+    session_features: bool = Field(True, description="rules may use session statistics")
 
 
 @task(name="explain")
@@ -36,10 +45,14 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
     # Rules read raw intuitive features (thresholds a person and an engine understand),
     # never ids whose values mean nothing outside this window.
     rule_columns = [c.name for c in spec.columns if c.kind != "frequency"]
+    if params.session_features:
+        rule_columns += [c for c in SESSION_COLUMNS if c in view and c not in rule_columns]
     rules = extract_all_rules(
         view[rule_columns],
         view["cluster"].to_numpy(),
         risky_ids,
+        group=params.group,
+        min_cover=params.min_cover,
         max_depth=params.max_depth,
         max_rules=params.max_rules,
         min_precision=params.min_precision,
@@ -59,6 +72,8 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         narrative=risk["cluster"].map(lambda c: narratives.get(int(c), "")),
     )
     rules_doc = {
+        # what an engine loads: each rule once, with the clusters it stands for
+        "rules": [r.to_dict() for r in _distinct(rules)],
         "clusters": [
             {
                 "cluster": c,
@@ -67,7 +82,7 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
                 "rules": [r.to_dict() for r in rules[c]],
             }
             for c in risky_ids
-        ]
+        ],
     }
     has_decision = "decision" in view
     missed = missed_fraud(view, risk) if has_decision else view.iloc[:0]
@@ -82,7 +97,8 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
     tracker.params(params.model_dump(), prefix="explain.")
     tracker.metrics(
         {
-            "explain.n_rules": sum(len(r) for r in rules.values()),
+            "explain.n_rules": len(rules_doc["rules"]),
+            "explain.n_rule_groups": len({r.clusters for r in _distinct(rules)}),
             "explain.missed_fraud": len(missed),
             "explain.missed_fraud_amount": float(missed["amount"].sum()) if len(missed) else 0.0,
             "explain.review_list": len(review),
@@ -92,12 +108,17 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         log_dataset(tracker, catalog, name, "outputs")
     get_run_logger().info(
         "%d rules for %d risky clusters; %d missed frauds; %d transactions to review",
-        sum(len(r) for r in rules.values()),
+        len(rules_doc["rules"]),
         len(risky_ids),
         len(missed),
         len(review),
     )
     return {"risky_clusters": len(risky_ids), "missed_fraud": len(missed), "review": len(review)}
+
+
+def _distinct(rules: dict[int, list[Rule]]) -> list[Rule]:
+    """Every rule once: a group's rules are listed under each of its clusters."""
+    return list(dict.fromkeys(r for rs in rules.values() for r in rs))
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ops.narrative import Behaviour, describe_behaviour, narrate
-from ops.rule_learner import extract_all_rules, extract_rules
+from ops.rule_learner import _Features, extract_all_rules, extract_rules, group_alike
 from ops.rules import Condition, Rule, rules_from_json, rules_to_json
 
 N = 4000
@@ -107,6 +107,7 @@ def test_wording() -> None:
     assert Condition("is_guest", "!=", True).describe() == "not guest"
     assert Condition("has_coupon", "==", False).describe() == "no coupon"
     assert Condition("card_country", "!=", "US").describe() == "card country is not US"
+    assert Condition("median_dwell", "<=", 0.5).describe() == "at most 0.5 s between pages"
     custom = {"amount": ("cheap (≤ {v})", "pricey (> {v})")}
     assert Condition("amount", ">", 1500.0).describe(custom) == "pricey (> 1,500)"
 
@@ -145,3 +146,53 @@ def test_behaviour_and_narrative() -> None:
     bare = narrate({"size": 3, "n_labelled": 0, "coordination_flag": True,
                     "coordination_score": 0.7}, [], Behaviour(n=3))  # fmt: skip
     assert bare == "3 transactions; no labels yet; coordinated (score 0.70)."
+
+
+@pytest.fixture(scope="module")
+def split_ring(data: tuple[pd.DataFrame, np.ndarray]) -> np.ndarray:
+    """The same data, with ring 7 split at random into two look-alike clusters 7 and 9."""
+    labels = data[1]
+    split = labels.copy()
+    ring = np.flatnonzero(labels == RING)
+    split[ring[np.random.default_rng(2).random(len(ring)) < 0.4]] = 9
+    return split
+
+
+def test_siblings_of_one_ring_share_one_precise_rule(
+    data: tuple[pd.DataFrame, np.ndarray], split_ring: np.ndarray
+) -> None:
+    df, _ = data
+    # alone, each sibling's rule also matches the other sibling, so it is imprecise or dropped
+    alone = extract_all_rules(df, split_ring, [RING, 8, 9], group=False)
+    assert all(r.precision < 0.8 for c in (RING, 9) for r in alone[c])
+    grouped = extract_all_rules(df, split_ring, [RING, 8, 9])
+    assert grouped[RING] == grouped[9] and grouped[RING]
+    best = grouped[RING][0]
+    assert best.clusters == (RING, 9) and best.precision >= 0.9 and best.recall >= 0.9
+    assert best.precision == pytest.approx(np.isin(split_ring[best.mask(df)], [RING, 9]).mean())
+    assert grouped[8][0].clusters == (8,)  # a different ring stays apart
+
+
+def test_group_alike(data: tuple[pd.DataFrame, np.ndarray], split_ring: np.ndarray) -> None:
+    df, _ = data
+    prepared = _Features(df, 20)
+    assert sorted(group_alike(prepared, split_ring, [RING, 8, 9])) == [(RING, 9), (8,)]
+    # no cluster lies inside the description of another: every cluster on its own
+    assert sorted(group_alike(prepared, split_ring, [RING, 8])) == [(RING,), (8,)]
+
+
+def test_ignored_clusters_count_neither_way(
+    data: tuple[pd.DataFrame, np.ndarray], split_ring: np.ndarray
+) -> None:
+    df, _ = data
+    rule = extract_rules(df, split_ring, RING, ignore=[9])[0]
+    m = rule.mask(df)
+    assert rule.support == (m & (split_ring != 9)).sum()  # sibling rows left out of the scores
+    assert rule.precision >= 0.9 and rule.recall >= 0.9
+
+
+def test_group_rule_json_round_trip() -> None:
+    rule = Rule(9, (Condition("amount", ">", 5.0),), 10, 0.95, 0.9, clusters=(12, 9))
+    assert rule.clusters == (9, 12)
+    assert Rule.from_dict(json.loads(json.dumps(rule.to_dict()))) == rule
+    assert Rule.from_dict({"cluster": 3, "conditions": []}).clusters == (3,)  # older files
