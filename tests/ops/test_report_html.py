@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -124,3 +128,27 @@ def test_base_rate_recomputed_without_attrs(ctx: ReportContext) -> None:
     expected = risk["n_fraud"].sum() / risk["n_labelled"].sum()
     md = render_markdown_summary(ReportContext(run_id="r", risk=risk))
     assert f"**base fraud rate**: {expected:.2%}" in md
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_report_renders_in_headless_chromium(page: str, tmp_path: Path) -> None:
+    """A real browser: no script error, the tables and images in the DOM, a page not blank."""
+    report = tmp_path / "report.html"
+    report.write_text(page, encoding="utf-8")
+    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+               "--enable-logging=stderr", "--v=0"]  # fmt: skip
+    dom = subprocess.run(
+        [*browser, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr
+    assert "Uncaught" not in dom.stderr and "SyntaxError" not in dom.stderr, dom.stderr
+    assert "Risky clusters" in dom.stdout and dom.stdout.count("<img") == 5
+    assert "run-42" in dom.stdout
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [*browser, f"--screenshot={shot}", "--window-size=1280,1600", report.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    pixels = plt.imread(shot)
+    assert pixels.shape[:2] == (1600, 1280)
+    assert pixels.std() > 0.05, "the page rendered blank"
