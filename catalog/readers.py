@@ -17,6 +17,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from catalog.schemas import Contract, InputError, check_contract
+from infra.redact import redact
 from infra.retry import retry_io
 
 SOURCE_COLUMN, ROW_COLUMN = "_source", "_row"
@@ -124,8 +125,11 @@ def _hash_file(
 
 
 def _display(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """How a file is named in ``_source`` and messages: a full URI, credentials masked."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return path if protocol in ("file", "local") else f"{protocol}://{path}"
+    if protocol in ("file", "local") or "://" in path:  # HTTP paths are whole URLs already
+        return redact(path)
+    return redact(f"{protocol}://{path}")
 
 
 def _disagreement(

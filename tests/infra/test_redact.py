@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -110,3 +111,49 @@ def test_mlflow_params_tags_datasets_and_records_are_redacted(shoal_home: Path) 
     assert SECRET not in text and "deadbeefcafe" not in text
     assert run.data.params["transactions"] == "s3://***@lake/t.csv"
     assert run.data.params["nested.events"] == "https://h/t.csv?X-Amz-Signature=***"
+
+
+def test_an_unreachable_server_is_named_without_its_password() -> None:
+    import socket
+
+    from infra.health import EngineUnreachable, check_engines
+    from infra.settings import Settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    password = quote(SECRET, safe="")  # as it must be written in a URL
+    uri = f"http://admin:{password}@127.0.0.1:{port}"
+    with pytest.raises(EngineUnreachable, match=f"http://\\*\\*\\*@127.0.0.1:{port}") as err:
+        check_engines(Settings(MLFLOW_TRACKING_URI=uri))
+    assert password not in str(err.value)
+
+
+def test_a_server_behind_basic_auth_is_probed_with_the_uri_credentials() -> None:
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from infra.health import check_engines
+    from infra.settings import Settings
+
+    expected = "Basic " + base64.b64encode(f"admin:{SECRET}".encode()).decode()
+
+    class Guarded(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.headers.get("Authorization") == expected else 500)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Guarded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        check_engines(
+            Settings(MLFLOW_TRACKING_URI=f"http://admin:{quote(SECRET, safe='')}@127.0.0.1:{port}")
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
