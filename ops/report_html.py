@@ -64,6 +64,7 @@ th{background:#f5f6f8} td.num{text-align:right;font-variant-numeric:tabular-nums
 .risky{color:#d62728;font-weight:600} code{background:#f5f6f8;padding:0 .25em}
 figure{margin:1em 0} img{max-width:100%} figcaption{color:#666;font-size:.85em}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1em}
+.wide{overflow-x:auto}
 """
 
 
@@ -154,20 +155,37 @@ def _risky_table(ctx: ReportContext) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
+#: All-clusters table: column -> (header, formatter). Rates as percentages, signals with two
+#: decimals, so a 13-column table fits the page instead of printing ``1.7e-18``.
+_ALL_CLUSTER_COLUMNS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "cluster": ("cluster", _fmt),
+    "size": ("size", _fmt),
+    "n_labelled": ("labelled", _fmt),
+    "fraud_rate": ("fraud rate", lambda v: "-" if v != v else f"{v:.1%}"),
+    "lift": ("lift", lambda v: "-" if v != v else f"{v:.1f}"),
+    "wilson_lower": ("lower bound", lambda v: "-" if v != v else f"{v:.1%}"),
+    "coordination_score": ("coordination", lambda v: "-" if v != v else f"{v:.2f}"),
+    **{
+        f"sig_{s}": (s.replace("_", " "), lambda v: "-" if v != v else f"{v:.2f}")
+        for s in ("identical", "machine", "shared_ids", "young", "burst")
+    },
+    "risky": ("risky", _fmt),
+}
+
+
 def _all_clusters_table(risk: pd.DataFrame, top: int = 100) -> str:
-    cols = ["cluster", "size", "n_labelled", "fraud_rate", "lift", "wilson_lower",
-            "coordination_score", "sig_identical", "sig_machine", "sig_shared_ids",
-            "sig_young", "sig_burst", "risky"]  # fmt: skip
-    cols = [c for c in cols if c in risk]
+    cols = [c for c in _ALL_CLUSTER_COLUMNS if c in risk]
     r = risk.sort_values("size", ascending=False).head(top)
-    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    head = "".join(f"<th>{_e(_ALL_CLUSTER_COLUMNS[c][0])}</th>" for c in cols)
     rows = []
     for _, row in r.iterrows():
-        cells = "".join(f"<td class='num'>{_e(_fmt(row[c]))}</td>" for c in cols)
+        cells = "".join(
+            f"<td class='num'>{_e(_ALL_CLUSTER_COLUMNS[c][1](row[c]))}</td>" for c in cols
+        )
         cls = " class='risky'" if row["risky"] else ""
         rows.append(f"<tr{cls}>{cells}</tr>")
     note = f"<p class='meta'>largest {len(r)} of {len(risk)} rows</p>" if len(risk) > top else ""
-    return f"{note}<table><tr>{head}</tr>{''.join(rows)}</table>"
+    return f"{note}<div class='wide'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
 
 
 def _base_rate(risk: pd.DataFrame) -> float:
