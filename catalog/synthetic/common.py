@@ -287,6 +287,21 @@ def replayed_gaps(
     return template * (1.0 + rel_jitter * rng.standard_normal(sessions.tokens.shape)).clip(0.5)
 
 
+def content_blind_gaps(
+    rng: np.random.Generator, sessions: Sessions, gaps_ms: np.ndarray
+) -> np.ndarray:
+    """Human delays slept in random order: each session's observable gaps, permuted.
+
+    What a bot does when it sleeps a human-like delay drawn from a recorded pool whatever
+    the page: every session keeps exactly a human's set of delays (same median, spread,
+    minimum, same pages and length), but 40 s may now be spent on ``add_to_cart`` and 3 s
+    on the reviews. Only the gaps a click-stream can show (all but the last page's) move.
+    """
+    observable = np.arange(gaps_ms.shape[1])[None, :] < (sessions.lengths - 1)[:, None]
+    keys = np.where(observable, rng.random(gaps_ms.shape), np.inf)
+    return np.take_along_axis(gaps_ms, np.argsort(keys, axis=1, kind="stable"), axis=1)
+
+
 # --------------------------------------------------------------------------- time
 
 

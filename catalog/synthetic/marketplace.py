@@ -4,7 +4,8 @@ Nothing in the pipeline may assume the shop's page names, feature columns or fil
 this generator checks that. Its pages are app screens and URL paths, its intuitive features
 are marketplace ones (seller rating, membership, channel, IP prefix), its events are gzip JSON
 Lines with epoch-millisecond ``ts`` and its transactions are CSV with ISO-8601 ``ts`` in the
-buyer's local offset. Five rings of its own, one of them (``replay_timing``) timing-only.
+buyer's local offset. Six rings of its own, two of them timing-only: ``replay_timing``
+(machine-steady dwell) and ``shuffled_replay`` (human delays spent on the wrong screens).
 
 Files written by :func:`generate_marketplace`: ``events.jsonl.gz`` (``txn_id``, ``ts`` epoch
 ms, ``event``, ``user_id``), ``transactions.csv`` (``txn_id``, ``ts``, ``amount``,
@@ -40,6 +41,7 @@ from catalog.synthetic.common import (
     burst_times,
     carve,
     choice,
+    content_blind_gaps,
     diurnal_times,
     hex_ids,
     human_gaps,
@@ -178,6 +180,7 @@ RINGS: dict[str, Ring] = {
     "replay_timing": Ring(0.010, 0.0),  # decided like normal traffic: the engine sees nothing
     "giftcard_takeover": Ring(0.012, 0.10),
     "midnight_flash": Ring(0.010, 0.03),
+    "shuffled_replay": Ring(0.010, 0.0),  # human delays, wrong screens: unseen by the engine
 }
 
 
@@ -215,14 +218,20 @@ def marketplace_tables(
     rng = np.random.default_rng(seed)
     window = Window.of(window_hours, label_maturity_hours)
     sizes = {name: round(ring.share * n_transactions) for name, ring in RINGS.items()}
-    n_lookalike = n_transactions - sum(sizes.values()) + sizes["replay_timing"]
+    n_lookalike = (
+        n_transactions - sum(sizes.values()) + sizes["replay_timing"] + sizes["shuffled_replay"]
+    )
+    # shuffled_replay draws from its own stream and is carved last, so every other cohort
+    # is exactly what it was before it existed.
+    shuffle_rng = rng.spawn(1)[0]
     market = _Market(rng, n_lookalike, window)
-    normal, scattered, replay = carve(
+    normal, scattered, replay, shuffled = carve(
         rng,
         market.cohort(rng, n_lookalike),
         {
             "scattered_fraud": round(BASE_FRAUD_RATE * n_transactions),
             "replay_timing": sizes["replay_timing"],
+            "shuffled_replay": sizes["shuffled_replay"],
         },
     )
     cohorts = [
@@ -234,6 +243,11 @@ def marketplace_tables(
         _promo_bot(rng, sizes["promo_bot"], window, market),
         _giftcard_takeover(rng, sizes["giftcard_takeover"], window, market),
         _midnight_flash(rng, sizes["midnight_flash"], window, market),
+        # App automation sleeping a recorded human's delays in random order: pages, features
+        # and the set of delays stay normal, only which screen each delay falls on changes.
+        shuffled.as_fraud(
+            gaps_ms=content_blind_gaps(shuffle_rng, shuffled.sessions, shuffled.gaps_ms)
+        ),
     ]
     velocity = Velocity("ip_txn_count_1h", key="ip_prefix", hours=1.0)
     return assemble(rng, cohorts, SITE.vocabulary, window, velocity)

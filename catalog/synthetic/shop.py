@@ -1,9 +1,11 @@
-"""The demo world: a web shop's click-stream with five fraud rings hidden in normal traffic.
+"""The demo world: a web shop's click-stream with six fraud rings hidden in normal traffic.
 
-Each ring differs from shoppers in a way a risk analyst would recognise, and one of them
-(``timing_bot``) differs *only* in dwell times, which is the case FinDeepBehaviorCluster
-(arXiv 2101.04285) makes for a time-aware sequence encoder: its pages and intuitive features
-are drawn from the very samplers used for normal shoppers.
+Each ring differs from shoppers in a way a risk analyst would recognise, and two of them
+differ *only* in dwell times, which is the case FinDeepBehaviorCluster (arXiv 2101.04285)
+makes for a time-aware sequence encoder: their pages and intuitive features are drawn from
+the very samplers used for normal shoppers. ``timing_bot`` clicks at machine speed (its dwell
+*distribution* gives it away); ``rhythm_bot`` spends human delays on the wrong pages (only the
+pairing of page and dwell, i.e. the sequence, gives it away).
 
 Files written by :func:`generate_shop`: ``events.parquet`` (``txn_id``, ``ts``, ``event``,
 ``user_id``), ``transactions.parquet`` (``txn_id``, ``ts``, ``amount``, ``user_id``,
@@ -34,6 +36,7 @@ from catalog.synthetic.common import (
     burst_times,
     carve,
     choice,
+    content_blind_gaps,
     diurnal_times,
     hex_ids,
     human_gaps,
@@ -196,6 +199,7 @@ RINGS: dict[str, Ring] = {
     "timing_bot": Ring(0.010, 0.0),  # caught like normal traffic: the engine sees nothing
     "reshipping": Ring(0.012, 0.08),
     "flash_ring": Ring(0.010, 0.03),
+    "rhythm_bot": Ring(0.010, 0.0),  # human delays, wrong pages: the engine sees nothing
 }
 
 
@@ -234,11 +238,19 @@ def shop_tables(
     n_normal = n_transactions - sum(sizes.values())
     n_scattered = round(BASE_FRAUD_RATE * n_transactions)
 
-    shoppers = _Shoppers(rng, n_normal + sizes["timing_bot"], window)
-    normal, scattered, timing = carve(
+    n_lookalike = n_normal + sizes["timing_bot"] + sizes["rhythm_bot"]
+    # rhythm_bot (added last) draws from its own stream and is carved last out of the
+    # shoppers, so every other cohort is exactly what it was before it existed.
+    rhythm_rng = rng.spawn(1)[0]
+    shoppers = _Shoppers(rng, n_lookalike, window)
+    normal, scattered, timing, rhythm = carve(
         rng,
-        shoppers.cohort(rng, n_normal + sizes["timing_bot"]),
-        {"scattered_fraud": n_scattered, "timing_bot": sizes["timing_bot"]},
+        shoppers.cohort(rng, n_lookalike),
+        {
+            "scattered_fraud": n_scattered,
+            "timing_bot": sizes["timing_bot"],
+            "rhythm_bot": sizes["rhythm_bot"],
+        },
     )
     cohorts = [
         normal,
@@ -248,6 +260,7 @@ def shop_tables(
         _card_testing(rng, sizes["card_testing"], window),
         _reshipping(rng, sizes["reshipping"], window),
         _flash_ring(rng, sizes["flash_ring"], window),
+        _rhythm_bot(rhythm_rng, rhythm),
     ]
     velocity = Velocity("txn_count_24h", key="device_id", hours=24.0)
     return assemble(rng, cohorts, VOCABULARY, window, velocity)
@@ -319,6 +332,16 @@ def _timing_bot(rng: np.random.Generator, c: Cohort) -> Cohort:
     Everything but the gaps is the normal shoppers', including the engine's decision rule.
     """
     return c.as_fraud(gaps_ms=regular_gaps(rng, c.sessions, 600.0, 25.0))
+
+
+def _rhythm_bot(rng: np.random.Generator, c: Cohort) -> Cohort:
+    """Bots that sleep a delay drawn from recorded human ones before each click, whatever
+    the page: a human's delays, in a random order (see ``content_blind_gaps``).
+
+    Pages, features, the set of delays and the engine's decision are the shoppers'; only
+    which page each delay is spent on differs.
+    """
+    return c.as_fraud(gaps_ms=content_blind_gaps(rng, c.sessions, c.gaps_ms))
 
 
 def _account_takeover(

@@ -26,17 +26,33 @@ N = 3_000
 WINDOW_HOURS, MATURITY_HOURS = 72.0, 24.0
 
 Generator = Callable[..., SyntheticTables]
-WORLDS: dict[str, tuple[Generator, list[str], str]] = {
-    # name: (tables function, its ring names, its timing-only ring)
+WORLDS: dict[str, tuple[Generator, list[str], str, str]] = {
+    # name: (tables function, its ring names, its machine-timing ring, its content-blind ring)
     "shop": (
         shop_tables,
-        ["account_takeover", "card_testing", "timing_bot", "reshipping", "flash_ring"],
+        [
+            "account_takeover",
+            "card_testing",
+            "timing_bot",
+            "reshipping",
+            "flash_ring",
+            "rhythm_bot",
+        ],
         "timing_bot",
+        "rhythm_bot",
     ),
     "marketplace": (
         marketplace_tables,
-        ["seller_collusion", "promo_bot", "replay_timing", "giftcard_takeover", "midnight_flash"],
+        [
+            "seller_collusion",
+            "promo_bot",
+            "replay_timing",
+            "giftcard_takeover",
+            "midnight_flash",
+            "shuffled_replay",
+        ],
         "replay_timing",
+        "shuffled_replay",
     ),
 }
 FLASH = {"shop": "flash_ring", "marketplace": "midnight_flash"}
@@ -170,34 +186,39 @@ def _tv(a: pd.Series, b: pd.Series) -> float:
     return float(pa_.sub(pb, fill_value=0).abs().sum() / 2)
 
 
-@pytest.mark.parametrize("name", list(WORLDS))
-def test_timing_only_ring_differs_only_in_dwell(name: str) -> None:
-    make, rings, timing = WORLDS[name]
-    t = make(20_000, seed=3)
-    ev, tx = frames(t)
-    pattern = tx.set_index("txn_id")["pattern"]
-    ev["pattern"] = ev["txn_id"].map(pattern)
-    bot, human = ev[ev["pattern"] == timing], ev[ev["pattern"] == "normal"]
-    other_rings = ev[ev["pattern"].isin(set(rings) - {timing})]
+@pytest.fixture(scope="module", params=list(WORLDS))
+def large_world(request: pytest.FixtureRequest) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """20k transactions, enough for ~200 of each timing-only ring; events carry the
+    pattern and ``gap_ms``, the time spent on ``page`` (the previous event's)."""
+    ev, tx = frames(WORLDS[request.param][0](20_000, seed=3))
+    ev["pattern"] = ev["txn_id"].map(tx.set_index("txn_id")["pattern"])
+    by_txn = ev.groupby("txn_id", sort=False)
+    ev["gap_ms"] = by_txn["ts"].diff().dt.total_seconds() * 1000
+    ev["page"] = by_txn["event"].shift()
+    return request.param, ev, tx
 
-    # Pages: same vocabulary mix, same entry pages, same session lengths.
+
+def _assert_pages_and_features_are_normal(
+    ev: pd.DataFrame, tx: pd.DataFrame, ring: str, others: set[str]
+) -> None:
+    """A timing-only ring: shoppers' pages, entry pages, lengths and intuitive features."""
+    bot, human = ev[ev["pattern"] == ring], ev[ev["pattern"] == "normal"]
     assert _tv(bot["event"], human["event"]) < 0.08
-    assert _tv(other_rings["event"], human["event"]) > 0.3
+    assert _tv(ev.loc[ev["pattern"].isin(others), "event"], human["event"]) > 0.3
     first = ev.drop_duplicates("txn_id")
     assert (
         _tv(
-            first.loc[first["pattern"] == timing, "event"],
+            first.loc[first["pattern"] == ring, "event"],
             first.loc[first["pattern"] == "normal", "event"],
         )
         < 0.15
     )
     lengths = ev.groupby("txn_id").size()
-    bot_ids = tx.loc[tx["pattern"] == timing, "txn_id"]
+    bot_ids = tx.loc[tx["pattern"] == ring, "txn_id"]
     human_ids = tx.loc[tx["pattern"] == "normal", "txn_id"]
     assert _ks(lengths[bot_ids].to_numpy(), lengths[human_ids].to_numpy()) < 0.15
 
-    # Intuitive features: same marginals.
-    b, h = tx[tx["pattern"] == timing], tx[tx["pattern"] == "normal"]
+    b, h = tx[tx["pattern"] == ring], tx[tx["pattern"] == "normal"]
     features = [
         c
         for c in tx.columns
@@ -213,14 +234,47 @@ def test_timing_only_ring_differs_only_in_dwell(name: str) -> None:
         else:  # identifiers: as unshared as normal customers'
             assert b[col].nunique() / len(b) > 0.7 * h[col].nunique() / len(h), col
 
+
+def test_timing_only_ring_differs_only_in_dwell(
+    large_world: tuple[str, pd.DataFrame, pd.DataFrame],
+) -> None:
+    name, ev, tx = large_world
+    _, rings, timing, blind = WORLDS[name]
+    _assert_pages_and_features_are_normal(ev, tx, timing, set(rings) - {timing, blind})
+
     # Dwell: machine-regular for the bots, human for the rest.
-    ev["gap_ms"] = ev.groupby("txn_id")["ts"].diff().dt.total_seconds() * 1000
     bot_gap = ev.loc[ev["pattern"] == timing, "gap_ms"].dropna()
     human_gap = ev.loc[ev["pattern"] == "normal", "gap_ms"].dropna()
     assert bot_gap.std() / bot_gap.mean() < 0.1
     assert human_gap.std() / human_gap.mean() > 0.5
     assert human_gap.median() > 3 * bot_gap.median()
     assert _ks(bot_gap.to_numpy(), human_gap.to_numpy()) > 0.8
+
+
+def test_content_blind_ring_spends_human_delays_on_the_wrong_pages(
+    large_world: tuple[str, pd.DataFrame, pd.DataFrame],
+) -> None:
+    name, ev, tx = large_world
+    _, rings, timing, blind = WORLDS[name]
+    _assert_pages_and_features_are_normal(ev, tx, blind, set(rings) - {timing, blind})
+    gaps = ev.dropna(subset=["gap_ms"])
+    bot, human = gaps[gaps["pattern"] == blind], gaps[gaps["pattern"] == "normal"]
+
+    # What dwell statistics see (bag of events): the same delays, overall and per session.
+    assert _ks(bot["gap_ms"].to_numpy(), human["gap_ms"].to_numpy()) < 0.05
+    for stat in ("median", "min", "max"):
+        per_session = [g.groupby("txn_id")["gap_ms"].agg(stat).to_numpy() for g in (bot, human)]
+        assert _ks(*per_session) < 0.15, stat
+
+    # What only the sequence shows: people linger on some pages, the bots on none.
+    typical = np.log(human.groupby("page")["gap_ms"].median())
+    assert typical.max() - typical.min() > np.log(5)
+
+    def pairing(g: pd.DataFrame) -> float:
+        return float(np.corrcoef(np.log(g["gap_ms"]), typical[g["page"]].to_numpy())[0, 1])
+
+    assert pairing(human) > 0.3
+    assert abs(pairing(bot)) < 0.1
 
 
 def test_shop_rings_are_what_they_claim() -> None:
