@@ -6,10 +6,13 @@ time-attention Bi-LSTM trained with reconstruction, and with contrastive. Report
 
 * ``rings@10``: over ring transactions, the mean share of their 10 nearest neighbours
   (Euclidean, all transactions) in the same ring;
-* ``timing@10``: the same share for the timing-only ring (shop ``timing_bot``,
-  marketplace ``replay_timing``: normal paths, machine timing);
+* ``timing@10``: the same share for the machine-timing ring (shop ``timing_bot``,
+  marketplace ``replay_timing``: normal paths, steady machine cadence);
 * ``timing AUC``: timing ring against normal shoppers, each scored by the share of its 10
-  neighbours (within ring + normal) that are ring; 0.5 is chance.
+  neighbours (within ring + normal) that are ring; 0.5 is chance;
+* ``rhythm@10``, ``rhythm AUC``: the same for the content-blind ring (shop ``rhythm_bot``,
+  marketplace ``shuffled_replay``: normal paths *and* a human's set of delays, spent on the
+  wrong pages), which neither pages nor dwell statistics can see.
 
 The encoders train in-process with ``ops.training`` (the loop Ray Train runs per worker).
 
@@ -40,7 +43,11 @@ from ops.sessionize import sessionize_events
 from ops.training import embed, set_seed, train_epoch
 from tasks.io import split_lists
 
-TIMING_RING = {"shop": "timing_bot", "marketplace": "replay_timing"}
+# Per generator: the machine-timing ring, then the content-blind one.
+TIMING_RINGS = {
+    "shop": ("timing_bot", "rhythm_bot"),
+    "marketplace": ("replay_timing", "shuffled_replay"),
+}
 NOT_RINGS = {"normal", "scattered_fraud"}
 
 
@@ -86,22 +93,23 @@ def train_encoder(
     return embed(encoder, tokens, dwell, args.max_len)
 
 
-def scores(vectors: np.ndarray, pattern: np.ndarray, timing: str, k: int = 10) -> dict[str, float]:
-    """``rings@10``, ``timing@10`` and ``timing AUC`` (see the module docstring)."""
+def scores(
+    vectors: np.ndarray, pattern: np.ndarray, timing: tuple[str, str], k: int = 10
+) -> dict[str, float]:
+    """``rings@10`` and, per timing-only ring, ``@10`` and ``AUC`` (see the module docstring)."""
     _, idx = NearestNeighbors(n_neighbors=k + 1).fit(vectors).kneighbors(vectors)
     same = (pattern[idx[:, 1:]] == pattern[:, None]).mean(axis=1)
     rings = ~np.isin(pattern, list(NOT_RINGS))
-    per_ring = [same[pattern == p].mean() for p in np.unique(pattern[rings])]
-
-    pair = np.isin(pattern, [timing, "normal"])
-    sub, is_ring = vectors[pair], pattern[pair] == timing
-    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(sub).kneighbors(sub)
-    ring_share = is_ring[idx[:, 1:]].mean(axis=1)
-    return {
-        "rings@10": float(np.mean(per_ring)),
-        "timing@10": float(same[pattern == timing].mean()),
-        "timing AUC": float(roc_auc_score(is_ring, ring_share)),
+    out = {
+        "rings@10": float(np.mean([same[pattern == p].mean() for p in np.unique(pattern[rings])]))
     }
+    for name, ring in zip(("timing", "rhythm"), timing, strict=True):
+        pair = np.isin(pattern, [ring, "normal"])
+        sub, is_ring = vectors[pair], pattern[pair] == ring
+        _, idx = NearestNeighbors(n_neighbors=k + 1).fit(sub).kneighbors(sub)
+        out[f"{name}@10"] = float(same[pattern == ring].mean())
+        out[f"{name} AUC"] = float(roc_auc_score(is_ring, is_ring[idx[:, 1:]].mean(axis=1)))
+    return out
 
 
 def compare(generator: str, args: argparse.Namespace) -> list[tuple[str, str, dict[str, float]]]:
@@ -124,7 +132,7 @@ def compare(generator: str, args: argparse.Namespace) -> list[tuple[str, str, di
             objective = label.removeprefix("Bi-LSTM + ")
             vectors = train_encoder(objective, tokens, dwell, vocab_size, args)
         rows.append(
-            (generator, label, scores(np.asarray(vectors), pattern, TIMING_RING[generator]))
+            (generator, label, scores(np.asarray(vectors), pattern, TIMING_RINGS[generator]))
         )
         print(f"  {label}: {rows[-1][2]}")
     return rows
@@ -148,13 +156,11 @@ def main() -> None:
         f"\nmax_len {args.max_len}, hidden {args.hidden}, {args.epochs} epochs on "
         f"{args.train} sessions, {args.transactions} transactions per generator\n"
     )
-    print("| generator | encoder | rings@10 | timing@10 | timing AUC |")
-    print("|---|---|---:|---:|---:|")
+    columns = ["rings@10", "timing@10", "timing AUC", "rhythm@10", "rhythm AUC"]
+    print(f"| generator | encoder | {' | '.join(columns)} |")
+    print("|---|---|" + "---:|" * len(columns))
     for generator, label, s in rows:
-        print(
-            f"| {generator} | {label} | {s['rings@10']:.3f} | {s['timing@10']:.3f} "
-            f"| {s['timing AUC']:.3f} |"
-        )
+        print(f"| {generator} | {label} | " + " | ".join(f"{s[c]:.3f}" for c in columns) + " |")
 
 
 if __name__ == "__main__":
