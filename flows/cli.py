@@ -164,5 +164,67 @@ def ingest(
     console.print(f"MLflow run: {result['run_id']}")
 
 
+@app.command()
+def retrain(
+    events: EventsOption,
+    transactions: TransactionsOption,
+    window_hours: Annotated[float, typer.Option(help="length of the rolling window")] = 72.0,
+    end: Annotated[
+        str | None, typer.Option(help="window end, ISO-8601 (default: latest transaction)")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Retrain on the latest window, compare with the champion, alert, gate the promotion."""
+    _prepare()
+    from datetime import datetime
+
+    from catalog.schemas import InputError
+    from flows.retrain import retrain as retrain_flow
+
+    try:
+        until = datetime.fromisoformat(end) if end else None
+        result = retrain_flow(events, transactions, window_hours, until, params=_params(config))
+    except InputError as err:
+        console.print(f"[bold red]input rejected:[/] {err}")
+        raise typer.Exit(2) from err
+    _print_summary(result)
+    for a in result["alerts"]:
+        console.print(f"[bold red]ALERT[/] new risky cluster {a['cluster']}: {a['why']}")
+    decision = result["decision"]
+    verdict = (
+        "promoted" if decision["promoted"] else "kept out: " + "; ".join(decision["failed_gates"])
+    )
+    console.print(f"{decision['model']} v{decision['version']} {verdict}")
+
+
+DeploymentOption = Annotated[
+    list[str] | None, typer.Option("--deployment", "-d", help="only these (default: all)")
+]
+
+
+@app.command()
+def deploy(
+    pool: Annotated[str, typer.Option(help="process work pool (created if missing)")] = "shoal",
+    deployment: DeploymentOption = None,
+) -> None:
+    """Register prefect.yaml's deployments with the Prefect API in PREFECT_API_URL."""
+    _prepare()
+    from infra.deployments import deploy as deploy_all
+
+    ids = deploy_all(pool, deployment)
+    console.print(
+        f"{len(ids)} deployment(s) on pool '{pool}': start `prefect worker start --pool {pool}`"
+    )
+
+
+@app.command()
+def serve(deployment: DeploymentOption = None) -> None:
+    """Serve prefect.yaml's deployments from this process, schedules included (Ctrl-C stops)."""
+    _prepare()
+    from infra.deployments import serve as serve_all
+
+    serve_all(deployment)
+
+
 if __name__ == "__main__":
     app()

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     registered_model: str = Field(default="shoal-encoder", validation_alias="SHOAL_MODEL_NAME")
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     prefect_api_url: str | None = Field(default=None, validation_alias="PREFECT_API_URL")
+    alert_webhook: str | None = Field(default=None, validation_alias="SHOAL_ALERT_WEBHOOK")
     dask_scheduler: str | None = Field(
         default=None,
         validation_alias=AliasChoices("SHOAL_DASK_SCHEDULER", "DASK_SCHEDULER_ADDRESS"),
