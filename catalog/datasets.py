@@ -42,6 +42,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("vocabulary", "vocabulary.json", "json", "event tokens by frequency"),
         Dataset("quarantine", "quarantine.parquet", "parquet", "rejected rows with a reason"),
         Dataset("ingest_counts", "ingest_counts.json", "json", "rows in/accepted/quarantined"),
+        Dataset("lineage", "lineage.json", "json", "inputs, params and code behind outputs"),
         Dataset("embeddings", "embeddings.parquet", "parquet", "sequence embeddings by txn_id"),
         Dataset("hybrid", "hybrid.parquet", "parquet", "hybrid vectors by txn_id"),
         Dataset("feature_spec", "feature_spec.json", "json", "how intuitive features are encoded"),

@@ -1,4 +1,8 @@
-"""Dask: the local threaded scheduler by default, a distributed scheduler when one is named."""
+"""Dask: the local threaded scheduler by default, a distributed scheduler when one is named.
+
+A distributed client already made the default in this process (a notebook's, a benchmark's
+``LocalCluster``) is used as it is rather than replaced by threads.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ def dask_scheduler(settings: Settings | None = None) -> Iterator[None]:
 
         with Client(settings.dask_scheduler):  # becomes the default scheduler
             yield
+    elif dask.config.get("scheduler", None) == "dask.distributed":
+        yield
     else:
         with dask.config.set(scheduler="threads"):
             yield

@@ -57,10 +57,23 @@ def sessionize(
     codes, names = pd.factorize(
         txn_id if isinstance(txn_id, pd.Series) else np.asarray(txn_id, dtype=object), sort=True
     )
-    order = np.lexsort((ts_ms, codes))
-    code_sorted, ts_sorted, tok_sorted = codes[order], ts_ms[order], token[order]
+    names = pa.array(np.asarray(names, dtype=object).astype(str), pa.string())
+    return sessionize_coded(codes, names, ts_ms, token, max_len)
+
+
+def sessionize_coded(
+    code: np.ndarray, names: pa.Array, ts_ms: np.ndarray, token: np.ndarray, max_len: int
+) -> pa.Table:
+    """``sessionize`` for events whose transaction is given as its position in sorted ``names``.
+
+    Ingest codes events this way before its shuffle: integers are cheaper to move and sort than
+    strings, and sessions come out in ``txn_id`` order because ``names`` is sorted.
+    """
+    if len(code) == 0:
+        return SEQUENCE_SCHEMA.empty_table()
+    order = np.lexsort((ts_ms, code))
+    code_sorted, ts_sorted, tok_sorted = code[order], ts_ms[order], token[order]
     starts = np.flatnonzero(np.r_[True, code_sorted[1:] != code_sorted[:-1]])
-    txn_sorted = np.asarray(names, dtype=object)[code_sorted[starts]]
     lengths = np.diff(np.r_[starts, len(code_sorted)])
     gaps = np.diff(ts_sorted, prepend=ts_sorted[0]).astype(np.float64) / 1000.0
     gaps[starts] = 0.0
@@ -72,7 +85,7 @@ def sessionize(
 
     return pa.table(
         {
-            "txn_id": pa.array(txn_sorted.astype(str), pa.string()),
+            "txn_id": names.take(pa.array(code_sorted[starts])).cast(pa.string()),
             "tokens": pa.ListArray.from_arrays(offsets, pa.array(tok_sorted[keep], pa.int32())),
             "dwell": pa.ListArray.from_arrays(offsets, pa.array(gaps[keep], pa.float32())),
             "n_events": pa.array(lengths, pa.int32()),
@@ -84,13 +97,37 @@ def sessionize(
     )
 
 
+def sessionize_partition(part: pd.DataFrame, names: pa.Array, max_len: int) -> pd.DataFrame:
+    """One partition of coded events (``code``, ``ts``, ``token``), all of each session in it."""
+    table = sessionize_coded(
+        part["code"].to_numpy(dtype=np.int64),
+        names,
+        part["ts"].to_numpy(dtype=np.int64),
+        part["token"].to_numpy(dtype=np.int32),
+        max_len,
+    )
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def tokenize_partition(part: pd.DataFrame, vocabulary: list[str]) -> pd.DataFrame:
+    """Event names to token ids, so the shuffle moves integers rather than text."""
+    return pd.DataFrame(
+        {
+            "code": part["code"].to_numpy(dtype=np.int64),
+            "ts": part["ts"].to_numpy(dtype=np.int64),
+            "token": encode_events(part["event"], vocabulary),
+        },
+        index=part.index,
+    )
+
+
 def sessionize_events(
     events: pa.Table, max_len: int, vocabulary_size: int
 ) -> tuple[pa.Table, list[str]]:
     """In-memory sessionization of an events table that already meets the contract.
 
     For data that fits one process (tests, benchmarks, generator output); ingest's Dask path
-    does the same per partition after validation.
+    does the same per partition after validation (``sessionize_partition``).
     """
     frame = events.select(["txn_id", "event"]).to_pandas()
     ts_ms = events.column("ts").cast(pa.timestamp("ms", "UTC")).cast(pa.int64()).to_numpy()

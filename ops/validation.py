@@ -10,9 +10,26 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ops.timestamps import to_epoch_ms
 
 QUARANTINE_COLUMNS = ["source", "row", "txn_id", "reason", "record"]
 Check = tuple[np.ndarray, str]
+
+UNKNOWN_TXN = "event of an unknown or rejected transaction"
+NO_EVENTS = "transaction has no events"
+TS_UNREADABLE = "ts is not a timestamp (expected ISO-8601, epoch milliseconds or timestamp)"
+# Per event row: its transaction's position among the accepted ones (-1: none), time, event,
+# whether it lies outside the window, and for a rejected row the quarantine's columns.
+EVENT_ROW_DTYPES = {
+    "code": "int64",
+    "ts": "int64",
+    "event": "string",
+    "outside": "bool",
+    **{c: "int64" if c == "row" else "string" for c in QUARANTINE_COLUMNS},
+}
 
 
 def first_failure(n_rows: int, checks: Iterable[Check]) -> np.ndarray:
@@ -60,7 +77,7 @@ def transaction_checks(frame: pd.DataFrame, ts_bad: np.ndarray, amount: np.ndarr
     """Defects of a transaction row on its own; duplicates are judged among otherwise valid rows."""
     checks: list[Check] = [
         (missing_text(frame["txn_id"]), "txn_id is missing"),
-        (ts_bad, "ts is not a timestamp (expected ISO-8601, epoch milliseconds or timestamp)"),
+        (ts_bad, TS_UNREADABLE),
         (np.isnan(amount), "amount is missing or not a number"),
         (np.isinf(amount), "amount is infinite"),
         (amount < 0, "amount is negative"),
@@ -77,6 +94,54 @@ def transaction_checks(frame: pd.DataFrame, ts_bad: np.ndarray, amount: np.ndarr
 def event_checks(frame: pd.DataFrame, ts_bad: np.ndarray) -> list[Check]:
     return [
         (missing_text(frame["txn_id"]), "txn_id is missing"),
-        (ts_bad, "ts is not a timestamp (expected ISO-8601, epoch milliseconds or timestamp)"),
+        (ts_bad, TS_UNREADABLE),
         (missing_text(frame["event"]), "event is missing"),
     ]
+
+
+def check_event_rows(
+    table: pa.Table,
+    known_txns: pa.Array,
+    outside_txns: pa.Array,
+    session_sizes: np.ndarray | None,
+    max_session_events: int,
+    source_col: str,
+    row_col: str,
+) -> pd.DataFrame:
+    """Check one piece of the events on its own, so events never have to fit in memory at once.
+
+    ``known_txns`` are the accepted transactions' ids: an event's ``code`` is its transaction's
+    position there, which is all the shuffle and the sessionization need. A session's length
+    is global, so its check needs ``session_sizes`` (events per code over every piece, from a
+    first pass); without them it is skipped. Rows outside the window get no reason: they are
+    counted, not quarantined.
+    """
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    ts_ms, ts_bad = to_epoch_ms(table.column("ts"))
+    txn = pc.cast(table.column("txn_id"), pa.string())
+    code = pc.index_in(txn, value_set=known_txns).to_numpy(zero_copy_only=False)
+    code = np.nan_to_num(code.astype(np.float64), nan=-1).astype(np.int64)
+    known = code >= 0
+    outside = ~known & pc.is_in(txn, value_set=outside_txns).to_numpy(zero_copy_only=False)
+    checks = event_checks(frame, ts_bad)
+    checks.append((~known, UNKNOWN_TXN))
+    if session_sizes is not None and known.any():
+        too_long = known & (session_sizes[np.where(known, code, 0)] > max_session_events)
+        checks.append((too_long, f"session longer than {max_session_events} events"))
+    reasons = first_failure(len(frame), checks)
+    reasons[outside] = None
+    bad = ~pd.isna(reasons)
+    rows = pd.DataFrame(
+        {
+            "code": code,
+            "ts": ts_ms,
+            "event": frame["event"].astype("string").to_numpy(),
+            "outside": outside,
+            "row": frame[row_col].to_numpy(dtype=np.int64),
+        }
+    )
+    quarantine = quarantine_rows(frame, reasons, source_col, row_col)
+    for column in ("source", "txn_id", "reason", "record"):
+        rows[column] = pd.Series(pd.NA, index=rows.index, dtype="string")
+        rows.loc[bad, column] = quarantine[column].to_numpy()
+    return rows.astype(EVENT_ROW_DTYPES)[list(EVENT_ROW_DTYPES)]

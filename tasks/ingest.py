@@ -1,5 +1,9 @@
 """Ingest: read both sources, enforce the contract, quarantine bad rows, sessionize on Dask.
 
+Transactions are checked in memory (they are ~100x fewer than events); events are checked and
+sessionized piece by piece on Dask (``tasks.ingest_events``), so they never need to fit in
+memory, and the benchmark (``benchmarks/bench_ingest.py``) measures this very path.
+
 Per source, ``rows_in = accepted + quarantined + outside_window``: a row is never dropped
 without being counted. Rows outside the ``start``/``end`` window are counted, not quarantined,
 because a window over a lake routinely excludes most of it and the quarantine is for defects.
@@ -11,43 +15,34 @@ location reuses the outputs through Prefect's cache (results persisted under ``S
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-import dask
-import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
 from pydantic import BaseModel, Field, model_validator
 
 from catalog.datasets import Catalog
 from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, read_source
-from catalog.schemas import EVENTS, TRANSACTIONS
+from catalog.schemas import TRANSACTIONS
 from infra.dask import dask_scheduler
 from infra.tracking import RunLogger
-from ops.sessionize import SEQUENCE_SCHEMA, build_vocabulary, encode_events, sessionize
+from ops.sessionize import build_vocabulary
 from ops.timestamps import to_epoch_ms
-from ops.validation import (
-    event_checks,
-    first_failure,
-    quarantine_rows,
-    transaction_checks,
-)
+from ops.validation import NO_EVENTS, first_failure, quarantine_rows, transaction_checks
+from tasks.ingest_events import EventsPlan, profile_events, write_events
 from tasks.ingest_lineage import (
-    LINEAGE_FILE,
+    cached_source_digest,
     code_version,
     ingest_cache_key,
     read_lineage,
     write_lineage,
 )
 from tasks.io import log_dataset
-
-UNKNOWN_TXN = "event of an unknown or rejected transaction"
-NO_EVENTS = "transaction has no events"
 
 
 class IngestParams(BaseModel):
@@ -122,147 +117,34 @@ def _validate_transactions(
     return accepted.reset_index(drop=True), quarantine, outside_ids, int(outside.sum())
 
 
-def _validate_events(
-    table: pa.Table, known_txns: pd.Index, outside_txns: pd.Index, max_session_events: int
-) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Accepted events, quarantine, and how many events belong to out-of-window transactions."""
-    frame = _frame(table)
-    ts_ms, ts_bad = to_epoch_ms(table.column("ts"))
-    txn = frame["txn_id"].astype(str)
-    outside = (txn.isin(outside_txns) & ~txn.isin(known_txns)).to_numpy()
-    if outside.any():
-        frame, ts_ms, ts_bad, txn = (
-            frame.loc[~outside],
-            ts_ms[~outside],
-            ts_bad[~outside],
-            txn[~outside],
-        )
-    checks = event_checks(frame, ts_bad)
-    checks.append((~txn.isin(known_txns).to_numpy(), UNKNOWN_TXN))
-    session_size = txn.map(txn.value_counts())
-    checks.append(
-        (
-            (session_size > max_session_events).to_numpy(),
-            f"session longer than {max_session_events} events",
-        )
-    )
-    reasons = first_failure(len(frame), checks)
-    quarantine = quarantine_rows(frame, reasons, SOURCE_COLUMN, ROW_COLUMN)
-    ok = pd.isna(reasons)
-    accepted = pd.DataFrame(
-        {"txn_id": txn[ok].to_numpy(dtype=object), "ts": ts_ms[ok], "event": frame["event"][ok]}
-    )
-    return accepted, quarantine, int(outside.sum())
-
-
-def _sessionize_on_dask(
-    events: pd.DataFrame, vocabulary: list[str], params: IngestParams
-) -> pa.Table:
-    """Shuffle by transaction so each session sits in one partition, then sessionize partitions."""
-    events = events.assign(token=encode_events(events["event"], vocabulary)).drop(columns="event")
-    ddf = dd.from_pandas(events, npartitions=params.partitions).shuffle(
-        "txn_id", npartitions=params.partitions
-    )
-    parts = [
-        dask.delayed(_sessionize_partition)(part, params.max_sequence_length)
-        for part in ddf.to_delayed()
-    ]
-    # Sorted by txn_id so the output (and its digest) does not depend on how Dask partitioned.
-    return pa.concat_tables(dask.compute(*parts)).sort_by("txn_id")
-
-
-def _sessionize_partition(part: pd.DataFrame, max_len: int) -> pa.Table:
-    return sessionize(
-        part["txn_id"].to_numpy(dtype=object),
-        part["ts"].to_numpy(dtype=np.int64),
-        part["token"].to_numpy(dtype=np.int32),
-        max_len,
-    )
-
-
-def sessionize_parquet(
-    events_uri: str,
-    output_uri: str,
-    max_len: int,
-    partitions: int,
-    vocabulary_size: int = 64,
-    storage_options: dict[str, Any] | None = None,
-) -> list[str]:
-    """Out-of-core sessionization of accepted events: Parquet in, partitioned Parquet out.
-
-    Nothing is collected on the client: Dask reads the events in row groups, shuffles them by
-    ``txn_id`` (on disk under a distributed scheduler's p2p shuffle) so each session lands in
-    one partition, sessionizes partitions and writes them. Only the vocabulary's counts return.
-    """
-    # One partition per row group: a lake file can be far larger than a worker's memory.
-    ddf = dd.read_parquet(
-        events_uri,
-        columns=["txn_id", "ts", "event"],
-        split_row_groups=True,
-        storage_options=storage_options,
-    )
-    vocabulary = build_vocabulary(ddf["event"].value_counts().compute(), vocabulary_size)
-    tokens = ddf.map_partitions(
-        _tokenize, vocabulary, meta={"txn_id": "string", "ts": "int64", "token": "int32"}
-    )
-    shuffled = tokens.shuffle("txn_id", npartitions=partitions)
-    meta = SEQUENCE_SCHEMA.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
-    sequences = shuffled.map_partitions(_sessionize_frame, max_len, meta=meta)
-    sequences.to_parquet(
-        output_uri, write_index=False, schema=SEQUENCE_SCHEMA, storage_options=storage_options
-    )
-    return vocabulary
-
-
-def _tokenize(part: pd.DataFrame, vocabulary: list[str]) -> pd.DataFrame:
-    ts_ms, _ = to_epoch_ms(pa.array(part["ts"]))
-    return pd.DataFrame(
-        {
-            "txn_id": part["txn_id"].astype("string"),
-            "ts": ts_ms,
-            "token": encode_events(part["event"], vocabulary),
-        },
-        index=part.index,
-    )
-
-
-def _sessionize_frame(part: pd.DataFrame, max_len: int) -> pd.DataFrame:
-    table = sessionize(
-        part["txn_id"],  # factorized as Arrow strings: no Python string per event
-        part["ts"].to_numpy(dtype=np.int64),
-        part["token"].to_numpy(dtype=np.int32),
-        max_len,
-    )
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
-
-
 def run_ingest(
     events_uri: str, transactions_uri: str, output_root: str, params: IngestParams
 ) -> IngestResult:
     """Everything but orchestration and tracking, so tests can drive it without engines.
 
-    All reading and checking happens before the first write: a fatal defect leaves the output
-    location untouched.
+    Every fatal check happens before the first write (the events' first pass only counts): a
+    fatal defect leaves the output location untouched.
     """
     raw_txns, txns_digest = read_source(transactions_uri, TRANSACTIONS)
-    raw_events, events_digest = read_source(events_uri, EVENTS)
-
     txns, txn_quarantine, outside_txns, txns_outside = _validate_transactions(raw_txns, params)
-    events, event_quarantine, events_outside = _validate_events(
-        raw_events, pd.Index(txns["txn_id"]), outside_txns, params.max_session_events
-    )
-    has_events = txns["txn_id"].isin(events["txn_id"].unique()).to_numpy()
-    orphan_q = quarantine_rows(
-        txns,
-        first_failure(len(txns), [(~has_events, NO_EVENTS)]),
-        SOURCE_COLUMN,
-        ROW_COLUMN,
-    )
-    txns = txns.loc[has_events].drop(columns=[SOURCE_COLUMN, ROW_COLUMN]).reset_index(drop=True)
-
-    vocabulary = build_vocabulary(events["event"].value_counts(), params.vocabulary_size)
+    plan = EventsPlan.create(events_uri, txns["txn_id"], outside_txns, params.max_session_events)
     with dask_scheduler():
-        sequences = _sessionize_on_dask(events, vocabulary, params)
+        profile = profile_events(plan)
+        events_digest = cached_source_digest(events_uri)
+        code = pc.index_in(pa.array(txns["txn_id"].to_numpy(dtype=object)), plan.known_txns)
+        has_events = profile.accepted_per_txn[code.to_numpy(zero_copy_only=False)] > 0
+        orphan_q = quarantine_rows(
+            txns,
+            first_failure(len(txns), [(~has_events, NO_EVENTS)]),
+            SOURCE_COLUMN,
+            ROW_COLUMN,
+        )
+        txns = txns.loc[has_events].drop(columns=[SOURCE_COLUMN, ROW_COLUMN])
+        vocabulary = build_vocabulary(profile.event_counts, params.vocabulary_size)
+        catalog = Catalog(output_root)
+        sequences_digest, event_quarantine = write_events(
+            plan, profile, vocabulary, catalog, params.max_sequence_length, params.partitions
+        )
 
     quarantine = pd.concat([txn_quarantine, orphan_q, event_quarantine], ignore_index=True)
     counts = {
@@ -273,16 +155,15 @@ def run_ingest(
             "outside_window": txns_outside,
         },
         "events": {
-            "rows_in": raw_events.num_rows,
-            "accepted": len(events),
+            "rows_in": profile.rows_in,
+            "accepted": profile.accepted,
             "quarantined": len(event_quarantine),
-            "outside_window": events_outside,
+            "outside_window": profile.outside_window,
         },
     }
-    catalog = Catalog(output_root)
     digests = {
-        "transactions": catalog.save_table("transactions", txns),
-        "sequences": catalog.save_table("sequences", sequences),
+        "transactions": catalog.save_table("transactions", txns.reset_index(drop=True)),
+        "sequences": sequences_digest,
         "vocabulary": catalog.save_json("vocabulary", vocabulary),
         "quarantine": catalog.save_table("quarantine", quarantine),
     }
@@ -299,7 +180,7 @@ def run_ingest(
         cache_key=key,
         code_version=code_version(),
     )
-    write_lineage(
+    lineage_digest = write_lineage(
         output_root,
         {
             "stage": "ingest",
@@ -315,7 +196,7 @@ def run_ingest(
             "written_at": datetime.now(UTC).isoformat(),
         },
     )
-    return result
+    return result.model_copy(update={"digests": {**digests, "lineage": lineage_digest}})
 
 
 def _key_from_parameters(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -377,7 +258,5 @@ def ingest(
     catalog = Catalog(output_root)
     log_dataset(tracker, catalog, "quarantine", "ingest")
     log_dataset(tracker, catalog, "vocabulary", "ingest")
-    tracker.bytes_artifact(
-        json.dumps(read_lineage(output_root), indent=2).encode(), f"ingest/{LINEAGE_FILE}"
-    )
+    log_dataset(tracker, catalog, "lineage", "ingest")
     return result

@@ -1,27 +1,25 @@
 """Ingest's versions: what produced a set of outputs, and when a rerun may reuse them.
 
 A second ingest of unchanged inputs (by content), parameters and code into the same location
-reuses the outputs through Prefect's cache; ``lineage.json`` beside them records which inputs,
-parameters and code produced them, and is written atomically like every catalog dataset.
+reuses the outputs through Prefect's cache; the catalog's ``lineage`` dataset (``lineage.json``)
+beside them records which inputs, parameters and code produced them, atomic and digested like
+every catalog dataset.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import posixpath
 import subprocess
-import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
+from catalog.datasets import DATASETS, Catalog
 from catalog.readers import list_files, source_digest
-from infra.redact import redact
+from infra.redact import redact_value
 
-LINEAGE_FILE = "lineage.json"
+LINEAGE_FILE = DATASETS["lineage"].filename
 
 _INGEST_SOURCES = (
     "catalog/readers.py",
@@ -29,7 +27,9 @@ _INGEST_SOURCES = (
     "ops/validation.py",
     "ops/timestamps.py",
     "ops/sessionize.py",
+    "catalog/source_pieces.py",
     "tasks/ingest.py",
+    "tasks/ingest_events.py",
     "tasks/ingest_lineage.py",
 )
 _REPO = Path(__file__).resolve().parents[1]
@@ -93,21 +93,13 @@ def ingest_cache_key(
 
 
 def read_lineage(output_root: str) -> dict[str, Any] | None:
-    fs, root = fsspec.core.url_to_fs(output_root)
-    path = posixpath.join(root, LINEAGE_FILE)
-    if not fs.exists(path):
-        return None
-    with fs.open(path, "rb") as f:
-        return json.loads(f.read())
+    catalog = Catalog(output_root)
+    return catalog.load_json("lineage") if catalog.exists("lineage") else None
 
 
-def write_lineage(output_root: str, lineage: dict[str, Any]) -> None:
-    """Atomic like every catalog write: a reader sees the previous lineage or the new one.
+def write_lineage(output_root: str, lineage: dict[str, Any]) -> str:
+    """Written last, atomically: a reader sees the previous lineage or the new one. Its digest.
 
-    Input URIs are recorded without their credentials (it is logged to MLflow as is).
+    Input URIs may carry credentials (``s3://key:secret@bucket``); the record never does.
     """
-    fs, root = fsspec.core.url_to_fs(output_root)
-    tmp = posixpath.join(root, f".{LINEAGE_FILE}.{uuid.uuid4().hex}.tmp")
-    with fs.open(tmp, "wb") as f:
-        f.write(redact(json.dumps(lineage, indent=2)).encode())
-    fs.mv(tmp, posixpath.join(root, LINEAGE_FILE))
+    return Catalog(output_root).save_json("lineage", redact_value(lineage))

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from catalog.schemas import InputError
-from tasks.ingest import NO_EVENTS, UNKNOWN_TXN, IngestParams, run_ingest
+from ops.validation import NO_EVENTS, UNKNOWN_TXN
+from tasks.ingest import IngestParams, run_ingest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ingest_defects.md"
 TS = "ts is not a timestamp (expected ISO-8601, epoch milliseconds or timestamp)"
