@@ -64,7 +64,10 @@ def learned_rules(run: Path, *, legacy: bool) -> dict[int, list[Any]]:
     if not legacy:
         columns += [c for c in SESSION_COLUMNS if c in view]
     risky = [int(c) for c in risk.loc[risk["risky"], "cluster"]]
-    return extract_all_rules(view[columns], view["cluster"].to_numpy(), risky, group=not legacy)
+    depth = 3 if legacy else 4  # the old default, and the new one for group rules
+    return extract_all_rules(
+        view[columns], view["cluster"].to_numpy(), risky, group=not legacy, max_depth=depth
+    )
 
 
 def saved_rules(run: Path) -> dict[int, list[Any]]:

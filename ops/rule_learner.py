@@ -325,20 +325,35 @@ def group_alike(
     clusters: Sequence[int],
     *,
     min_cover: float = 0.6,
+    distinct: float = 0.9,
+    max_depth: int = 3,
     **kwargs: Any,
 ) -> list[tuple[int, ...]]:
     """Groups of ``clusters`` that the engine's features cannot tell apart.
 
     Each cluster first gets rules against the traffic outside ``clusters`` (the other
-    clusters are ignored, not counter-examples); two clusters are alike when the rules of
-    either match at least ``min_cover`` of the other's members: one lies inside the other's
-    description. Alikeness is chained (single linkage), so a ring split into several
-    clusters becomes one group. One way, not both: a sub-cluster with a narrower trait (one
-    e-mail domain) is still inside its siblings' description. ``min_cover`` above one half,
-    so that a broad rule catching half of another ring's cluster does not chain two rings.
+    clusters are ignored, not counter-examples). Cluster ``b`` lies inside ``a`` when
+    ``a``'s rules match at least ``min_cover`` of ``b``'s members. Two clusters are alike
+    when each lies inside the other (siblings described alike), or when one lies inside the
+    other and either has no precise description of its own (its own rules reach less than
+    ``distinct`` precision: a sub-cluster whose narrower trait, one e-mail domain, is not
+    enough to set it apart, or a broad one whose rules take in its siblings). Two clusters
+    that each have a precise description stay apart even when one lies inside the other's
+    broad rule (bots from the few IPs that a flash ring's "many orders per IP" also matches):
+    two rings are not merged. Alikeness is chained (single linkage): a ring split into
+    several clusters becomes one group. ``min_cover`` is above one half, so that a rule
+    catching half of another cluster does not chain. Descriptions are shallow
+    (``max_depth``): alikeness is about the main traits.
     """
     alone = {
-        c: extract_rules(prepared, labels, c, ignore=[o for o in clusters if o != c], **kwargs)
+        c: extract_rules(
+            prepared,
+            labels,
+            c,
+            ignore=[o for o in clusters if o != c],
+            max_depth=max_depth,
+            **kwargs,
+        )
         for c in clusters
     }
     hits = {c: np.zeros(len(labels), dtype=bool) for c in clusters}
@@ -346,6 +361,11 @@ def group_alike(
         for rule in rules:
             hits[c] |= prepared.rule_mask(rule.conditions)
     members = {c: labels == c for c in clusters}
+    outside = ~np.isin(labels, list(clusters))
+    own = {
+        c: float((hits[c] & members[c]).sum() / max((hits[c] & (members[c] | outside)).sum(), 1))
+        for c in clusters
+    }
     parent = {c: c for c in clusters}
 
     def root(c: int) -> int:
@@ -353,12 +373,13 @@ def group_alike(
             c = parent[c]
         return c
 
-    def cover(a: int, b: int) -> float:
-        return float((hits[a] & members[b]).sum() / max(members[b].sum(), 1))
+    def inside(b: int, a: int) -> bool:
+        return float((hits[a] & members[b]).sum() / max(members[b].sum(), 1)) >= min_cover
 
     for i, a in enumerate(clusters):
         for b in clusters[i + 1 :]:
-            if max(cover(a, b), cover(b, a)) >= min_cover:
+            ab, ba = inside(b, a), inside(a, b)
+            if (ab and ba) or ((ab or ba) and min(own[a], own[b]) < distinct):
                 parent[root(b)] = root(a)
     groups: dict[int, list[int]] = {}
     for c in clusters:
@@ -373,6 +394,7 @@ def extract_all_rules(
     *,
     group: bool = True,
     min_cover: float = 0.6,
+    max_depth: int = 4,
     **kwargs: Any,
 ) -> dict[int, list[Rule]]:
     """Rules for each of ``clusters`` (typically the risky ones), keyed by cluster id.
@@ -380,7 +402,10 @@ def extract_all_rules(
     With ``group``, clusters the features cannot tell apart (`group_alike`) share one set of
     rules, learned for the group against all other traffic, other groups included: a rule
     "this cluster vs the rest" cannot separate siblings of one ring, and would be either
-    imprecise or missing. Without it each cluster is learned alone.
+    imprecise or missing. Without it each cluster is learned alone. The group's rules may
+    take one condition more than the shallow descriptions that grouped it (``max_depth``):
+    a group has to be told apart from look-alike rings too (young accounts of a flash ring
+    from those of a reshipping ring, by the length of the session).
     """
     prepared = _Features(features, kwargs.pop("max_categories", 20))
     labels = np.asarray(labels)
@@ -392,7 +417,7 @@ def extract_all_rules(
     )
     out: dict[int, list[Rule]] = {}
     for g in groups:
-        rules = extract_rules(prepared, labels, g, **kwargs)
+        rules = extract_rules(prepared, labels, g, max_depth=max_depth, **kwargs)
         for c in g:
             out[c] = rules
     return {c: out[c] for c in ids}

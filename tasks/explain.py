@@ -25,7 +25,7 @@ SESSION_COLUMNS = ["median_dwell", "dwell_cv", "duration", "n_events"]
 
 
 class ExplainParams(BaseModel):
-    max_depth: int = Field(3, ge=1, le=6, description="conditions per rule at most")
+    max_depth: int = Field(4, ge=1, le=6, description="conditions per rule at most")
     max_rules: int = Field(3, ge=1, description="rules kept per risky cluster")
     min_precision: float = Field(0.5, ge=0, le=1, description="weaker rules are dropped")
     group: bool = Field(True, description="one set of rules for risky clusters alike")

@@ -181,6 +181,24 @@ def test_group_alike(data: tuple[pd.DataFrame, np.ndarray], split_ring: np.ndarr
     assert sorted(group_alike(prepared, split_ring, [RING, 8])) == [(RING,), (8,)]
 
 
+def test_a_precise_ring_inside_a_broad_one_stays_apart(
+    data: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    """Ring 8 (BR, busy devices) lies inside ring 5's "busy devices" rule, but has its own."""
+    df, labels = data
+    df, labels = df.copy(), labels.copy()
+    rng = np.random.default_rng(3)
+    busy = rng.choice(np.flatnonzero(labels < 5), 300, replace=False)
+    df.loc[busy, "txn_count_24h"] = rng.integers(8, 15, 300)
+    labels[busy] = 5
+    prepared = _Features(df, 20)
+    broad = extract_rules(prepared, labels, 5, ignore=[8])[0]
+    assert broad.mask(df)[labels == 8].mean() >= 0.6  # ring 8 is inside ring 5's rule
+    assert sorted(group_alike(prepared, labels, [5, 8])) == [(5,), (8,)]
+    rules = extract_all_rules(df, labels, [5, 8])
+    assert rules[5][0].clusters == (5,) and rules[5][0].precision >= 0.9
+
+
 def test_ignored_clusters_count_neither_way(
     data: tuple[pd.DataFrame, np.ndarray], split_ring: np.ndarray
 ) -> None:
