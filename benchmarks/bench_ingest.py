@@ -1,4 +1,4 @@
-"""Ingest at lake scale: sessionize 10M events of 600k transactions from Parquet.
+"""Ingest at lake scale: 10M events of 600k transactions from Parquet, checked and sessionized.
 
 Each measurement runs in its own process and the parent samples the RSS of that process and
 all its children (Dask workers included) every 50 ms, so "peak" is what the machine gave it.
@@ -6,9 +6,11 @@ all its children (Dask workers included) every 50 ms, so "peak" is what the mach
     .venv/bin/python benchmarks/bench_ingest.py                 # generate, then every mode
     .venv/bin/python benchmarks/bench_ingest.py --events 1000000 --transactions 60000
 
-Modes: ``dask`` (threads, ``tasks.ingest.sessionize_parquet``), ``pandas`` (the naive
-read-everything + ``groupby(...).agg(list)``), ``dask-limited`` (the same Dask path on a
-``LocalCluster`` of one worker whose memory limit is below the events' in-memory size).
+Modes: ``dask`` (``tasks.ingest.run_ingest``, what ``shoal ingest`` runs: transactions checked
+in memory, events checked and sessionized out of core on Dask's threaded scheduler),
+``pandas`` (the naive read-everything + ``groupby(...).agg(list)``, no checks), and
+``dask-limited`` (the same ``run_ingest`` on a ``LocalCluster`` of one worker process whose
+memory limit is below the events' in-memory size).
 """
 
 from __future__ import annotations
@@ -74,28 +76,33 @@ def generate(folder: Path, n_events: int, n_txns: int, files: int, seed: int = 0
         pq.write_table(table, folder / "events" / f"part-{i:03d}.parquet", row_group_size=250_000)
 
 
-def run_dask(events: str, out: str, partitions: int) -> dict:
-    import dask
+def run_dask(work: Path, partitions: int) -> dict:
+    from tasks.ingest import IngestParams, run_ingest
 
-    from tasks.ingest import sessionize_parquet
+    result = run_ingest(
+        str(work / "events"),
+        str(work / "transactions.parquet"),
+        str(work / "out-dask"),
+        IngestParams(partitions=partitions),
+    )
+    return {"sequences": _rows(work / "out-dask"), "counts": result.counts["events"]}
 
-    with dask.config.set(scheduler="threads", num_workers=os.cpu_count()):
-        vocabulary = sessionize_parquet(events, out, max_len=32, partitions=partitions)
-    return {"sequences": _rows(out), "vocab": len(vocabulary)}
 
-
-def run_dask_limited(events: str, out: str, partitions: int, limit: str) -> dict:
-    # An idle worker already holds ~160 MiB (Python, pandas, Arrow); at the default 80% it
-    # pauses for good under a limit this small. Spill early, pause late, still a hard limit.
+def run_dask_limited(work: Path, partitions: int, limit: str) -> dict:
+    # An idle worker holds ~170 MiB (Python, pandas, Arrow) of a limit this small: spill early
+    # and pause late. p2p's shuffle buffers default to 1 GiB (comm) and 100 MiB (disk writes);
+    # under a few hundred MiB they must be small, or buffered shards alone reach the pause.
     os.environ.update(
         DASK_DISTRIBUTED__WORKER__MEMORY__TARGET="0.6",
         DASK_DISTRIBUTED__WORKER__MEMORY__SPILL="0.7",
         DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE="0.95",
         DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE="0.99",
+        DASK_DISTRIBUTED__P2P__COMM__BUFFER="16MiB",
+        DASK_DISTRIBUTED__P2P__STORAGE__BUFFER="16MiB",
     )
     from distributed import Client, LocalCluster
 
-    from tasks.ingest import sessionize_parquet
+    from tasks.ingest import IngestParams, run_ingest
 
     with (
         LocalCluster(
@@ -106,10 +113,19 @@ def run_dask_limited(events: str, out: str, partitions: int, limit: str) -> dict
             dashboard_address=None,
             local_directory=tempfile.mkdtemp(prefix="dask-spill-"),
         ) as cluster,
-        Client(cluster),
+        Client(cluster),  # the default scheduler: run_ingest uses it (infra.dask)
     ):
-        vocabulary = sessionize_parquet(events, out, max_len=32, partitions=partitions)
-    return {"sequences": _rows(out), "vocab": len(vocabulary), "worker_memory_limit": limit}
+        result = run_ingest(
+            str(work / "events"),
+            str(work / "transactions.parquet"),
+            str(work / "out-dask-limited"),
+            IngestParams(partitions=partitions),
+        )
+    return {
+        "sequences": _rows(work / "out-dask-limited"),
+        "counts": result.counts["events"],
+        "worker_memory_limit": limit,
+    }
 
 
 def run_pandas(events: str) -> dict:
@@ -122,8 +138,8 @@ def run_pandas(events: str) -> dict:
     return {"sequences": len(grouped)}
 
 
-def _rows(folder: str) -> int:
-    return sum(pq.read_metadata(p).num_rows for p in Path(folder).glob("*.parquet"))
+def _rows(out: Path) -> int:
+    return pq.read_metadata(out / "sequences.parquet").num_rows
 
 
 def measure(args: list[str], timeout: float = 300) -> dict:
@@ -174,23 +190,24 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--transactions", type=int, default=600_000)
     parser.add_argument("--files", type=int, default=10)
-    parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--partitions", type=int, default=64)
     parser.add_argument("--workdir", default=None, help="keep data here (default: a temp dir)")
     parser.add_argument("--modes", default="dask,pandas,dask-limited")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per mode")
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--limit", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-ingest-"))
-    events, out = str(work / "events"), str(work / "sequences")
+    events = str(work / "events")
 
     if args.mode:  # child
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(work / f"out-{args.mode}", ignore_errors=True)
         if args.mode == "dask":
-            result = run_dask(events, out, args.partitions)
+            result = run_dask(work, args.partitions)
         elif args.mode == "pandas":
             result = run_pandas(events)
         else:
-            result = run_dask_limited(events, out, args.partitions, args.limit)
+            result = run_dask_limited(work, args.partitions, args.limit)
         print(json.dumps({"mode": args.mode, **result}))
         return
 
@@ -222,7 +239,7 @@ def main() -> None:
     common = ["--workdir", str(work), "--partitions", str(args.partitions), "--limit", limit]
     results = []
     for mode in args.modes.split(","):
-        result = measure(["--mode", mode, *common], timeout=240 if mode == "pandas" else 300)
+        result = measure(["--mode", mode, *common], timeout=args.timeout)
         print(json.dumps(result), flush=True)
         results.append(result)
     (work / "results.json").write_text(json.dumps(results, indent=2))

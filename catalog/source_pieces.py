@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -69,10 +70,10 @@ def read_piece(piece: Piece, contract: Contract) -> pa.Table:
     if table.num_rows:
         check_contract(table, contract, piece.source)
     n = table.num_rows
-    table = table.append_column(SOURCE_COLUMN, pa.array([piece.source] * n, pa.string()))
-    return table.append_column(
-        ROW_COLUMN, pa.array(range(piece.first_row, piece.first_row + n), pa.int64())
-    )
+    # One dictionary entry, not a copy of the file name per row: pieces are large.
+    source = pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), pa.array([piece.source]))
+    table = table.append_column(SOURCE_COLUMN, source)
+    return table.append_column(ROW_COLUMN, pa.array(np.arange(n) + piece.first_row, pa.int64()))
 
 
 @contextmanager

@@ -91,11 +91,23 @@ def transaction_checks(frame: pd.DataFrame, ts_bad: np.ndarray, amount: np.ndarr
     return checks
 
 
-def event_checks(frame: pd.DataFrame, ts_bad: np.ndarray) -> list[Check]:
+def missing_arrow_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """``missing_text`` in Arrow, for pieces of events too large to pay for pandas strings."""
+    text = pc.cast(values, pa.string())
+    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
+    return pc.or_kleene(pc.is_null(text), blank).fill_null(True).to_numpy(zero_copy_only=False)
+
+
+def event_checks(frame: pd.DataFrame | pa.Table, ts_bad: np.ndarray) -> list[Check]:
+    """Defects of an event row on its own."""
+
+    def column(name: str) -> pa.Array | pa.ChunkedArray:
+        return frame.column(name) if isinstance(frame, pa.Table) else pa.array(frame[name])
+
     return [
-        (missing_text(frame["txn_id"]), "txn_id is missing"),
+        (missing_arrow_text(column("txn_id")), "txn_id is missing"),
         (ts_bad, TS_UNREADABLE),
-        (missing_text(frame["event"]), "event is missing"),
+        (missing_arrow_text(column("event")), "event is missing"),
     ]
 
 
@@ -114,34 +126,38 @@ def check_event_rows(
     position there, which is all the shuffle and the sessionization need. A session's length
     is global, so its check needs ``session_sizes`` (events per code over every piece, from a
     first pass); without them it is skipped. Rows outside the window get no reason: they are
-    counted, not quarantined.
+    counted, not quarantined. Only rejected rows are ever turned into pandas objects.
     """
-    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    n = table.num_rows
     ts_ms, ts_bad = to_epoch_ms(table.column("ts"))
     txn = pc.cast(table.column("txn_id"), pa.string())
-    code = pc.index_in(txn, value_set=known_txns).to_numpy(zero_copy_only=False)
-    code = np.nan_to_num(code.astype(np.float64), nan=-1).astype(np.int64)
+    code = pc.index_in(txn, value_set=known_txns).fill_null(-1)
+    code = code.to_numpy(zero_copy_only=False).astype(np.int64)
     known = code >= 0
-    outside = ~known & pc.is_in(txn, value_set=outside_txns).to_numpy(zero_copy_only=False)
-    checks = event_checks(frame, ts_bad)
-    checks.append((~known, UNKNOWN_TXN))
+    outside = np.zeros(n, dtype=bool)
+    if len(outside_txns):
+        outside = ~known & pc.is_in(txn, value_set=outside_txns).to_numpy(zero_copy_only=False)
+    checks = [*event_checks(table, ts_bad), (~known, UNKNOWN_TXN)]
     if session_sizes is not None and known.any():
         too_long = known & (session_sizes[np.where(known, code, 0)] > max_session_events)
         checks.append((too_long, f"session longer than {max_session_events} events"))
-    reasons = first_failure(len(frame), checks)
+    reasons = first_failure(n, checks)
     reasons[outside] = None
     bad = ~pd.isna(reasons)
-    rows = pd.DataFrame(
-        {
-            "code": code,
-            "ts": ts_ms,
-            "event": frame["event"].astype("string").to_numpy(),
-            "outside": outside,
-            "row": frame[row_col].to_numpy(dtype=np.int64),
-        }
+    columns = {
+        "code": pa.array(code),
+        "ts": pa.array(ts_ms),
+        "event": pc.cast(table.column("event"), pa.string()),
+        "outside": pa.array(outside),
+        "row": table.column(row_col),
+    }
+    rejected = table.filter(pa.array(bad)).to_pandas(
+        types_mapper={pa.string(): pd.StringDtype()}.get
     )
-    quarantine = quarantine_rows(frame, reasons, source_col, row_col)
-    for column in ("source", "txn_id", "reason", "record"):
-        rows[column] = pd.Series(pd.NA, index=rows.index, dtype="string")
-        rows.loc[bad, column] = quarantine[column].to_numpy()
-    return rows.astype(EVENT_ROW_DTYPES)[list(EVENT_ROW_DTYPES)]
+    quarantine = quarantine_rows(rejected, reasons[bad], source_col, row_col)
+    for name in ("source", "txn_id", "reason", "record"):
+        values = np.full(n, None, dtype=object)
+        values[bad] = quarantine[name].to_numpy(dtype=object)
+        columns[name] = pa.array(values, pa.string()) if bad.any() else pa.nulls(n, pa.string())
+    frame = pa.table(columns).to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    return frame.astype(EVENT_ROW_DTYPES)[list(EVENT_ROW_DTYPES)]
