@@ -59,6 +59,10 @@ DATASETS: dict[str, Dataset] = {
         Dataset("rules", "rules.json", "json", "rules of risky clusters"),
         Dataset("summary", "summary.json", "json", "the run in brief"),
         Dataset("report", "report.html", "html", "the investigator's report"),
+        Dataset("scores", "scores.parquet", "parquet", "champion cluster of scored txns"),
+        Dataset("hits", "hits.parquet", "parquet", "scored txns in risky clusters"),
+        Dataset("sweep_results", "sweep_results.parquet", "parquet", "sweep trials, best first"),
+        Dataset("best_config", "best_config.yaml", "text", "the sweep's best configuration"),
     )
 }
 

@@ -1,0 +1,215 @@
+"""Score: new transactions assigned to the champion's clusters; hits on risky ones, with rules.
+
+Everything the champion learnt comes through MLflow, so scoring works against a tracking server
+as well as the embedded store: the encoder and its vocabulary from the registry (MLflow's own
+loader), and from the run that logged that encoder the fitted feature spec, hybrid scaling,
+clusterer and the per-cluster risk and rule text.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pytorch
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from prefect import get_run_logger, task
+from pydantic import BaseModel
+from torch import nn
+
+from catalog.datasets import DATASETS, Catalog
+from infra.settings import get_settings
+from infra.tracking import RunLogger
+from ops.features import FeatureSpec, transform_features
+from ops.hybrid import HybridScaling, apply_hybrid
+from ops.phdbscan import PHDBSCAN
+from ops.scoring import attach_risk, translate_tokens
+from ops.training import embed
+from tasks.ingest import IngestParams
+from tasks.ingest_lineage import LINEAGE_FILE
+from tasks.io import load_sequences, log_dataset
+
+# The champion's state: catalog name -> artifact folder of the run that logged the encoder.
+CHAMPION_ARTIFACTS = {
+    "feature_spec": "features",
+    "hybrid_scaling": "features",
+    "clusterer": "clusterer",
+    "clusters_summary": "outputs",
+}
+# New data keeps every event name at ingest; ``translate_tokens`` then maps them onto the
+# model's vocabulary, so an event is out-of-vocabulary exactly when the model never knew it.
+KEEP_EVERY_EVENT = 1_000_000
+
+
+class Champion(BaseModel):
+    """Which model version scores, where its state was copied, and how to ingest for it."""
+
+    name: str
+    alias: str
+    version: str
+    source_run_id: str
+    model_uri: str
+    root: str
+    ingest: IngestParams
+
+
+@dataclass(frozen=True)
+class ChampionState:
+    """The champion's fitted, non-neural state: hybrid vector in, cluster and risk out."""
+
+    spec: FeatureSpec
+    scaling: HybridScaling
+    clusterer: PHDBSCAN
+    clusters: pd.DataFrame
+
+    @classmethod
+    def load(cls, root: str) -> ChampionState:
+        catalog = Catalog(root)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / DATASETS["clusterer"].filename
+            path.write_bytes(catalog.load_bytes("clusterer"))
+            clusterer = PHDBSCAN.load(path)
+        return cls(
+            spec=FeatureSpec.from_dict(catalog.load_json("feature_spec")),
+            scaling=HybridScaling.from_dict(catalog.load_json("hybrid_scaling")),
+            clusterer=clusterer,
+            clusters=catalog.load_frame("clusters_summary", ["cluster", "risky", "rule_text"]),
+        )
+
+    def hybrid(self, transactions: pd.DataFrame, embeddings: np.ndarray) -> np.ndarray:
+        """New rows in the clustered space: the fitted spec and scaling, never refitted."""
+        features = transform_features(self.spec, transactions)
+        return apply_hybrid(self.scaling, [embeddings, features])
+
+
+def _download(run_id: str, artifact_path: str, tmp: str) -> Path:
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=artifact_path,
+                dst_path=tmp,
+                tracking_uri=get_settings().tracking_uri,
+            )
+        )
+    except (MlflowException, OSError) as err:
+        raise FileNotFoundError(
+            f"the champion's run {run_id} has no artifact '{artifact_path}': "
+            "retrain it with this version of Shoal"
+        ) from err
+
+
+def load_registered_encoder(model_uri: str) -> tuple[nn.Module, list[str]]:
+    """The encoder (MLflow's PyTorch loader) and the vocabulary logged beside it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+        model = mlflow.pytorch.load_model(local)
+        vocabulary = json.loads((Path(local) / "extra_files" / "vocabulary.json").read_text())
+    return model.eval(), vocabulary
+
+
+@task(name="champion")
+def fetch_champion(alias: str, output_root: str, run_id: str) -> Champion:
+    """Resolve ``alias`` once and copy the champion's state next to the scores it produces.
+
+    The version is pinned, so an alias moved during scoring cannot mix two models.
+    """
+    settings = get_settings()
+    name = settings.registered_model
+    client = MlflowClient(settings.tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as err:
+        raise LookupError(f"registered model '{name}' has no version aliased '{alias}'") from err
+    root = posixpath.join(output_root.rstrip("/"), "champion")
+    catalog = Catalog(root)
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset, folder in CHAMPION_ARTIFACTS.items():
+            path = _download(version.run_id, f"{folder}/{DATASETS[dataset].filename}", tmp)
+            catalog.save_bytes(dataset, path.read_bytes())
+        lineage_path = _download(version.run_id, f"ingest/{LINEAGE_FILE}", tmp)
+        lineage: dict[str, Any] = json.loads(lineage_path.read_text())
+    ingest = IngestParams.model_validate(
+        {**lineage["params"], "start": None, "end": None, "vocabulary_size": KEEP_EVERY_EVENT}
+    )
+    champion = Champion(
+        name=name,
+        alias=alias,
+        version=str(version.version),
+        source_run_id=version.run_id,
+        model_uri=f"models:/{name}/{version.version}",
+        root=root,
+        ingest=ingest,
+    )
+    RunLogger(run_id).params(
+        {
+            "champion.model": name,
+            "champion.alias": alias,
+            "champion.version": champion.version,
+            "champion.source_run_id": champion.source_run_id,
+        }
+    )
+    get_run_logger().info(
+        "champion: %s version %s (alias %s), trained in run %s",
+        name,
+        champion.version,
+        alias,
+        champion.source_run_id,
+    )
+    return champion
+
+
+@task(name="score")
+def score_transactions(output_root: str, champion: Champion, run_id: str) -> dict[str, float]:
+    catalog = Catalog(output_root)
+    encoder, vocabulary = load_registered_encoder(champion.model_uri)
+    state = ChampionState.load(champion.root)
+    txn_ids, tokens, dwell = load_sequences(output_root)
+    tokens = translate_tokens(tokens, catalog.load_json("vocabulary"), vocabulary)
+    transactions = catalog.load_frame("transactions").set_index("txn_id", drop=False)
+
+    started = time.perf_counter()
+    # The serving wrapper's inner encoder, batched like training's embedding step.
+    embeddings = embed(encoder.encoder, tokens, dwell, champion.ingest.max_sequence_length)
+    embedded = time.perf_counter()
+    vectors = state.hybrid(transactions.loc[txn_ids], embeddings)
+    labels, probabilities = state.clusterer.approximate_predict(vectors)
+    assigned = time.perf_counter()
+
+    scores = attach_risk(txn_ids, labels, probabilities, state.clusters)
+    hits = scores.loc[scores["risky"]].reset_index(drop=True)
+    catalog.save_table("scores", scores)
+    catalog.save_table("hits", hits)
+    n = len(scores)
+    metrics = {
+        "score.rows": float(n),
+        "score.hits": float(len(hits)),
+        "score.hit_rate": len(hits) / max(n, 1),
+        "score.assigned_share": float((scores["cluster"] >= 0).mean()) if n else 0.0,
+        "score.embed_seconds": embedded - started,
+        "score.assign_seconds": assigned - embedded,
+        "score.assign_txn_per_second": n / max(assigned - embedded, 1e-9),
+        "score.end_to_end_txn_per_second": n / max(assigned - started, 1e-9),
+    }
+    tracker = RunLogger(run_id)
+    tracker.metrics(metrics)
+    for name in ("scores", "hits"):
+        log_dataset(tracker, catalog, name, "score")
+    get_run_logger().info(
+        "scored %d transactions with %s v%s: %d hits on risky clusters (%.0f txn/s assignment)",
+        n,
+        champion.name,
+        champion.version,
+        len(hits),
+        metrics["score.assign_txn_per_second"],
+    )
+    return metrics
