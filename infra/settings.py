@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
     mlflow_experiment: str = Field(default="shoal", validation_alias="SHOAL_EXPERIMENT")
     registered_model: str = Field(default="shoal-encoder", validation_alias="SHOAL_MODEL_NAME")
+    # Local outputs must lie under this directory (default: runs/ under SHOAL_HOME).
+    output_root: Path | None = Field(default=None, validation_alias="SHOAL_OUTPUT_ROOT")
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     prefect_api_url: str | None = Field(default=None, validation_alias="PREFECT_API_URL")
     alert_webhook: str | None = Field(default=None, validation_alias="SHOAL_ALERT_WEBHOOK")
