@@ -6,8 +6,10 @@ The worker loop is the plain PyTorch loop of ``ops.training``; the Ray-specific 
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -21,6 +23,7 @@ import torch
 import torch.distributed as dist
 from mlflow.tracking import MlflowClient
 from prefect import get_run_logger, task
+from prefect.cache_policies import INPUTS
 from pydantic import BaseModel, Field
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
@@ -32,9 +35,11 @@ from infra.tracking import RunLogger, log_torch_model
 from ops.encoder import TimeAttentionBiLSTM
 from ops.encoder_export import PackedSequenceEncoder, pack_sequences
 from ops.objectives import build_objective
+from ops.rng_state import capture_rng, restore_rng
 from ops.sequence_batch import SequenceBatch, SequenceCollator, SequenceDataset
 from ops.training import evaluate, set_seed, train_epoch
 from tasks.io import load_sequences
+from tasks.pretrain_lineage import CHECKPOINT_SNAPSHOT, training_code_digest, training_name
 
 STATE_FILE = "state.pt"
 
@@ -166,17 +171,23 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         "starts": [],
     }
 
-    checkpoint = ray.train.get_checkpoint()  # Ray: set when resuming after a failure
+    # Ray: set when resuming, after a worker failure or in a new process with the same run name
+    checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as directory:
             saved = torch.load(Path(directory) / STATE_FILE, weights_only=True)
         _unwrap(objective).load_state_dict(saved.pop("objective"))
         optimizer.load_state_dict(saved.pop("optimizer"))
+        rng = saved.pop("rng", [])
+        if len(rng) == world_size:  # a different world size trains on differently anyway
+            restore_rng(rng[rank])
         state.update(saved)
     state["starts"] = [*state["starts"], state["epoch"]]
 
     tracker = MlflowClient(config["tracking_uri"]) if rank == 0 and config.get("run_id") else None
-    for epoch in range(state["epoch"], config["epochs"]):
+    # A run restored after it stopped early must not train on.
+    while state["epoch"] < config["epochs"] and state["stale"] < config["patience"]:
+        epoch = state["epoch"]
         train_sampler.set_epoch(epoch)
         batches = _inject_fault(train_loader, config.get("fault"), epoch, rank)
         started = time.perf_counter()
@@ -200,12 +211,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if tracker is not None:
             for key in ("train_loss", "val_loss"):
                 tracker.log_metric(config["run_id"], f"pretrain.{key}", metrics[key], step=epoch)
+        rng = _gather(capture_rng())  # every rank's, so each resumes its own streams
         with tempfile.TemporaryDirectory() as directory:
             if rank == 0:
                 torch.save(
                     {
                         "objective": _unwrap(objective).state_dict(),
                         "optimizer": optimizer.state_dict(),
+                        "rng": rng,
                         **state,
                     },
                     Path(directory) / STATE_FILE,
@@ -214,8 +227,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 metrics,
                 checkpoint=ray.train.Checkpoint.from_directory(directory) if rank == 0 else None,
             )
-        if state["stale"] >= config["patience"]:
-            break
+
+
+def _gather(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """One entry per rank, in rank order (just this process's outside DDP)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [state]
+    states: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(states, state)
+    return states
 
 
 def _inject_fault(
@@ -299,24 +319,66 @@ def build_config(
     }
 
 
+class Training(BaseModel):
+    """What a finished Ray Train run leaves: cached by Prefect, so it must stay small."""
+
+    name: str
+    checkpoint: str
+    history: list[dict[str, float]]
+    starts: list[int]
+
+
+def train(config: dict[str, Any], params: PretrainParams, name: str) -> Training:
+    """Fit (or resume the run called ``name``) and return its best checkpoint and history."""
+    result = run_trainer(config, params, name)
+    best = result.get_best_checkpoint(metric="val_loss", mode="min")
+    if best is None or result.checkpoint is None:
+        raise RuntimeError(f"pretraining produced no checkpoint: {result.error}")
+    # Ray keeps only the best checkpoints' metrics; the latest checkpoint carries every epoch.
+    with result.checkpoint.as_directory() as directory:
+        latest = torch.load(Path(directory) / STATE_FILE, weights_only=True)
+    return Training(
+        name=name, checkpoint=best.path, history=latest["history"], starts=latest["starts"]
+    )
+
+
+# The name digests the config and parameters that matter (tasks.pretrain_lineage).
+@task(name="pretrain-fit", cache_policy=INPUTS - "config" - "params", persist_result=True)
+def _fit(config: dict[str, Any], params: PretrainParams, name: str) -> Training:
+    return train(config, params, name)
+
+
 @task(name="pretrain")
 def pretrain(
     output_root: str, vocabulary_size: int, max_len: int, params: PretrainParams, run_id: str
 ) -> PretrainResult:
+    """Train, or resume the interrupted training of this very input, or reuse a finished one.
+
+    The Ray Train run's name is a digest of what determines the model (see ``training_name``),
+    so rerunning a killed command restores that run from its storage and the finished fit is a
+    Prefect cache hit. This task itself always runs: it logs the model to this MLflow run.
+    """
     logger = get_run_logger()
     ensure_ray()
     config = build_config(output_root, vocabulary_size, max_len, params, run_id)
     encoder_config = config["encoder"]
-    RunLogger(run_id).params(params.model_dump(), prefix="pretrain.")
-    result = run_trainer(config, params, name=f"pretrain-{run_id}")
-    best = result.get_best_checkpoint(metric="val_loss", mode="min")
-    if best is None:
-        raise RuntimeError(f"pretraining produced no checkpoint: {result.error}")
-    # Ray keeps only the best checkpoints' metrics; the latest checkpoint carries every epoch.
-    with result.checkpoint.as_directory() as directory:
-        history = torch.load(Path(directory) / STATE_FILE, weights_only=True)["history"]
-    with best.as_directory() as directory:
-        encoder = load_encoder(directory, encoder_config)
+    tracker = RunLogger(run_id)
+    tracker.params(params.model_dump(), prefix="pretrain.")
+    code = training_code_digest(sys.modules[__name__])
+    name = training_name(output_root, vocabulary_size, max_len, params.model_dump(), code)
+    stored = (get_settings().ray_storage / name / CHECKPOINT_SNAPSHOT).exists()
+    state = _fit.with_options(refresh_cache=not stored)(config, params, name, return_state=True)
+    training: Training = state.result()
+    reused = state.name == "Cached"
+    _log_missing_epochs(tracker, training.history)
+    tracker.tags(
+        {
+            "shoal.pretrain.run": name,
+            "shoal.pretrain.reused": str(reused),
+            "shoal.pretrain.starts": json.dumps(training.starts),
+        }
+    )
+    encoder = load_encoder(training.checkpoint, encoder_config)
     example = pack_sequences(*load_sequences(output_root, limit=4)[1:], max_len=max_len)
     with tempfile.TemporaryDirectory() as tmp:
         vocabulary = Path(tmp) / "vocabulary.json"  # versioned with the model it indexes
@@ -329,16 +391,29 @@ def pretrain(
             extra_files=[str(vocabulary)],
             registered_model_name=get_settings().registered_model,
         )
+    history = training.history
     logger.info(
-        "pretrained %d epochs; best val_loss %.4f; encoder logged as %s",
+        "pretrained %d epochs (%s; epochs started at %s); best val_loss %.4f; encoder logged as %s",
         len(history),
+        "reused a finished training" if reused else name,
+        training.starts,
         min(h["val_loss"] for h in history),
         model_uri,
     )
     return PretrainResult(
-        checkpoint=best.path,
+        checkpoint=training.checkpoint,
         model_uri=model_uri,
         history=history,
         encoder_config=encoder_config,
         max_len=max_len,
     )
+
+
+def _log_missing_epochs(tracker: RunLogger, history: list[dict[str, float]]) -> None:
+    """Epochs trained by an earlier, killed process (or reused) still belong in this run."""
+    logged = tracker.client.get_metric_history(tracker.run_id, "pretrain.val_loss")
+    steps = {m.step for m in logged}
+    for h in history:
+        if int(h["epoch"]) not in steps:
+            losses = {f"pretrain.{k}": h[k] for k in ("train_loss", "val_loss")}
+            tracker.metrics(losses, step=int(h["epoch"]))
