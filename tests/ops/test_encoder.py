@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ops.encoder import TimeAttentionBiLSTM
+from ops.encoder import PageDwellNorm, TimeAttentionBiLSTM, log_seconds
 from ops.sequence_batch import collate_sequences
 
 torch.set_num_threads(2)
@@ -72,3 +72,44 @@ def test_seeded_init_is_deterministic_and_gradients_reach_time_encoding() -> Non
 def test_stacked_layers(num_layers: int) -> None:
     enc = _encoder(num_layers=num_layers)
     assert enc(collate_sequences(TOKENS, DWELL, 8)).shape == (4, 32)
+
+
+def test_page_dwell_norm_scores_dwell_against_the_page_it_was_spent_on() -> None:
+    # Page 2 is read for ~40 s, page 3 clicked through in ~3 s; dwell[t] is time on page t-1.
+    rng = np.random.default_rng(1)
+    tokens, dwell = [], []
+    for _ in range(200):
+        t = rng.choice([2, 3], size=10)
+        d = np.where(np.roll(t, 1) == 2, 40.0, 3.0) * rng.lognormal(0, 0.2, 10)
+        d[0] = 0.0
+        tokens.append(t.astype(np.int32))
+        dwell.append(d.astype(np.float32))
+    norm = PageDwellNorm(vocab_size=5, momentum=0.9).train()
+    for start in range(0, 200, 50):
+        b = collate_sequences(tokens[start : start + 50], dwell[start : start + 50], 12)
+        norm(b.tokens, log_seconds(b.log_dwell), b.mask)
+    assert norm.running_mean[2] == pytest.approx(np.log(40.0), abs=0.1)
+    assert norm.running_mean[3] == pytest.approx(np.log(3.0), abs=0.1)
+    norm.eval()
+    before = norm.running_mean.clone()
+    # 40 s after page 2 is usual, 40 s after page 3 is not; the first step has no gap.
+    probe = collate_sequences(
+        [np.array([2, 3, 4], np.int32), np.array([3, 2], np.int32)],
+        [np.array([5.0, 40.0, 40.0], np.float32), np.array([0.0, 40.0], np.float32)],
+        4,
+    )
+    score = norm(probe.tokens, log_seconds(probe.log_dwell), probe.mask)
+    assert torch.equal(norm.running_mean, before)  # eval mode does not learn
+    assert score[0, 0] == 0 and score[0, 3] == 0  # no previous page; padding
+    assert abs(score[0, 1]) < 1.5 and score[1, 1] > 5
+
+
+def test_embedding_depends_on_which_page_a_dwell_is_spent_on() -> None:
+    # Same pages, same set of dwell values: only the pairing differs (a content-blind bot).
+    enc = _encoder()
+    t = np.array([2, 3, 2, 3, 2, 3], np.int32)
+    paired = np.array([0.0, 40.0, 3.0, 40.0, 3.0, 40.0], np.float32)
+    swapped = np.array([0.0, 3.0, 40.0, 3.0, 40.0, 3.0], np.float32)
+    za = enc(collate_sequences([t], [paired], 8))
+    zb = enc(collate_sequences([t], [swapped], 8))
+    assert not torch.allclose(za, zb, atol=1e-4)
