@@ -40,7 +40,7 @@ class LineageParams(BaseModel):
     )
     growth: float = Field(1.5, gt=1, description="size ratio that counts as grown or shrunk")
     entity_columns: list[str] | None = Field(
-        None, description="account/device columns; default: the id-like (reuse-count) columns"
+        None, description="account/device columns; default: user_id and the id-like features"
     )
 
 
@@ -80,7 +80,7 @@ def find_champion(alias: str) -> Champion | None:
     output = client.get_run(version.run_id).data.params.get("output")
     if not output:
         raise ValueError(f"champion run {version.run_id} has no 'output' parameter")
-    return Champion(version.version, version.run_id, output)
+    return Champion(str(version.version), version.run_id, output)
 
 
 def run_model_version(run_id: str) -> str:
@@ -135,10 +135,13 @@ def comparable_sets(
 
 
 def entity_columns_of(catalog: Catalog, params: LineageParams) -> list[str]:
+    """The given columns, else the account (``user_id``, not a feature) and id-like features."""
     if params.entity_columns is not None:
         return params.entity_columns
     spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
-    return [c.name for c in spec.columns if c.kind == "frequency"]
+    columns = catalog.load_table("transactions").column_names
+    account = ["user_id"] if "user_id" in columns else []
+    return account + [c.name for c in spec.columns if c.kind == "frequency"]
 
 
 @task(name="lineage")

@@ -30,7 +30,8 @@ from mlflow.tracking import MlflowClient
 
 from catalog.synthetic import generate_shop
 
-pytestmark = pytest.mark.slow
+# Four servers and a flow run: minutes on a busy 2-core machine, past the default 600 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -85,6 +86,7 @@ def servers() -> Iterator[dict[str, Any]]:
     data = generate_shop(tmp / "data", n_transactions=1200, seed=5)
     env = {
         **os.environ,
+        "PYTHONPATH": str(REPO),  # the checkout under test, wherever the package is installed
         "PREFECT_HOME": str(tmp / "prefect"),
         "PREFECT_API_URL": f"http://127.0.0.1:{ports['prefect']}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
