@@ -62,9 +62,14 @@ class Holder:
         tmp.replace(self.path)
 
 
-def _lock_paths(location: str) -> tuple[Path, Path]:
+def _lock_directory() -> Path:
     directory = get_settings().root / "locks"
     directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _lock_paths(location: str) -> tuple[Path, Path]:
+    directory = _lock_directory()
     key = hashlib.sha256(location.rstrip("/").encode()).hexdigest()[:24]
     return directory / f"{key}.lock", directory / f"{key}.holder.json"
 
@@ -120,6 +125,10 @@ def claim_output(
     Without a location the run gets ``<output root>/<run id>``, new by construction, so the
     MLflow run comes first; it is still locked, like every location a run writes.
     """
+    with FileLock(_lock_directory() / "mlflow-store.lock"):
+        # Two processes creating the embedded SQLite store at once race in its migrations
+        # (measured: "Online migration expected to match one row"); later opens find it made.
+        configure()
     with ExitStack() as stack:
         if location is not None:
             location.check_publishable()
