@@ -11,6 +11,7 @@ from rich.table import Table
 
 from infra.health import EngineUnreachable, check_engines
 from infra.settings import configure_environment
+from infra.storage import OutputError
 
 # Options shared by the commands that read a user's data.
 EventsOption = Annotated[str, typer.Option(help="events file, directory or URI")]
@@ -106,7 +107,8 @@ def run(
     events: EventsOption,
     transactions: TransactionsOption,
     output: Annotated[
-        str | None, typer.Option(help="output location (default .shoal/runs/<id>)")
+        str | None,
+        typer.Option(help="output location under SHOAL_OUTPUT_ROOT (default .shoal/runs/<id>)"),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -120,6 +122,9 @@ def run(
     except InputError as err:
         console.print(f"[bold red]input rejected:[/] {err}")
         raise typer.Exit(2) from err
+    except OutputError as err:
+        console.print(f"[bold red]output refused:[/] {err}")
+        raise typer.Exit(4) from err
     _print_summary(summary)
 
 
@@ -153,6 +158,9 @@ def ingest(
     except InputError as err:
         console.print(f"[bold red]input rejected:[/] {err}")
         raise typer.Exit(2) from err
+    except OutputError as err:
+        console.print(f"[bold red]output refused:[/] {err}")
+        raise typer.Exit(4) from err
     for source, c in result["counts"].items():
         console.print(
             f"[bold]{source}[/]: {c['rows_in']:,} rows in = {c['accepted']:,} accepted"

@@ -12,8 +12,9 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.params import PipelineParams
-from infra.settings import get_settings
-from infra.tracking import RunLogger, tracked_run
+from infra.locks import claim_output
+from infra.storage import resolve_output
+from infra.tracking import RunLogger
 from tasks.cluster import cluster
 from tasks.embed import embed_sequences
 from tasks.evaluate import evaluate
@@ -33,14 +34,22 @@ def fraud_clustering(
 ) -> dict[str, Any]:
     """Cluster one window of transactions by behaviour and explain the risky clusters.
 
-    ``output`` defaults to ``.shoal/runs/<MLflow run id>``.
+    ``output`` must lie under the output root (``infra.storage``); it defaults to
+    ``<output root>/<MLflow run id>``. Stages work in the location's staging directory and the
+    outputs appear at ``output`` in one step at the end. Rerunning a killed command resumes it:
+    ingest and a finished pretraining are cache hits, an unfinished one resumes from its last
+    checkpoint (``docs/hardening.md``).
     """
     params = params or PipelineParams()
+    location = resolve_output(output) if output is not None else None
     tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "fraud_clustering"}
-    with tracked_run(str(flow_run.get_name() or "fraud_clustering"), tags) as run_id:
-        root = output or str(get_settings().runs_dir / run_id)
-        RunLogger(run_id).params({"events": events, "transactions": transactions, "output": root})
-        get_run_logger().info("run %s writes to %s", run_id, root)
+    name = str(flow_run.get_name() or "fraud_clustering")
+    with claim_output(location, name, tags) as (run_id, location):
+        root = location.staging
+        RunLogger(run_id).params(
+            {"events": events, "transactions": transactions, "output": location.uri}
+        )
+        get_run_logger().info("run %s writes to %s (staged in %s)", run_id, location.uri, root)
 
         ingested = ingest(events, transactions, root, params.ingest, run_id)
         max_len = params.ingest.max_sequence_length
@@ -51,4 +60,8 @@ def fraud_clustering(
         evaluate(root, params.risk, run_id)
         explain(root, params.explain, run_id)
         losses = [h["val_loss"] for h in pretrained.history]
-        return report(root, run_id, losses, params.model_dump(mode="json"))
+        summary = report(
+            root, run_id, losses, params.model_dump(mode="json"), published_as=location.uri
+        )
+        location.publish(run_id)
+        return summary

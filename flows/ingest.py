@@ -2,7 +2,9 @@
 
 Wiring only. Without ``output`` the outputs go to ``.shoal/ingest/<events>-<transactions>``
 (input digests), so rerunning on unchanged files lands on the same location and the ingest
-task's cache can reuse what is already there.
+task's cache can reuse what is already there. A given ``output`` must lie under the output
+root. One run at a time per location (``infra.locks``). Ingest writes into the location itself,
+file by file (each atomic), ``lineage.json`` last: the cache needs the outputs where they are.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from infra.locks import claim_output
 from infra.settings import get_settings
-from infra.tracking import RunLogger, tracked_run
+from infra.storage import OutputLocation, resolve_output
+from infra.tracking import RunLogger
 from tasks.ingest import IngestParams, ingest
 from tasks.ingest_lineage import cached_source_digest
 
@@ -27,13 +31,14 @@ def ingest_flow(
 ) -> dict[str, Any]:
     """Read, check and sessionize both sources; return counts, digests and where they went."""
     params = params or IngestParams()
+    if output is None:
+        digests = f"{cached_source_digest(events)}-{cached_source_digest(transactions)}"
+        location = OutputLocation(str(get_settings().root / "ingest" / digests))
+    else:
+        location = resolve_output(output)
     tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "ingest"}
-    with tracked_run(str(flow_run.get_name() or "ingest"), tags) as run_id:
-        root = output or str(
-            get_settings().root
-            / "ingest"
-            / f"{cached_source_digest(events)}-{cached_source_digest(transactions)}"
-        )
+    with claim_output(location, str(flow_run.get_name() or "ingest"), tags) as (run_id, _):
+        root = location.uri
         RunLogger(run_id).params({"events": events, "transactions": transactions, "output": root})
         get_run_logger().info("ingest run %s writes to %s", run_id, root)
         result = ingest(events, transactions, root, params, run_id)

@@ -18,8 +18,13 @@ from tasks.io import log_dataset
 
 @task(name="report")
 def report(
-    output_root: str, run_id: str, losses: list[float], params: dict[str, Any]
+    output_root: str,
+    run_id: str,
+    losses: list[float],
+    params: dict[str, Any],
+    published_as: str | None = None,
 ) -> dict[str, Any]:
+    """``published_as``: where the outputs will be read, when built elsewhere (a staging area)."""
     catalog = Catalog(output_root)
     view = transactions_view(catalog)
     risk = catalog.load_frame("risk")
@@ -44,7 +49,7 @@ def report(
     catalog.save_text("report", render_report(context))
     summary = {
         "run_id": run_id,
-        "output": output_root,
+        "output": published_as or output_root,
         "ingest": counts,
         "n_transactions": len(view),
         "n_clusters": int((risk["cluster"] >= 0).sum()),

@@ -18,7 +18,10 @@ from typer.testing import CliRunner
 from catalog.synthetic import generate_marketplace, generate_shop
 from flows.params import PipelineParams
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "local_ray")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("prefect_harness", "local_ray", "output_root"),
+]
 
 OUTPUTS = [
     "clusters.parquet",

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from catalog.synthetic import generate_shop
 from flows.cli import app
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "output_root")]
 
 
 def _ingest(*args: str) -> tuple[int, str]:
