@@ -89,10 +89,13 @@ def run_dask(work: Path, partitions: int) -> dict:
 
 
 def run_dask_limited(work: Path, partitions: int, limit: str) -> dict:
-    # An idle worker holds ~170 MiB (Python, pandas, Arrow) of a limit this small: spill early
+    # An idle worker holds ~165 MiB (Python, pandas, Arrow) of a limit this small: spill early
     # and pause late. p2p's shuffle buffers default to 1 GiB (comm) and 100 MiB (disk writes);
     # under a few hundred MiB they must be small, or buffered shards alone reach the pause.
+    # Arrow's default pool (mimalloc) keeps freed memory, which the worker counts as its own;
+    # the system allocator, trimmed by the nanny, gives it back.
     os.environ.update(
+        ARROW_DEFAULT_MEMORY_POOL="system",
         DASK_DISTRIBUTED__WORKER__MEMORY__TARGET="0.6",
         DASK_DISTRIBUTED__WORKER__MEMORY__SPILL="0.7",
         DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE="0.95",
@@ -105,13 +108,14 @@ def run_dask_limited(work: Path, partitions: int, limit: str) -> dict:
     from tasks.ingest import IngestParams, run_ingest
 
     with (
+        tempfile.TemporaryDirectory(prefix="dask-spill-") as spill,
         LocalCluster(
             n_workers=1,
             threads_per_worker=1,
             memory_limit=limit,
             processes=True,
             dashboard_address=None,
-            local_directory=tempfile.mkdtemp(prefix="dask-spill-"),
+            local_directory=spill,
         ) as cluster,
         Client(cluster),  # the default scheduler: run_ingest uses it (infra.dask)
     ):

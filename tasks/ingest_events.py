@@ -120,12 +120,13 @@ def profile_events(plan: EventsPlan) -> EventsProfile:
     """First pass: counts only, nothing written; a fatal defect in any piece is raised here."""
     rows = plan.rows()
     accepted = _accepted(rows)
+    # Tree reductions (split_out=1), not shuffles: each result has at most one row a transaction.
     rows_in, outside, sizes, per_txn, per_event = dask.compute(
         rows.shape[0],
         rows["outside"].sum(),
-        rows.loc[rows["code"] >= 0, "code"].value_counts(),
-        accepted["code"].value_counts(),
-        accepted["event"].value_counts(),
+        rows.loc[rows["code"] >= 0, "code"].value_counts(split_out=1),
+        accepted["code"].value_counts(split_out=1),
+        accepted["event"].value_counts(split_out=1),
     )
     if rows_in == 0:
         raise InputError(f"{plan.uri}: input is empty (no rows)")
@@ -133,7 +134,8 @@ def profile_events(plan: EventsPlan) -> EventsProfile:
     session_sizes = _dense(sizes, n_known)
     too_long = session_sizes > plan.max_session_events
     if too_long.any():  # rare: the events of quarantined sessions must not shape the vocabulary
-        per_event = _accepted(plan.rows(session_sizes))["event"].value_counts().compute()
+        rows = _accepted(plan.rows(session_sizes))
+        per_event = rows["event"].value_counts(split_out=1).compute()
     return EventsProfile(
         rows_in=int(rows_in),
         outside_window=int(outside),

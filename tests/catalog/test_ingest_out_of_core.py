@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from distributed import Client, LocalCluster
 
@@ -120,3 +121,19 @@ def test_a_distributed_cluster_writes_the_same_bytes_as_threads(tmp_path: Path) 
         distributed = run_ingest(*args, str(tmp_path / "cluster"), IngestParams(partitions=2))
     for name in ("sequences", "transactions", "vocabulary", "quarantine"):
         assert distributed.digests[name] == threaded.digests[name], name
+
+
+def test_events_files_may_disagree_on_types_each_read_as_the_contract_allows(
+    tmp_path: Path,
+) -> None:
+    events = _lake(tmp_path)
+    part = tmp_path / "events" / "part-0.parquet"
+    table = pq.read_table(part)
+    as_text = pc.strftime(table.column("ts"), format="%Y-%m-%dT%H:%M:%SZ")
+    pq.write_table(table.set_column(1, "ts", as_text), part, row_group_size=ROW_GROUP)
+    out = tmp_path / "out"
+    run_ingest(
+        str(tmp_path / "events"), str(tmp_path / "transactions.parquet"), str(out), IngestParams()
+    )
+    expected, _ = sessionize_events(events, max_len=32, vocabulary_size=64)
+    assert pq.read_table(out / "sequences.parquet").equals(expected)
