@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+
 import ray
 
 from infra.settings import Settings, get_settings
 
+LOOPBACK = "127.0.0.1"
+
+logger = logging.getLogger("shoal.ray")
+
 
 def ensure_ray(settings: Settings | None = None) -> None:
-    """Connect once per process; a local Ray gets the machine's CPUs and no dashboard."""
+    """Connect once per process; a local Ray gets the machine's CPUs and no dashboard.
+
+    A local Ray is reachable from this machine only: its node address is the loopback one
+    (``infra.settings`` arranges it before Ray is imported) and a dashboard, if ever enabled,
+    binds to 127.0.0.1.
+    """
     if ray.is_initialized():
         return
     settings = settings or get_settings()
     ray.init(
         address=settings.ray_address,
         include_dashboard=False,
+        dashboard_host=LOOPBACK,
         log_to_driver=False,
         configure_logging=False,
         ignore_reinit_error=True,
     )
+    node_ip = ray.util.get_node_ip_address()
+    if not on_cluster(settings) and not ipaddress.ip_address(node_ip).is_loopback:
+        logger.warning(
+            "local Ray listens on %s, not only on loopback: Ray was imported before "
+            "infra.settings set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0",
+            node_ip,
+        )
 
 
 def on_cluster(settings: Settings | None = None) -> bool:

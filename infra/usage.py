@@ -18,7 +18,7 @@ import psutil
 # Growth allowed between the first run after warm-up and the last: Ray's worker pool and gRPC
 # channels breathe by a few descriptors and a process, and RSS by allocator noise; a leak of
 # one client, store, pool or batch of arrays per run exceeds them within a few runs.
-LEAK_TOLERANCE = {"fds": 8, "processes": 1, "rss_mb": 150.0}
+LEAK_TOLERANCE = {"fds": 4, "processes": 1, "rss_mb": 64.0}
 
 
 @dataclass(frozen=True)

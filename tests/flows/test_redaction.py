@@ -1,0 +1,130 @@
+"""A run whose inputs carry credentials records none of them: MLflow, outputs, Prefect logs.
+
+The inputs are served over HTTP with basic auth on 127.0.0.1 and named by URLs with the user
+and password in them, the way a presigned or basic-auth lake URL reaches Shoal; fsspec really
+authenticates with them, so the run can only succeed if the credential was used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from catalog.synthetic import generate_shop
+from tests.flows.tiny import tiny_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "local_ray")]
+
+USER, SECRET = "analyst", "Pa55w0rd-4d2f9e1b"
+
+
+class BasicAuthFiles(SimpleHTTPRequestHandler):
+    """Static files for requests with the right credentials only."""
+
+    expected = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
+
+    def send_head(self) -> Any:
+        if self.headers.get("Authorization") != self.expected:
+            self.send_error(401)
+            return None
+        return super().send_head()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("served")
+    generate_shop(folder, n_transactions=600, seed=4)
+    handler = functools.partial(BasicAuthFiles, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{USER}:{SECRET}@127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def credentialed_run(served: str) -> Iterator[dict[str, Any]]:
+    from flows.fraud_clustering import fraud_clustering
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    root = logging.getLogger()
+    root.addHandler(handler)
+    for name in ("prefect", "shoal"):  # Prefect's loggers do not propagate to the root
+        logging.getLogger(name).addHandler(handler)
+    try:
+        summary = fraud_clustering(
+            f"{served}/events.parquet",
+            f"{served}/transactions.parquet",
+            params=tiny_params(),
+        )
+    finally:
+        for logger in (root, logging.getLogger("prefect"), logging.getLogger("shoal")):
+            logger.removeHandler(handler)
+    yield {"summary": summary, "logs": records}
+
+
+def test_the_credential_was_really_used(served: str, credentialed_run: dict[str, Any]) -> None:
+    counts = credentialed_run["summary"]["ingest"]["transactions"]
+    assert counts["rows_in"] == counts["accepted"] + counts["quarantined"] == 600
+    anonymous = served.replace(f"{USER}:{SECRET}@", "")
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        urllib.request.urlopen(f"{anonymous}/transactions.parquet", timeout=10)
+
+
+def test_no_credential_in_mlflow(credentialed_run: dict[str, Any], tmp_path: Path) -> None:
+    client = MlflowClient()
+    run = client.get_run(credentialed_run["summary"]["run_id"])
+    recorded = [
+        *run.data.params.values(),
+        *run.data.tags.values(),
+        *(d.dataset.source for d in run.inputs.dataset_inputs),
+    ]
+    assert any("http://***@127.0.0.1" in value for value in recorded)
+    assert not [value for value in recorded if SECRET in value]
+    local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path)))
+    leaked = [p for p in local.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert not leaked, leaked
+
+
+def test_no_credential_in_the_outputs(credentialed_run: dict[str, Any]) -> None:
+    out = Path(credentialed_run["summary"]["output"])
+    for name in ("summary.json", "report.html", "quarantine.parquet", "lineage.json"):
+        assert SECRET.encode() not in (out / name).read_bytes(), name
+
+
+def test_no_credential_in_logs(credentialed_run: dict[str, Any]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    lines = [r.getMessage() for r in credentialed_run["logs"]]
+    assert lines and not [line for line in lines if SECRET in line]
+    run = MlflowClient().get_run(credentialed_run["summary"]["run_id"])
+    flow_run_id = run.data.tags["prefect.flow_run_id"]
+
+    async def prefect_logs() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            )
+        return [log.message for log in logs]
+
+    messages = asyncio.run(prefect_logs())
+    assert messages and not [m for m in messages if SECRET in m]
