@@ -37,7 +37,8 @@ def ingest_flow(
     else:
         location = resolve_output(output)
     tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "ingest"}
-    with claim_output(location, str(flow_run.get_name() or "ingest"), tags) as (run_id, _):
+    name = str(flow_run.get_name() or "ingest")
+    with claim_output(location, name, tags, published=False) as (run_id, _):
         root = location.uri
         RunLogger(run_id).params({"events": events, "transactions": transactions, "output": root})
         get_run_logger().info("ingest run %s writes to %s", run_id, root)

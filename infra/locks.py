@@ -118,12 +118,17 @@ def fail_abandoned_runs(location: str) -> list[str]:
 
 @contextmanager
 def claim_output(
-    location: OutputLocation | None, run_name: str, tags: Mapping[str, str]
+    location: OutputLocation | None,
+    run_name: str,
+    tags: Mapping[str, str],
+    published: bool = True,
 ) -> Iterator[tuple[str, OutputLocation]]:
     """Lock the location, close its abandoned runs, then open this run's MLflow run.
 
     Without a location the run gets ``<output root>/<run id>``, new by construction, so the
     MLflow run comes first; it is still locked, like every location a run writes.
+    ``published``: the run will publish a staging directory there (``OutputLocation.publish``)
+    rather than write into it, so a directory of someone else's files is refused up front.
     """
     with FileLock(_lock_directory() / "mlflow-store.lock"):
         # Two processes creating the embedded SQLite store at once race in its migrations
@@ -131,7 +136,8 @@ def claim_output(
         configure()
     with ExitStack() as stack:
         if location is not None:
-            location.check_publishable()
+            if published:
+                location.check_publishable()
             holder = stack.enter_context(hold_location(location.uri))
             fail_abandoned_runs(location.uri)
         run_id = stack.enter_context(tracked_run(run_name, tags))
