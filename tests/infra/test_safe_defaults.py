@@ -10,6 +10,7 @@ import ast
 import os
 import pickle
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -21,21 +22,27 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("flows", "tasks", "ops", "infra", "catalog", "benchmarks")
 
 
+@lru_cache(maxsize=1)
+def _trees() -> tuple[tuple[Path, ast.Module], ...]:
+    """Shoal's own modules, parsed once for all the checks."""
+    paths = sorted(p for package in PACKAGES for p in (REPO / package).rglob("*.py"))
+    return tuple((path, ast.parse(path.read_text(), str(path))) for path in paths)
+
+
 def _calls(name: str) -> list[tuple[Path, ast.Call]]:
     """Every call of ``<module>.<name>`` (e.g. ``torch.load``) in Shoal's own code."""
     module, attr = name.split(".")
     found = []
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == attr
-                    and isinstance(node.func.value, ast.Name)
-                    and node.func.value.id == module
-                ):
-                    found.append((path, node))
+    for path, tree in _trees():
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == attr
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == module
+            ):
+                found.append((path, node))
     return found
 
 
