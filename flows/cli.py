@@ -234,5 +234,76 @@ def serve(deployment: DeploymentOption = None) -> None:
     serve_all(deployment)
 
 
+@app.command()
+def sweep(
+    events: EventsOption,
+    transactions: TransactionsOption,
+    space: Annotated[Path, typer.Option(help="YAML search space (see configs/sweep.yaml)")],
+    output: Annotated[
+        str | None, typer.Option(help="output location (default .shoal/runs/<id>)")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Tune stage parameters with Ray Tune; write the best as a --config YAML."""
+    _prepare()
+    import pandas as pd
+
+    from catalog.schemas import InputError
+    from flows.sweep import sweep as sweep_flow
+
+    try:
+        result = sweep_flow(
+            events, transactions, str(space), output, str(config) if config else None
+        )
+    except InputError as err:
+        console.print(f"[bold red]input rejected:[/] {err}")
+        raise typer.Exit(2) from err
+    trials = pd.read_parquet(result["results"])
+    table = Table("rank", "score", "status", "child run", title="Sweep trials (best first)")
+    for row in trials.itertuples():
+        table.add_row(str(row.rank), f"{row.score:.4f}", row.status, row.run_id)
+    console.print(table)
+    console.print(f"Best configuration: {result['best_config']}  (shoal run --config it)")
+    console.print(f"MLflow parent run: {result['run_id']}")
+
+
+@app.command()
+def score(
+    events: EventsOption,
+    transactions: TransactionsOption,
+    output: Annotated[
+        str | None, typer.Option(help="output location (default .shoal/runs/<id>)")
+    ] = None,
+    alias: Annotated[str, typer.Option(help="alias of the registered encoder")] = "champion",
+) -> None:
+    """Assign new transactions to the champion's clusters; list hits on risky clusters."""
+    _prepare()
+    import pandas as pd
+
+    from catalog.schemas import InputError
+    from flows.score import score as score_flow
+
+    try:
+        result = score_flow(events, transactions, output, alias)
+    except InputError as err:
+        console.print(f"[bold red]input rejected:[/] {err}")
+        raise typer.Exit(2) from err
+    except LookupError as err:
+        console.print(f"[bold red]no model to score with:[/] {err}")
+        raise typer.Exit(2) from err
+    champion, metrics = result["champion"], result["metrics"]
+    console.print(
+        f"{int(metrics['score.rows']):,} transactions scored with {champion['name']} "
+        f"v{champion['version']}: [bold red]{int(metrics['score.hits']):,}[/] on risky clusters"
+    )
+    hits = pd.read_parquet(f"{result['output']}/hits.parquet")
+    table = Table("cluster", "hits", "rule", title="Hits by risky cluster")
+    for cluster, group in hits.groupby("cluster"):
+        table.add_row(str(cluster), f"{len(group):,}", group["rule_text"].iloc[0] or "-")
+    console.print(table)
+    console.print(f"Outputs: {result['output']}  (scores.parquet, hits.parquet)")
+    console.print(f"MLflow run: {result['run_id']}")
+
+
 if __name__ == "__main__":
     app()
