@@ -1,0 +1,106 @@
+"""The score flow against a champion trained by a tiny fraud_clustering run, real engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from catalog.synthetic import generate_shop
+from flows.params import PipelineParams
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "local_ray")]
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from flows.fraud_clustering import fraud_clustering
+
+    params = PipelineParams.model_validate(
+        {
+            "pretrain": {
+                "epochs": 1,
+                "max_train_sequences": 800,
+                "num_workers": 1,
+                "encoder": {"hidden_size": 16, "embedding_dim": 8},
+            },
+            "cluster": {"min_cluster_size": 15, "min_samples": 5},
+        }
+    )
+    data = generate_shop(tmp_path_factory.mktemp("train"), n_transactions=1500, seed=3)
+    summary = fraud_clustering(str(data.events), str(data.transactions), params=params)
+    client = MlflowClient()
+    (version,) = client.search_model_versions(f"run_id='{summary['run_id']}'")
+    client.set_registered_model_alias("shoal-encoder", "champion", version.version)
+    return {"summary": summary, "data": data, "version": version.version}
+
+
+def test_scoring_the_training_window_reproduces_its_clusters(
+    champion: dict[str, Any], tmp_path: Path
+) -> None:
+    from flows.score import score
+
+    data = champion["data"]
+    result = score(str(data.events), str(data.transactions), str(tmp_path / "out"))
+    assert result["champion"]["version"] == str(champion["version"])
+    assert result["champion"]["source_run_id"] == champion["summary"]["run_id"]
+
+    trained = pd.read_parquet(Path(champion["summary"]["output"]) / "clusters.parquet")
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert list(scores.columns) == ["txn_id", "cluster", "probability", "risky", "rule_text"]
+    both = trained.merge(scores, on="txn_id", suffixes=("_fit", "_score"))
+    assert len(both) == len(trained) == len(scores)
+    clustered = both["cluster_fit"] >= 0
+    agree = (both.loc[clustered, "cluster_fit"] == both.loc[clustered, "cluster_score"]).mean()
+    assert agree > 0.9, f"only {agree:.0%} of clustered training points keep their cluster"
+    assert (both["risky_fit"] == both["risky_score"]).mean() > 0.9
+
+    run = MlflowClient().get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["champion.version"] == str(champion["version"])
+    assert run.data.metrics["score.rows"] == len(scores)
+
+
+def test_new_transactions_get_hits_on_risky_clusters_with_rule_text(
+    champion: dict[str, Any], tmp_path: Path
+) -> None:
+    from flows.cli import app
+
+    data = generate_shop(tmp_path / "new", n_transactions=1000, seed=11)
+    out = tmp_path / "out"
+    args = ["score", "--events", str(data.events), "--transactions", str(data.transactions)]
+    result = CliRunner().invoke(app, [*args, "--output", str(out), "--alias", "champion"])
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.output.split())
+    assert "on risky clusters" in printed and "Hits by risky cluster" in printed
+
+    scores = pd.read_parquet(out / "scores.parquet")
+    hits = pd.read_parquet(out / "hits.parquet")
+    assert len(scores) == pd.read_parquet(data.transactions)["txn_id"].nunique()
+    assert len(hits) > 0 and hits["risky"].all() and (hits["cluster"] >= 0).all()
+    assert set(hits["txn_id"]) == set(scores.loc[scores["risky"], "txn_id"])
+    assert hits["rule_text"].str.len().gt(0).any()
+    assert not scores.loc[~scores["risky"], "rule_text"].str.len().gt(0).any()
+    # the hits are the planted rings far more often than transactions at large
+    truth = pd.read_parquet(data.truth).set_index("txn_id")["is_fraud"]
+    hit_fraud = truth.loc[hits["txn_id"]].mean()
+    assert hit_fraud > 3 * truth.mean(), f"{hit_fraud:.0%} of hits vs {truth.mean():.0%} overall"
+
+    run_id = printed.rsplit("MLflow run:", 1)[1].split()[0]
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run_id, "score")}
+    assert artifacts == {"score/scores.parquet", "score/hits.parquet"}
+    assert MlflowClient().get_run(run_id).data.metrics["score.hits"] == len(hits)
+
+
+def test_an_unknown_alias_is_named(champion: dict[str, Any], tmp_path: Path) -> None:
+    from flows.cli import app
+
+    data = champion["data"]
+    args = ["score", "--events", str(data.events), "--transactions", str(data.transactions)]
+    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path), "--alias", "nope"])
+    assert result.exit_code == 2
+    assert "no version aliased 'nope'" in " ".join(result.output.split())
