@@ -67,7 +67,8 @@ def test_every_trial_is_a_finished_child_run_of_one_parent(swept: dict[str, Any]
     assert len(children) == 8
     assert {c.info.status for c in children} == {"FINISHED"}
     for child in children:
-        assert "sweep.score" in child.data.metrics and "quality.dbcv" in child.data.metrics
+        # quality.dbcv is NaN, so not logged, when a trial finds fewer than two clusters
+        assert {"sweep.score", "cluster.n_clusters"} <= set(child.data.metrics)
         assert child.data.params["pretrain.num_workers"] == "1"
     spans = sorted((c.info.start_time, c.info.end_time) for c in children)
     running_at_each_start = [sum(s <= start < e for s, e in spans) for start, _ in spans]
