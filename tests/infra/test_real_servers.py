@@ -208,3 +208,17 @@ def test_retrain_deployment_runs_on_real_servers(servers: dict[str, Any]) -> Non
     assert champion.run_id == runs[0].info.run_id
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "champion")}
     assert "champion/decision.json" in artifacts
+
+
+def test_shoal_deploy_registers_deployments_on_a_process_pool(servers: dict[str, Any]) -> None:
+    api = servers["api"]
+    command = [BIN / "shoal", "deploy", "--pool", "shoal-test", "--deployment", "fraud_clustering"]
+    done = subprocess.run(
+        [str(c) for c in command], cwd=REPO, env=servers["env"], capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    deployment = httpx.get(f"{api}/deployments/name/fraud_clustering/fraud_clustering").json()
+    assert deployment["work_pool_name"] == "shoal-test"
+    assert deployment["entrypoint"] == "flows.fraud_clustering.fraud_clustering"
+    assert not deployment["schedules"], "fraud_clustering runs on demand"
+    assert httpx.get(f"{api}/work_pools/shoal-test").json()["type"] == "process"
