@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint mlflow-ui bench clean
+.PHONY: demo test soak lint mlflow-ui bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (Python 3.11 or 3.12)"; exit 1; }
@@ -20,7 +20,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not soak"
+
+# The long end-to-end guarantees of docs/hardening.md and docs/operations.md, each several full
+# flow runs: SIGKILL and resume, five-run leak check, two-window retrain, real servers, sweep.
+soak: $(STAMP)
+	$(BIN)/pytest -m soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,7 +26,7 @@ from catalog.synthetic import generate_shop
 from tasks.pretrain_lineage import CHECKPOINT_SNAPSHOT
 from tests.flows.shoal_process import finish, shoal_env, start_shoal
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [pytest.mark.soak, pytest.mark.usefixtures("prefect_harness")]
 
 EPOCHS = 6
 # Dropout stays on: the resumed run must restore the random streams to reproduce the reference.

@@ -18,7 +18,7 @@ from infra.usage import LEAK_TOLERANCE, Usage, growth, process_usage
 from tests.flows.tiny import tiny_params
 
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.soak,
     pytest.mark.usefixtures("prefect_harness", "local_ray"),
     pytest.mark.timeout(1800),  # five runs: ~2 min idle, far more on a loaded 2-core machine
 ]

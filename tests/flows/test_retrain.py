@@ -25,7 +25,7 @@ from infra.settings import get_settings
 
 # Two pipeline runs in the first test's fixture: past the default 600 s on a busy machine.
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.soak,
     pytest.mark.timeout(1800),
     pytest.mark.usefixtures("prefect_harness", "local_ray"),
 ]

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from catalog.synthetic import generate_shop
 from flows.params import PipelineParams
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "local_ray")]
+pytestmark = [pytest.mark.soak, pytest.mark.usefixtures("prefect_harness", "local_ray")]
 
 BASE = {
     "pretrain": {

@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 from catalog.synthetic import generate_shop
 
 # Four servers and a flow run: minutes on a busy 2-core machine, past the default 600 s.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
