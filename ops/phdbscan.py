@@ -39,7 +39,7 @@ from ops.condensed_tree import (
 )
 from ops.knn import KNNIndex, resolve_backend
 from ops.knn_forest import knn_forest
-from ops.knn_graph import cell_knn, refine_float64
+from ops.knn_graph import CellIndex, cell_knn, refine_float64
 from ops.matrix_input import PhaseTimer, as_finite_matrix
 from ops.mst import default_graph_k, mutual_reachability_mst
 
@@ -51,7 +51,7 @@ Mode = Literal["auto", "exact", "approximate"]
 # between blob-sized components cost about an all-pairs pass: on the 50k x 64 hybrid vectors of
 # the demo it took 145 s against 15 s for the approximate tree (2 busy cores).
 AUTO_EXACT_MAX_N = 20_000
-# approximate_predict: exact neighbour search up to this many training rows, IVF above;
+# approximate_predict: exact neighbour search up to this many training rows, cells above;
 # queries go in blocks so the exact re-ranking holds block x k x d float64 at most.
 PREDICT_EXACT_MAX_N = 20_000
 PREDICT_NPROBE = 8
@@ -256,7 +256,7 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         self.outlier_scores_ = glosh_scores(condensed)
         self._tables = prediction_tables(condensed, self.labels_)
         timer("tree")
-        self._pred_index: KNNIndex | None = None
+        self._pred_index: KNNIndex | CellIndex | None = None
         return self
 
     def _fit_degenerate(self, n: int) -> PHDBSCAN:
@@ -328,12 +328,14 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
             )
         return labels, probabilities
 
-    def _predict_index(self, n: int) -> KNNIndex:
-        """Exact search on small training sets; IVF above ``PREDICT_EXACT_MAX_N`` rows.
+    def _predict_index(self, n: int) -> KNNIndex | CellIndex:
+        """Exact search on small training sets; cell-grouped search above ``PREDICT_EXACT_MAX_N``.
 
         A flat search costs every training row per new point (50k distances a point at the
-        demo's size); IVF over ``2 sqrt(n)`` cells visiting ``PREDICT_NPROBE`` of them costs
-        about ``2 sqrt(n) + 4 sqrt(n)`` (1,300 at 50k). Only the attachment point must be
+        demo's size); ``2 sqrt(n)`` k-means cells, each new point searched with the others of its
+        cell against ``PREDICT_NPROBE`` cells around it, cost about ``4 sqrt(n)`` (900 at 50k)
+        at GEMM speed (:class:`ops.knn_graph.CellIndex`; FAISS's IVF scanned them per query at
+        about 4x the cost). Only the attachment point must be
         found, not a full kNN list: on 50k blobs x 48 the nearest neighbour was found for
         99.5% of new points. ``benchmarks/bench_score.py`` prints the share of labels that
         agree with exact search, and both rates.
@@ -342,12 +344,7 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         backend = "flat" if self.knn_backend_ in approx else self.knn_backend_
         if backend != "flat" or n <= PREDICT_EXACT_MAX_N:
             return self._index(backend)
-        return KNNIndex(
-            "ivf",
-            nlist=int(2 * np.sqrt(n)),
-            nprobe=PREDICT_NPROBE,
-            random_state=self.random_state or 0,
-        )
+        return CellIndex(int(2 * np.sqrt(n)), PREDICT_NPROBE, seed=self.random_state or 0)
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
