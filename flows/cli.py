@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +32,21 @@ def _prepare() -> None:
     except EngineUnreachable as err:
         console.print(f"[bold red]cannot start:[/] {err}")
         raise typer.Exit(3) from err
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """The documented exit codes: 2 for rejected input or parameters, 4 for a refused output."""
+    from catalog.schemas import InputError
+
+    try:
+        yield
+    except InputError as err:
+        console.print(f"[bold red]input rejected:[/] {err}")
+        raise typer.Exit(2) from err
+    except OutputError as err:
+        console.print(f"[bold red]output refused:[/] {err}")
+        raise typer.Exit(4) from err
 
 
 def _params(config: Path | None) -> Any:
@@ -114,17 +131,10 @@ def run(
 ) -> None:
     """Run the fraud-clustering flow on your own data."""
     _prepare()
-    from catalog.schemas import InputError
     from flows.fraud_clustering import fraud_clustering
 
-    try:
+    with _exit_codes():
         summary = fraud_clustering(events, transactions, output, _params(config))
-    except InputError as err:
-        console.print(f"[bold red]input rejected:[/] {err}")
-        raise typer.Exit(2) from err
-    except OutputError as err:
-        console.print(f"[bold red]output refused:[/] {err}")
-        raise typer.Exit(4) from err
     _print_summary(summary)
 
 
@@ -143,7 +153,6 @@ def ingest(
 ) -> None:
     """Ingest alone: check the contract, quarantine bad rows, sessionize, version the outputs."""
     _prepare()
-    from catalog.schemas import InputError
     from flows.ingest import ingest_flow
 
     window = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
@@ -153,14 +162,8 @@ def ingest(
     except ValueError as err:
         console.print(f"[bold red]bad parameters:[/] {err}")
         raise typer.Exit(2) from err
-    try:
+    with _exit_codes():
         result = ingest_flow(events, transactions, output, params)
-    except InputError as err:
-        console.print(f"[bold red]input rejected:[/] {err}")
-        raise typer.Exit(2) from err
-    except OutputError as err:
-        console.print(f"[bold red]output refused:[/] {err}")
-        raise typer.Exit(4) from err
     for source, c in result["counts"].items():
         console.print(
             f"[bold]{source}[/]: {c['rows_in']:,} rows in = {c['accepted']:,} accepted"
@@ -186,15 +189,11 @@ def retrain(
     _prepare()
     from datetime import datetime
 
-    from catalog.schemas import InputError
     from flows.retrain import retrain as retrain_flow
 
-    try:
+    with _exit_codes():
         until = datetime.fromisoformat(end) if end else None
         result = retrain_flow(events, transactions, window_hours, until, params=_params(config))
-    except InputError as err:
-        console.print(f"[bold red]input rejected:[/] {err}")
-        raise typer.Exit(2) from err
     _print_summary(result)
     for a in result["alerts"]:
         console.print(f"[bold red]ALERT[/] new risky cluster {a['cluster']}: {a['why']}")
@@ -248,16 +247,12 @@ def sweep(
     _prepare()
     import pandas as pd
 
-    from catalog.schemas import InputError
     from flows.sweep import sweep as sweep_flow
 
-    try:
+    with _exit_codes():
         result = sweep_flow(
             events, transactions, str(space), output, str(config) if config else None
         )
-    except InputError as err:
-        console.print(f"[bold red]input rejected:[/] {err}")
-        raise typer.Exit(2) from err
     trials = pd.read_parquet(result["results"])
     table = Table("rank", "score", "status", "child run", title="Sweep trials (best first)")
     for row in trials.itertuples():
@@ -280,14 +275,11 @@ def score(
     _prepare()
     import pandas as pd
 
-    from catalog.schemas import InputError
     from flows.score import score as score_flow
 
     try:
-        result = score_flow(events, transactions, output, alias)
-    except InputError as err:
-        console.print(f"[bold red]input rejected:[/] {err}")
-        raise typer.Exit(2) from err
+        with _exit_codes():
+            result = score_flow(events, transactions, output, alias)
     except LookupError as err:
         console.print(f"[bold red]no model to score with:[/] {err}")
         raise typer.Exit(2) from err
