@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from catalog.synthetic import generate_marketplace, generate_shop
-from flows.params import PipelineParams
+from tests.flows.tiny import tiny_params
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,26 +34,16 @@ OUTPUTS = [
 STAGES = {"ingest", "pretrain", "embed", "features", "cluster", "evaluate", "explain", "report"}
 
 
-def tiny_params() -> PipelineParams:
-    return PipelineParams.model_validate(
-        {
-            "pretrain": {
-                "epochs": 2,
-                "max_train_sequences": 800,
-                "num_workers": 2,
-                "encoder": {"hidden_size": 16, "embedding_dim": 8},
-            },
-            "cluster": {"min_cluster_size": 15, "min_samples": 5},
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def shop_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from flows.fraud_clustering import fraud_clustering
 
     data = generate_shop(tmp_path_factory.mktemp("shop"), n_transactions=1500, seed=3)
-    summary = fraud_clustering(str(data.events), str(data.transactions), params=tiny_params())
+    summary = fraud_clustering(
+        str(data.events),
+        str(data.transactions),
+        params=tiny_params(epochs=2, sequences=800, workers=2),
+    )
     return {"summary": summary, "data": data}
 
 
@@ -120,7 +110,7 @@ def test_cli_runs_on_another_generators_files(tmp_path: Path) -> None:
 
     data = generate_marketplace(tmp_path / "in", n_transactions=1500, seed=5)
     config = tmp_path / "params.yaml"
-    config.write_text(tiny_params().model_dump_json())
+    config.write_text(tiny_params(epochs=2, sequences=800, workers=2).model_dump_json())
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app,

@@ -20,8 +20,8 @@ from mlflow.tracking import MlflowClient
 
 from catalog.synthetic import generate_shop
 from catalog.synthetic.common import WINDOW_START_MS
-from flows.params import PipelineParams
 from infra.settings import get_settings
+from tests.flows.tiny import tiny_params
 
 # Two pipeline runs in the first test's fixture: past the default 600 s on a busy machine.
 pytestmark = [
@@ -32,20 +32,6 @@ pytestmark = [
 
 START = datetime.fromtimestamp(WINDOW_START_MS / 1000, UTC)
 WINDOW_HOURS = 60.0  # data spans 72 h; the flash ring lives in the last 6
-
-
-def tiny_params() -> PipelineParams:
-    return PipelineParams.model_validate(
-        {
-            "pretrain": {
-                "epochs": 2,
-                "max_train_sequences": 1500,
-                "num_workers": 2,
-                "encoder": {"hidden_size": 16, "embedding_dim": 8},
-            },
-            "cluster": {"min_cluster_size": 15, "min_samples": 5},
-        }
-    )
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +73,16 @@ def two_windows(
         str(data.transactions),
         window_hours=WINDOW_HOURS,
         end=START + timedelta(hours=WINDOW_HOURS),
-        params=tiny_params(),
+        params=tiny_params(epochs=2, sequences=1500, workers=2),
     )
     received, url = webhook
     monkeypatch_module.setenv("SHOAL_ALERT_WEBHOOK", url)
     get_settings.cache_clear()
     second = retrain(
-        str(data.events), str(data.transactions), window_hours=WINDOW_HOURS, params=tiny_params()
+        str(data.events),
+        str(data.transactions),
+        window_hours=WINDOW_HOURS,
+        params=tiny_params(epochs=2, sequences=1500, workers=2),
     )
     monkeypatch_module.delenv("SHOAL_ALERT_WEBHOOK")
     get_settings.cache_clear()

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from catalog.synthetic import generate_shop
-from flows.params import PipelineParams
+from tests.flows.tiny import tiny_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "local_ray")]
 
@@ -20,17 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "loca
 def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from flows.fraud_clustering import fraud_clustering
 
-    params = PipelineParams.model_validate(
-        {
-            "pretrain": {
-                "epochs": 1,
-                "max_train_sequences": 800,
-                "num_workers": 1,
-                "encoder": {"hidden_size": 16, "embedding_dim": 8},
-            },
-            "cluster": {"min_cluster_size": 15, "min_samples": 5},
-        }
-    )
+    params = tiny_params(sequences=800)
     data = generate_shop(tmp_path_factory.mktemp("train"), n_transactions=1500, seed=3)
     summary = fraud_clustering(str(data.events), str(data.transactions), params=params)
     client = MlflowClient()

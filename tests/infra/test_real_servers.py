@@ -29,6 +29,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catalog.synthetic import generate_shop
+from tests.flows.tiny import tiny_settings
 
 # Four servers and a flow run: minutes on a busy 2-core machine, past the default 600 s.
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
@@ -169,15 +170,7 @@ def test_retrain_deployment_runs_on_real_servers(servers: dict[str, Any]) -> Non
     assert refused.status_code == 409 and "window_hours" in refused.text
 
     parameters = {
-        "params": {
-            "pretrain": {
-                "epochs": 1,
-                "max_train_sequences": 400,
-                "num_workers": 1,
-                "encoder": {"hidden_size": 8, "embedding_dim": 8},
-            },
-            "cluster": {"min_cluster_size": 15, "min_samples": 5},
-        },
+        "params": tiny_settings(sequences=400),
         "champion": {"gates": {"max_noise_share": 1.0}},
     }
     created = httpx.post(
