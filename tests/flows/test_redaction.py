@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import io
 import logging
 import threading
 import urllib.error
@@ -31,7 +32,11 @@ USER, SECRET = "analyst", "Pa55w0rd-4d2f9e1b"
 
 
 class BasicAuthFiles(SimpleHTTPRequestHandler):
-    """Static files for requests with the right credentials only."""
+    """Static files for requests with the right credentials only, with byte ranges.
+
+    Ingest reads Parquet row group by row group, as from any object store or web server
+    (which all answer ``Range``); Python's plain handler would not.
+    """
 
     expected = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
 
@@ -39,7 +44,20 @@ class BasicAuthFiles(SimpleHTTPRequestHandler):
         if self.headers.get("Authorization") != self.expected:
             self.send_error(401)
             return None
-        return super().send_head()
+        wanted = self.headers.get("Range", "")
+        path = Path(self.translate_path(self.path))
+        if not wanted.startswith("bytes=") or not path.is_file():
+            return super().send_head()
+        data = path.read_bytes()
+        first, _, last = wanted[len("bytes=") :].partition("-")
+        start = int(first) if first else max(0, len(data) - int(last))
+        end = min(int(last), len(data) - 1) if first and last else len(data) - 1
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return io.BytesIO(data[start : end + 1])
 
     def log_message(self, *args: object) -> None:
         pass

@@ -92,7 +92,9 @@ def test_local_publish_swaps_complete_versions(tmp_path: Path) -> None:
     assert out.is_symlink() and (out / "clusters.parquet").read_text() == "v1"
     assert not Path(location.staging).exists()
 
-    # While v2 is published, a reader sees v1 or v2 in full, never a mix or nothing.
+    # While v2 is published, a reader that resolves the location once (one version directory
+    # per read) sees v1 or v2 in full, never a mix. Two opens through the link may straddle
+    # the swap: each file is then whole, but from different versions.
     _stage(location, {"clusters.parquet": "v2", "summary.json": "v2"})
     seen: set[tuple[str, str]] = set()
     stop = threading.Event()
@@ -100,7 +102,9 @@ def test_local_publish_swaps_complete_versions(tmp_path: Path) -> None:
     def read() -> None:
         while not stop.is_set():
             try:
-                seen.add(tuple((out / n).read_text() for n in ("clusters.parquet", "summary.json")))
+                version = out.resolve()
+                names = ("clusters.parquet", "summary.json")
+                seen.add(tuple((version / n).read_text() for n in names))
             except FileNotFoundError:  # the old version deleted under an open path
                 seen.add(("gone", "gone"))
 
