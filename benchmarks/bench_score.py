@@ -8,7 +8,7 @@ shop generator in a temporary ``SHOAL_HOME`` and aliased ``champion``; new trans
 another seed go through the real ``score`` flow once (its logged rates are printed). Then the
 pieces are timed again on that flow's own inputs and champion state, best of ``--repeat``:
 
-- assignment: hybrid vectors -> ``approximate_predict`` (the shipped IVF candidates), and the
+- assignment: hybrid vectors -> ``approximate_predict`` (shipped cell-grouped candidates), and the
   same with exact flat candidates as the reference, with the share of labels that agree;
 - features: transactions + embeddings -> hybrid vectors (fitted spec and scaling);
 - end to end: token sequences -> embedding -> hybrid -> assignment (ingest excluded).
@@ -123,7 +123,7 @@ def main() -> None:
     e2e_s, _ = best_of(1, end_to_end)
 
     n_train = len(state.clusterer.labels_)
-    candidates = "IVF" if n_train > shipped_limit else "flat"
+    candidates = "cell-grouped" if n_train > shipped_limit else "flat"
     print(
         f"\n# {n:,} new txns against {n_train:,} clustered ({vectors.shape[1]} dims), "
         f"{candidates} candidates; best of {args.repeat}, 2 cores shared with other work"

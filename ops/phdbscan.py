@@ -310,9 +310,12 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         k = min(n, 2 * self._ms_predict)
         labels = np.empty(X.shape[0], np.int64)
         probabilities = np.empty(X.shape[0], np.float64)
+        # One search for all points (a cell-grouped search pays per cell, not per point); the
+        # float64 re-ranking below gathers m x k x d values, so it goes in blocks.
+        _, candidates = self._pred_index.search(X, k)
         for start in range(0, X.shape[0], PREDICT_BLOCK):
             block = slice(start, start + PREDICT_BLOCK)
-            _, idx = self._pred_index.search(X[block], k)
+            idx = candidates[block]
             # FAISS's float32 distances expand |x|^2 + |y|^2 - 2xy; recomputed exactly here,
             # on k neighbours per point, so near-ties resolve as hdbscan's would.
             diff = self._X[idx].astype(np.float64) - X[block, None, :].astype(np.float64)
