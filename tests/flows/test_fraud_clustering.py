@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -16,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from catalog.synthetic import generate_marketplace, generate_shop
+from tests.chromium import needs_chromium, render
 from tests.flows.tiny import tiny_params
 
 pytestmark = [
@@ -158,20 +156,10 @@ def test_cli_rejects_a_missing_required_column(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+@needs_chromium
 def test_report_renders_in_a_real_browser(shop_run: dict[str, Any], tmp_path: Path) -> None:
     report = Path(shop_run["summary"]["output"]) / "report.html"
-    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-               "--enable-logging=stderr", "--v=0"]  # fmt: skip
-    dom = subprocess.run(
-        [*browser, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
-    )
-    assert "Uncaught" not in dom.stderr, dom.stderr
-    assert "Risky clusters" in dom.stdout and dom.stdout.count("<img") >= 3
-    shot = tmp_path / "report.png"
-    subprocess.run(
-        [*browser, f"--screenshot={shot}", "--window-size=1280,1600", report.as_uri()],
-        capture_output=True, timeout=120, check=True,
-    )  # fmt: skip
-    pixels = plt.imread(shot)
+    dom, log, pixels = render(report, tmp_path / "report.png")
+    assert "Uncaught" not in log, log
+    assert "Risky clusters" in dom and dom.count("<img") >= 3
     assert pixels.std() > 0.05, "the page rendered blank"

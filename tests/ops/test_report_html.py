@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +15,7 @@ from ops.casework import missed_fraud
 from ops.report_html import ReportContext, render_markdown_summary, render_report
 from ops.risk import assess_risk
 from ops.rule_learner import extract_all_rules
+from tests.chromium import needs_chromium, render
 
 EVIL = "<script>alert('x')</script>"
 
@@ -130,25 +128,14 @@ def test_base_rate_recomputed_without_attrs(ctx: ReportContext) -> None:
     assert f"**base fraud rate**: {expected:.2%}" in md
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+@needs_chromium
 def test_report_renders_in_headless_chromium(page: str, tmp_path: Path) -> None:
     """A real browser: no script error, the tables and images in the DOM, a page not blank."""
     report = tmp_path / "report.html"
     report.write_text(page, encoding="utf-8")
-    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-               "--enable-logging=stderr", "--v=0"]  # fmt: skip
-    dom = subprocess.run(
-        [*browser, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
-    )
-    assert dom.returncode == 0, dom.stderr
-    assert "Uncaught" not in dom.stderr and "SyntaxError" not in dom.stderr, dom.stderr
-    assert "Risky clusters" in dom.stdout and dom.stdout.count("<img") == 5
-    assert "run-42" in dom.stdout
-    shot = tmp_path / "report.png"
-    subprocess.run(
-        [*browser, f"--screenshot={shot}", "--window-size=1280,1600", report.as_uri()],
-        capture_output=True, timeout=120, check=True,
-    )  # fmt: skip
-    pixels = plt.imread(shot)
+    dom, log, pixels = render(report, tmp_path / "report.png")
+    assert "Uncaught" not in log and "SyntaxError" not in log, log
+    assert "Risky clusters" in dom and dom.count("<img") == 5
+    assert "run-42" in dom
     assert pixels.shape[:2] == (1600, 1280)
     assert pixels.std() > 0.05, "the page rendered blank"
