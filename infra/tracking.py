@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from infra.redact import install_log_redaction, redact, redact_value
@@ -125,6 +127,19 @@ def _flatten(params: Mapping[str, Any], prefix: str) -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def aliased_version(alias: str) -> ModelVersion | None:
+    """The registered encoder's version behind ``alias``; None when there is none (yet)."""
+    settings = get_settings()
+    try:
+        return MlflowClient(settings.tracking_uri).get_model_version_by_alias(
+            settings.registered_model, alias
+        )
+    except MlflowException as err:
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
 
 
 def log_torch_model(

@@ -13,14 +13,13 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
 from infra.settings import get_settings
-from infra.tracking import RunLogger
+from infra.tracking import RunLogger, aliased_version
 from ops.cluster_lineage import STATUSES, ClusterSet, LineageConfig, cluster_lineage
 from ops.features import FeatureSpec, transform_features
 from ops.hybrid import hybrid_vectors
@@ -70,13 +69,10 @@ class Champion:
 
 def find_champion(alias: str) -> Champion | None:
     """The model version behind ``alias``, its run and that run's outputs; None before the first."""
+    version = aliased_version(alias)
+    if version is None:
+        return None
     client = MlflowClient(get_settings().tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(get_settings().registered_model, alias)
-    except MlflowException as err:
-        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
     output = client.get_run(version.run_id).data.params.get("output")
     if not output:
         raise ValueError(f"champion run {version.run_id} has no 'output' parameter")

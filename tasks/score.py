@@ -21,14 +21,13 @@ import mlflow.pytorch
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from prefect import get_run_logger, task
 from pydantic import BaseModel
 from torch import nn
 
 from catalog.datasets import DATASETS, Catalog
 from infra.settings import get_settings
-from infra.tracking import RunLogger
+from infra.tracking import RunLogger, aliased_version
 from ops.features import FeatureSpec, transform_features
 from ops.hybrid import HybridScaling, apply_hybrid
 from ops.phdbscan import PHDBSCAN
@@ -125,11 +124,9 @@ def fetch_champion(alias: str, output_root: str, run_id: str) -> Champion:
     """
     settings = get_settings()
     name = settings.registered_model
-    client = MlflowClient(settings.tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as err:
-        raise LookupError(f"registered model '{name}' has no version aliased '{alias}'") from err
+    version = aliased_version(alias)
+    if version is None:
+        raise LookupError(f"registered model '{name}' has no version aliased '{alias}'")
     root = posixpath.join(output_root.rstrip("/"), "champion")
     catalog = Catalog(root)
     with tempfile.TemporaryDirectory() as tmp:
