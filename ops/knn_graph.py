@@ -133,28 +133,18 @@ def cell_knn(
         dist[:, : nb.shape[1]] = np.sqrt(np.maximum(D, 0))
         idx[:, : nb.shape[1]] = nb
         return _finish(dist, idx, stats, L, probe, 0)
-    cent = _centroids(X, L, seed, n_iter)
-    assign = faiss.knn(X, cent, 1)[1][:, 0]
-    order = np.argsort(assign, kind="stable")
-    starts = np.searchsorted(assign[order], np.arange(L + 1))
+    index = CellIndex(L, probe, seed, n_iter).fit(X)
+    cent, order, starts = index.cent, index.order, index.starts
     c_sq = (cent.astype(np.float64) ** 2).sum(1)
-    near = faiss.knn(cent, cent, probe)[1]
     uncertified: list[np.ndarray] = []
     for a in range(L):
         q = order[starts[a] : starts[a + 1]]
         if len(q) == 0:
             continue
-        cells = near[a][near[a] >= 0]
-        if a not in cells:
-            cells = np.r_[a, cells[:-1]]
-        db = np.concatenate([order[starts[c] : starts[c + 1]] for c in cells])
-        kk = min(k, len(db))
-        Q = X[q]
-        D, nb = faiss.knn(Q, X[db], kk)
-        dist[q, :kk] = np.sqrt(np.maximum(D, 0))
-        idx[q, :kk] = np.where(nb >= 0, db[np.maximum(nb, 0)], -1)
+        cells, db = index.probed(a)
+        kk = _search_group(X, q, X, db, k, dist, idx)
         if exact:
-            bound = _bisector_bound(Q, cent, a, cells, c_sq)
+            bound = _bisector_bound(X[q], cent, a, cells, c_sq)
             kth = dist[q, k - 1].astype(np.float64) * (1 + 1e-5)
             if kk < k:
                 kth[:] = np.inf
@@ -266,23 +256,43 @@ class CellIndex:
         self.near = _faiss().knn(self.cent, self.cent, min(self.n_probe, L))[1]
         return self
 
+    def probed(self, a: int) -> tuple[np.ndarray, np.ndarray]:
+        """The cells probed around cell ``a`` (``a`` itself always among them) and their rows."""
+        cells = self.near[a][self.near[a] >= 0]
+        if a not in cells:
+            cells = np.r_[a, cells[:-1]]
+        rows = np.concatenate([self.order[self.starts[c] : self.starts[c + 1]] for c in cells])
+        return cells, rows
+
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``k`` nearest rows per query: float32 distances (``inf`` where missing), ids (``-1``)."""
-        faiss = _faiss()
         Q = np.ascontiguousarray(Q, dtype=np.float32)
         dist = np.full((len(Q), k), np.inf, np.float32)
         idx = np.full((len(Q), k), -1, np.int64)
-        home = faiss.knn(Q, self.cent, 1)[1][:, 0]
+        home = _faiss().knn(Q, self.cent, 1)[1][:, 0]
         by_cell = np.argsort(home, kind="stable")
         bounds = np.searchsorted(home[by_cell], np.arange(len(self.cent) + 1))
         for a in np.flatnonzero(np.diff(bounds)):
-            q = by_cell[bounds[a] : bounds[a + 1]]
-            cells = self.near[a][self.near[a] >= 0]
-            db = np.concatenate([self.order[self.starts[c] : self.starts[c + 1]] for c in cells])
-            kk = min(k, len(db))
-            if kk == 0:
-                continue
-            D, nb = faiss.knn(Q[q], self.X[db], kk)
-            dist[q, :kk] = np.sqrt(np.maximum(D, 0))
-            idx[q, :kk] = np.where(nb >= 0, db[np.maximum(nb, 0)], -1)
+            _search_group(
+                Q, by_cell[bounds[a] : bounds[a + 1]], self.X, self.probed(a)[1], k, dist, idx
+            )
         return dist, idx
+
+
+def _search_group(
+    Q: np.ndarray,
+    q: np.ndarray,
+    X: np.ndarray,
+    db: np.ndarray,
+    k: int,
+    dist: np.ndarray,
+    idx: np.ndarray,
+) -> int:
+    """Rows ``q`` of ``Q`` searched together (one GEMM) against rows ``db`` of ``X``, written
+    into ``dist``/``idx``; returns how many neighbours each got."""
+    kk = min(k, len(db))
+    if kk:
+        D, nb = _faiss().knn(Q[q], X[db], kk)
+        dist[q, :kk] = np.sqrt(np.maximum(D, 0))
+        idx[q, :kk] = np.where(nb >= 0, db[np.maximum(nb, 0)], -1)
+    return kk
