@@ -69,6 +69,14 @@ class OutputLocation:
         else:
             _publish_by_symlink(Path(self.staging), Path(self.uri), run_id)
 
+    @property
+    def published(self) -> bool:
+        """Some run's outputs have appeared here (a link on disk, ``summary.json`` in a store)."""
+        if is_remote(self.uri):
+            fs, path = fsspec.core.url_to_fs(self.uri)
+            return bool(fs.exists(posixpath.join(path, COMPLETION_MARKER)))
+        return os.path.lexists(self.uri)
+
     def check_publishable(self) -> None:
         """A real, non-empty directory at the location was not written by us: never replace it."""
         path = Path(self.uri)
