@@ -17,6 +17,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from catalog.schemas import Contract, InputError, check_contract
+from infra.credentials import storage_options
 from infra.redact import redact
 from infra.retry import retry_io
 
@@ -49,7 +50,7 @@ def list_files(uri: str) -> tuple[fsspec.AbstractFileSystem, list[str]]:
 
 
 def _list_files(uri: str) -> tuple[fsspec.AbstractFileSystem, list[str]]:
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = fsspec.core.url_to_fs(uri, **storage_options(uri))
     if not fs.exists(path):
         raise InputError(f"{uri}: no such file or directory")
     if fs.isdir(path):
@@ -81,7 +82,7 @@ def read_source(uri: str, contract: Contract | None = None) -> tuple[pa.Table, s
     fault inside a directory rather than the directory.
     """
     fs, files = list_files(uri)
-    base = fsspec.core.url_to_fs(uri)[1].rstrip("/")
+    base = fsspec.core.url_to_fs(uri, **storage_options(uri))[1].rstrip("/")
     tables, digest = [], hashlib.sha256()
     for path in files:
         table = _read_file(fs, path, digest)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.credentials import CredentialInParameter
 from infra.health import EngineUnreachable, check_engines
 from infra.settings import configure_environment
 from infra.storage import OutputError
@@ -41,7 +42,7 @@ def _exit_codes() -> Iterator[None]:
 
     try:
         yield
-    except InputError as err:
+    except (InputError, CredentialInParameter) as err:
         console.print(f"[bold red]input rejected:[/] {err}")
         raise typer.Exit(2) from err
     except OutputError as err:

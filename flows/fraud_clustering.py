@@ -12,7 +12,8 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.params import PipelineParams
-from infra.locks import claim_output
+from infra.credentials import refuse_credentials
+from infra.locks import claim_output, command_key
 from infra.storage import resolve_output
 from infra.tracking import RunLogger
 from tasks.cluster import cluster
@@ -38,13 +39,18 @@ def fraud_clustering(
     ``<output root>/<MLflow run id>``. Stages work in the location's staging directory and the
     outputs appear at ``output`` in one step at the end. Rerunning a killed command resumes it:
     ingest and a finished pretraining are cache hits, an unfinished one resumes from its last
-    checkpoint (``docs/hardening.md``).
+    checkpoint (``docs/hardening.md``). Without ``output`` "the same command" means the same
+    inputs and parameters: the rerun takes back the location of the newest such run that died
+    or failed before publishing, unless a live run holds it (``infra.locks.claim_output``).
+    URIs carry no credentials: they come from the environment (``infra.credentials``).
     """
+    refuse_credentials(events=events, transactions=transactions, output=output)
     params = params or PipelineParams()
     location = resolve_output(output) if output is not None else None
+    key = command_key(events, transactions, params.model_dump(mode="json"))
     tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "fraud_clustering"}
     name = str(flow_run.get_name() or "fraud_clustering")
-    with claim_output(location, name, tags) as (run_id, location):
+    with claim_output(location, name, tags, command=key) as (run_id, location):
         root = location.staging
         RunLogger(run_id).params(
             {"events": events, "transactions": transactions, "output": location.uri}

@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from infra.credentials import refuse_credentials
 from infra.locks import claim_output
 from infra.settings import get_settings
 from infra.storage import OutputLocation, resolve_output
@@ -30,6 +31,7 @@ def ingest_flow(
     params: IngestParams | None = None,
 ) -> dict[str, Any]:
     """Read, check and sessionize both sources; return counts, digests and where they went."""
+    refuse_credentials(events=events, transactions=transactions, output=output)
     params = params or IngestParams()
     if output is None:
         digests = f"{cached_source_digest(events)}-{cached_source_digest(transactions)}"

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from flows.fraud_clustering import fraud_clustering
 from flows.params import PipelineParams
+from infra.credentials import refuse_credentials
 from tasks.alerts import alert
 from tasks.champion import ChampionParams, find_champion, lineage, promote
 from tasks.window import latest_time
@@ -32,6 +33,7 @@ def retrain(
 ) -> dict[str, Any]:
     """Cluster ``[end - window_hours, end)``; ``end`` defaults to just after the latest
     transaction, so a schedule over a growing lake always takes its newest window."""
+    refuse_credentials(events=events, transactions=transactions, output=output)
     params = params or PipelineParams()
     champion = champion or ChampionParams()
     end = end or latest_time(transactions)

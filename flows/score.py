@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from infra.credentials import refuse_credentials
 from infra.settings import get_settings
 from infra.tracking import RunLogger, tracked_run
 from tasks.ingest import ingest
@@ -29,6 +30,7 @@ def score(
     Writes ``scores.parquet`` (every transaction) and ``hits.parquet`` (those in risky
     clusters, with the cluster's rule text) to ``output``, default ``.shoal/runs/<run id>``.
     """
+    refuse_credentials(events=events, transactions=transactions, output=output)
     tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "score"}
     with tracked_run(str(flow_run.get_name() or "score"), tags) as run_id:
         root = output or str(get_settings().runs_dir / run_id)

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.params import PipelineParams
+from infra.credentials import refuse_credentials
 from infra.settings import get_settings
 from infra.tracking import RunLogger, tracked_run
 from tasks.ingest import ingest
@@ -32,6 +33,7 @@ def sweep(
     ``base_config`` (a ``--config`` YAML) sets everything the space does not; ``output``
     defaults to ``.shoal/runs/<parent run id>``.
     """
+    refuse_credentials(events=events, transactions=transactions, output=output)
     base = PipelineParams.from_yaml(base_config) if base_config else PipelineParams()
     spec = SweepSpec.from_yaml(space, base.model_dump(mode="json"))
     tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "sweep"}

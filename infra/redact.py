@@ -19,8 +19,10 @@ MASK = "***"
 # ``scheme://user@`` or ``scheme://user:password@``; a password may hold unescaped ``/`` and
 # ``+`` (AWS secret keys do), so after a ``:`` anything but ``@`` and blanks belongs to it.
 _USERINFO = re.compile(
-    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?:[^/@\s?#:\"'<>]+:[^@\s\"'<>]*|[^/@\s?#:\"'<>]+)@"
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/@\s?#:\"'<>]+(?P<password>:[^@\s\"'<>]*)?@"
 )
+# What looks like a password may be a port followed by a path holding an ``@``.
+_PORT_AND_PATH = re.compile(r":\d+/.*")
 # Query parameters that carry secrets: tokens, keys, passwords, AWS/GCS/Azure signatures.
 _SECRET_QUERY = re.compile(
     r"(?P<name>[?&;](?:x-(?:amz|goog)-)?(?:signature|credential|security-token|token"
@@ -49,6 +51,15 @@ def redact(text: str) -> str:
     for value in _secret_env_values():
         text = text.replace(value, MASK)
     return text
+
+
+def userinfo_password(text: str) -> bool:
+    """Whether a URI in ``text`` carries a password in its user-info (``scheme://u:p@host``)."""
+    for match in _USERINFO.finditer(text):
+        password = match.group("password") or ":"
+        if len(password) > 1 and not _PORT_AND_PATH.fullmatch(password):
+            return True
+    return False
 
 
 def redact_value(value: Any) -> Any:

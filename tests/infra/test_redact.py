@@ -10,7 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catalog.datasets import Catalog
-from infra.redact import MASK, install_log_redaction, redact, redact_value
+from infra.credentials import storage_options
+from infra.redact import MASK, install_log_redaction, redact, redact_value, userinfo_password
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY"
 
@@ -36,6 +37,27 @@ def test_credentials_in_uris_are_masked(text: str, kept: str) -> None:
     assert kept in clean
     for secret in (SECRET, "hunter2pass", "deadbeefcafe", "abc123", "xyz%3D", "p4ss"):
         assert secret not in clean
+
+
+@pytest.mark.parametrize(
+    ("uri", "has_password"),
+    [
+        (f"s3://AKIAEXAMPLE:{SECRET}@lake/events/", True),  # a "/" inside the secret
+        ("https://analyst:hunter2pass@host:8443/t.csv", True),
+        ("https://analyst@host/t.csv", False),  # a user name alone
+        ("http://analyst:@host/t.csv", False),  # an empty password
+        ("https://host:8443/people/ann@example.com/t.csv", False),  # a port, then an @ in the path
+        ("https://host/t.csv?token=abc123", False),  # a signed query: masked, not refused
+        ("/data/ann@example.com:2/t.csv", False),
+    ],
+)
+def test_a_password_in_the_user_info_is_told_apart(uri: str, has_password: bool) -> None:
+    assert userinfo_password(uri) is has_password
+
+
+def test_http_sources_authenticate_from_the_environment() -> None:
+    assert storage_options("https://host/t.csv") == {"client_kwargs": {"trust_env": True}}
+    assert storage_options("s3://lake/t") == storage_options("/data/t.csv") == {}
 
 
 @pytest.mark.parametrize(
