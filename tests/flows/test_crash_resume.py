@@ -3,7 +3,8 @@
 Three ``python -m flows.cli run`` processes share one ``SHOAL_HOME`` and the test session's
 Prefect server (as processes of a deployment would), each with its own local Ray: a run killed
 (its process group: the flow's process and its Ray) once its first checkpoint is recorded, an
-uninterrupted reference run, and the rerun of the killed command.
+uninterrupted reference run, and the rerun of the killed command. The killed command and its
+rerun give no ``--output``: the rerun must find the default location the killed run chose.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ CONFIG: dict[str, Any] = {
 
 
 def shoal_run(
-    data: Any, output: str, config: Path, env: dict[str, str], log: Path
+    data: Any, output: str | None, config: Path, env: dict[str, str], log: Path
 ) -> subprocess.Popen[bytes]:
     args = ["run", "--events", str(data.events), "--transactions", str(data.transactions)]
-    return start_shoal([*args, "--output", output, "--config", str(config)], env, log)
+    args += ["--config", str(config)]
+    return start_shoal([*args, "--output", output] if output else args, env, log)
 
 
 def wait_for_first_checkpoint(home: Path, process: subprocess.Popen[bytes], log: Path) -> Path:
@@ -84,26 +86,30 @@ def test_a_killed_run_resumes_and_equals_an_uninterrupted_run(tmp_path: Path) ->
     # The reference starts after the kill and overlaps with the rerun: two flows at once on
     # one output root and one MLflow store.
     killed_log, reference_log = tmp_path / "killed.log", tmp_path / "reference.log"
-    killed = shoal_run(data, "crash", config, env, killed_log)
+    killed = shoal_run(data, None, config, env, killed_log)
     training = wait_for_first_checkpoint(home, killed, killed_log)
     os.killpg(killed.pid, signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
+    (dead,) = client.search_runs([client.get_experiment_by_name("shoal").experiment_id])
+    location = Path(dead.data.tags["shoal.output"])
+    assert location == root / dead.info.run_id, "no --output: <output root>/<run id>"
     reference = shoal_run(data, "reference", config, env, reference_log)
 
-    location = root / "crash"
     assert not location.exists(), "a killed run must leave nothing at the output location"
-    assert (root / ".crash.staging" / "sequences.parquet").exists()
+    staging = root / f".{location.name}.staging"
+    assert (staging / "sequences.parquet").exists()
     assert [r.info.status for r in runs_at(client, location)] == ["RUNNING"]
 
     rerun_log = tmp_path / "rerun.log"
-    rerun = shoal_run(data, "crash", config, env, rerun_log)
+    rerun = shoal_run(data, None, config, env, rerun_log)
     finish(reference, reference_log)
     finish(rerun, rerun_log)
 
     runs = runs_at(client, location)
-    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"], "the rerun came back"
     (finished,) = [r for r in runs if r.info.status == "FINISHED"]
     tags = finished.data.tags
+    assert tags["shoal.command"] == dead.data.tags["shoal.command"]
     assert tags["shoal.ingest.reused"] == "True", "ingest finished before the kill: a cache hit"
     assert tags["shoal.pretrain.run"] == training.name, "the same Ray Train run, resumed"
     starts = json.loads(tags["shoal.pretrain.starts"])
@@ -117,7 +123,7 @@ def test_a_killed_run_resumes_and_equals_an_uninterrupted_run(tmp_path: Path) ->
         )
     summary = json.loads((location / "summary.json").read_text())
     assert summary["output"] == str(location) and summary["run_id"] == finished.info.run_id
-    assert not (root / ".crash.staging").exists()
+    assert not staging.exists()
 
     locks = list((home / "locks").glob("*.lock"))
     assert locks and not list((home / "locks").glob("*.holder.json"))
