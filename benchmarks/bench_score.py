@@ -108,10 +108,13 @@ def main() -> None:
 
     def end_to_end() -> np.ndarray:
         embeddings = embed(encoder.encoder, tokens, dwell, max_len)
-        return state.clusterer.approximate_predict(state.hybrid(transactions, embeddings))[0]
+        vectors = state.hybrid(transactions, embeddings, (tokens, dwell), vocabulary)
+        return state.clusterer.approximate_predict(vectors)[0]
 
     embed_s, embeddings = best_of(1, lambda: embed(encoder.encoder, tokens, dwell, max_len))
-    hybrid_s, vectors = best_of(args.repeat, lambda: state.hybrid(transactions, embeddings))
+    hybrid_s, vectors = best_of(
+        args.repeat, lambda: state.hybrid(transactions, embeddings, (tokens, dwell), vocabulary)
+    )
     predict = state.clusterer.approximate_predict
     predict(vectors[:10])  # builds the candidate index once, as a score run does
     assign_s, (labels, _) = best_of(args.repeat, lambda: predict(vectors))
@@ -126,7 +129,8 @@ def main() -> None:
     candidates = "cell-grouped" if n_train > shipped_limit else "flat"
     print(
         f"\n# {n:,} new txns against {n_train:,} clustered ({vectors.shape[1]} dims), "
-        f"{candidates} candidates; best of {args.repeat}, 2 cores shared with other work"
+        f"{candidates} candidates; best of {args.repeat}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     rows = [
         ("assignment (hybrid -> approximate_predict)", assign_s),
