@@ -36,24 +36,70 @@ from ops.cell_partition import CellPartition, brute_index, cell_round
 __all__ = ["default_graph_k", "mutual_reachability_mst"]
 
 
-def _frontier(X: np.ndarray, pts: np.ndarray, comp: np.ndarray, size: int) -> np.ndarray:
-    """Per component, the ``size`` points of ``pts`` closest to another component's centroid."""
+def _centroids(X: np.ndarray, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Component centroids (float64) and each point's row among them."""
     comps, inv = np.unique(comp, return_inverse=True)
-    counts = np.bincount(inv)
     cent = np.zeros((len(comps), X.shape[1]))
     np.add.at(cent, inv, X.astype(np.float64))
-    cent /= counts[:, None]
-    pc = np.searchsorted(comps, comp[pts])
+    cent /= np.bincount(inv)[:, None]
+    return cent, inv
+
+
+def _lowest_per_component(
+    pts: np.ndarray, comp: np.ndarray, score: np.ndarray, size: int
+) -> np.ndarray:
+    """Per component, the ``size`` points of ``pts`` with the lowest ``score``."""
+    pc = comp[pts]
+    order = np.lexsort((score, pc))
+    sorted_pc = pc[order]
+    starts = np.r_[0, np.flatnonzero(sorted_pc[1:] != sorted_pc[:-1]) + 1]
+    rank = np.empty(len(pts), np.int64)
+    rank[order] = np.arange(len(pts)) - np.repeat(starts, np.diff(np.r_[starts, len(pts)]))
+    return pts[rank < size]
+
+
+def _frontier(X: np.ndarray, pts: np.ndarray, comp: np.ndarray, size: int) -> np.ndarray:
+    """Per component, the ``size`` points of ``pts`` closest to another component's centroid."""
+    cent, inv = _centroids(X, comp)
+    pc = inv[pts]
     P = X[pts].astype(np.float64)
     d2 = (P * P).sum(1)[:, None] + (cent * cent).sum(1)[None, :] - 2 * P @ cent.T
     d2[np.arange(len(pts)), pc] = np.inf
-    near = d2.min(1)
-    order = np.lexsort((near, pc))
-    rank = np.empty(len(pts), np.int64)
-    sorted_pc = pc[order]
-    starts = np.r_[0, np.flatnonzero(sorted_pc[1:] != sorted_pc[:-1]) + 1]
-    rank[order] = np.arange(len(pts)) - np.repeat(starts, np.diff(np.r_[starts, len(pts)]))
-    return pts[rank < size]
+    return _lowest_per_component(pts, comp, d2.min(1), size)
+
+
+def _projection_bounds(X: np.ndarray, pts: np.ndarray, comp: np.ndarray) -> np.ndarray:
+    """A lower bound on the distance from each of ``pts`` to every point of other components.
+
+    For components ``A`` and ``B`` with centroids ``c_A``, ``c_B`` and the unit vector
+    ``u = (c_B - c_A) / |c_B - c_A|``, every ``p`` in ``A`` and ``q`` in ``B`` have
+    ``d(p, q) >= <q, u> - <p, u> >= min_B <., u> - <p, u>``: a projection only shortens
+    distances. In high dimension no ball or cell bound separates blob-sized components
+    (distances concentrate), but along the line joining their centroids they spread only as
+    a 1-d marginal, so most of a blob's points are provably farther from every other blob
+    than its lightest edge and need no search. The bound stays valid as components merge:
+    the outside only shrinks. The components of ``pts`` (a few dozen at most here) are the
+    groups; all other components form one more group, whose bound is weaker but as valid.
+    Costs ``n x groups x d``.
+    """
+    own = np.unique(comp[pts])
+    slot = np.minimum(np.searchsorted(own, comp), len(own) - 1)
+    group = np.where(own[slot] == comp, slot, len(own))
+    cent, inv = _centroids(X, group)
+    m = len(cent)
+    between = cent[None, :, :] - cent[:, None, :]  # [a, b] = c_b - c_a
+    length = np.linalg.norm(between, axis=2)
+    unit = between / np.where(length > 0, length, np.inf)[..., None]
+    proj = np.empty((X.shape[0], m))  # proj[x, b] = <x, u(comp(x) -> b)>
+    top = np.full((m, m), -np.inf)  # top[b, a] = max over q in b of <q, u(b -> a)>
+    for a in range(m):
+        rows = np.flatnonzero(inv == a)
+        proj[rows] = X[rows].astype(np.float64) @ unit[a].T
+        top[a] = proj[rows].max(0)
+    lower = -top.T[inv[pts]] - proj[pts]  # [p, b]: min over q in b of <q, u(a -> b)> - <p, u>
+    lower[np.arange(len(pts)), inv[pts]] = np.inf
+    # float64 rounding of the projections is ~1e-15 relative; shrink well past it
+    return np.maximum(lower.min(1), 0.0) * (1 - 1e-9)
 
 
 def _complement_search(
@@ -85,6 +131,47 @@ def _complement_search(
             # float32 list radius, shrunk by a relative 1e-5 so rounding cannot certify
             radius[sel] = d32[:, -1].astype(np.float64) * (1 - 1e-5)
     return out_q, out_w, radius
+
+
+class _ComplementLists:
+    """Each searched point's nearest other-component points (ids, mutual reachability)."""
+
+    def __init__(self, n: int, k: int) -> None:
+        self.q = np.full((0, k), -1, np.int64)  # allocated by the first search: n x k
+        self.w = np.full((0, k), np.inf)
+        self.has = np.zeros(n, bool)
+
+    def record(self, pts: np.ndarray, q: np.ndarray, w: np.ndarray) -> None:
+        if self.q.shape[0] == 0:
+            self.q = np.full((len(self.has), q.shape[1]), -1, np.int64)
+            self.w = np.full((len(self.has), q.shape[1]), np.inf)
+        self.q[pts], self.w[pts] = q, w
+        self.has[pts] = True
+
+
+def _complement_round(
+    X: np.ndarray,
+    pts: np.ndarray,
+    comp: np.ndarray,
+    core: np.ndarray,
+    k: int,
+    ext: _ComplementLists,
+    bound: np.ndarray,
+    wp: np.ndarray,
+    qp: np.ndarray,
+) -> None:
+    """Search ``pts`` against their complements; record the lists, raise ``bound`` to each
+    list's radius and lower the per-point best edges ``wp``/``qp`` in place."""
+    if not len(pts):
+        return
+    lq, lw, rad = _complement_search(X, pts, comp, core, k)
+    ext.record(pts, lq, lw)
+    bound[pts] = np.maximum(bound[pts], rad)
+    jl = lw.argmin(1)
+    wl = lw[np.arange(len(pts)), jl]
+    better = wl < wp[pts]
+    wp[pts[better]] = wl[better]
+    qp[pts[better]] = lq[np.arange(len(pts)), jl][better]
 
 
 def _per_component_best(
@@ -150,8 +237,10 @@ def mutual_reachability_mst(
     complement_k : int
         List length of complement searches; certification falls back to cells if short.
     frontier_size : int
-        ``exact=False`` only: per stuck component, how many of its points (those nearest
-        to other components' centroids) are searched.
+        Per component, how many points are searched first against its complement: with
+        ``exact=False`` the only ones (those nearest to other components' centroids); with
+        ``exact=True`` those of lowest projection bound, whose edges then prune the rest
+        (:func:`_projection_bounds`).
 
     Returns
     -------
@@ -183,23 +272,21 @@ def mutual_reachability_mst(
     info: dict[str, Any] = {"rounds": 0, "searched": []}
     # lists of nearest *other-component* points found by complement searches; they stay
     # valid (and their radius stays a bound) as components only grow
-    ext_q = np.full((0, complement_k), -1, np.int64)
-    ext_w = np.full((0, complement_k), np.inf)
-    has_ext = np.zeros(n, bool)
+    ext = _ComplementLists(n, complement_k)
     while ncomp > 1:
         info["rounds"] += 1
         Wm = np.where(comp[safe_idx] == comp[:, None], np.inf, W)
         j = Wm.argmin(1)
         wp = Wm[rows, j]
         qp = np.where(np.isfinite(wp), knn_idx[rows, j], -1)
-        if has_ext.any():
-            e = np.flatnonzero(has_ext)
-            Em = np.where(comp[np.maximum(ext_q[e], 0)] == comp[e][:, None], np.inf, ext_w[e])
+        if ext.has.any():
+            e = np.flatnonzero(ext.has)
+            Em = np.where(comp[np.maximum(ext.q[e], 0)] == comp[e][:, None], np.inf, ext.w[e])
             je = Em.argmin(1)
             we = Em[np.arange(len(e)), je]
             better = we < wp[e]
             wp[e[better]] = we[better]
-            qp[e[better]] = ext_q[e, je][better]
+            qp[e[better]] = ext.q[e, je][better]
         bw, _, _ = _per_component_best(comp, ncomp, wp, rows, qp)
         need = bound < bw[comp] if exact else ~np.isfinite(bw[comp])
         pts = np.flatnonzero(need)
@@ -210,21 +297,24 @@ def mutual_reachability_mst(
                 # few (typically cluster-sized) components: in high dimension no spatial bound
                 # separates them (distances concentrate), so search each component's points
                 # against everything outside it with FAISS and certify from the list radius
-                if not exact:
+                if exact:
+                    bound[pts] = np.maximum(bound[pts], _projection_bounds(X, pts, comp))
+                    # the most promising points first: their edges let the bound prune the rest
+                    first = _lowest_per_component(pts, comp, bound[pts], frontier_size)
+                    _complement_round(X, first, comp, core, complement_k, ext, bound, wp, qp)
+                    bw, _, _ = _per_component_best(comp, ncomp, wp, rows, qp)
+                    rest = np.setdiff1d(pts, first, assume_unique=True)
+                    rest = rest[bound[rest] < bw[comp[rest]]]
+                    _complement_round(X, rest, comp, core, complement_k, ext, bound, wp, qp)
+                    info["projection_pruned"] = info.get("projection_pruned", 0) + (
+                        len(pts) - len(first) - len(rest)
+                    )
+                    pts = np.r_[first, rest]
+                    pts = pts[wp[pts] > bound[pts]]
+                else:
                     pts = _frontier(X, pts, comp, frontier_size)
-                lq, lw, rad = _complement_search(X, pts, comp, core, complement_k)
-                if ext_q.shape[0] == 0:
-                    ext_q = np.full((n, complement_k), -1, np.int64)
-                    ext_w = np.full((n, complement_k), np.inf)
-                ext_q[pts], ext_w[pts] = lq, lw
-                has_ext[pts] = True
-                bound[pts] = np.maximum(bound[pts], rad)
-                jl = lw.argmin(1)
-                wl = lw[np.arange(len(pts)), jl]
-                better = wl < wp[pts]
-                wp[pts[better]] = wl[better]
-                qp[pts[better]] = lq[np.arange(len(pts)), jl][better]
-                pts = pts[wp[pts] > bound[pts]] if exact else pts[:0]
+                    _complement_round(X, pts, comp, core, complement_k, ext, bound, wp, qp)
+                    pts = pts[:0]
             if len(pts):
                 if cells is None:
                     cells = CellPartition(X, core, n_cells=n_cells, seed=seed)
