@@ -42,13 +42,13 @@ def main() -> int:
         params = params.model_copy(
             update={"pretrain": params.pretrain.model_copy(update={"epochs": args.epochs})}
         )
-    events, transactions, _ = demo_data(args.transactions, args.seed)
+    data = demo_data(args.transactions, args.seed)
     print(f"{args.runs} runs of fraud_clustering on {args.transactions:,} transactions")
     print(f"before: {process_usage()}")
     samples = []
     for run in range(1, args.runs + 1):
         started = time.perf_counter()
-        fraud_clustering(str(events), str(transactions), params=params)
+        fraud_clustering(str(data.events), str(data.transactions), params=params)
         samples.append(process_usage())
         print(f"run {run}: {samples[-1]}  ({time.perf_counter() - started:.0f} s)", flush=True)
     grown = growth(samples)
