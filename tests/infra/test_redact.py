@@ -10,7 +10,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from catalog.datasets import Catalog
-from infra.credentials import storage_options
 from infra.redact import MASK, install_log_redaction, redact, redact_value, userinfo_password
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY"
@@ -53,11 +52,6 @@ def test_credentials_in_uris_are_masked(text: str, kept: str) -> None:
 )
 def test_a_password_in_the_user_info_is_told_apart(uri: str, has_password: bool) -> None:
     assert userinfo_password(uri) is has_password
-
-
-def test_http_sources_authenticate_from_the_environment() -> None:
-    assert storage_options("https://host/t.csv") == {"client_kwargs": {"trust_env": True}}
-    assert storage_options("s3://lake/t") == storage_options("/data/t.csv") == {}
 
 
 @pytest.mark.parametrize(
