@@ -14,7 +14,8 @@ and against fraud of any kind, and recall. See `ops.metrics.ring_rule_scores`.
 ``--compare`` re-learns the rules of the finished run with the rule learner of before
 (each risky cluster against all other traffic, transaction features only) and with today's
 (alike clusters grouped, session statistics allowed), on the same clusters: the difference
-is the learner's alone. ``--transactions``/``--seed`` pick the demo data (default 50k, 0).
+is the learner's alone. ``--transactions``/``--seed`` pick the demo data (default 50k, 0);
+``--config`` a YAML of pipeline parameters (as ``shoal run --config``) for the flow runs.
 """
 
 from __future__ import annotations
@@ -134,11 +135,15 @@ def main() -> None:
     ap.add_argument("--transactions", type=int, default=50_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compare", action="store_true", help="old vs new learner on --run")
+    ap.add_argument("--config", type=Path, help="pipeline parameters (YAML) for the flow runs")
     args = ap.parse_args()
     if args.run and args.generator == "both":
         ap.error("--run needs --generator shop or marketplace")
     configure_environment()
     from flows.demo import demo_data, run_demo
+    from flows.params import PipelineParams
+
+    params = PipelineParams.from_yaml(args.config) if args.config else None
 
     generators = ["shop", "marketplace"] if args.generator == "both" else [args.generator]
     for gen in generators:
@@ -146,7 +151,7 @@ def main() -> None:
         run = args.run
         if run is None:
             start = time.perf_counter()
-            summary, _ = run_demo(args.transactions, args.seed, generator=gen)
+            summary, _ = run_demo(args.transactions, args.seed, params, generator=gen)
             run = Path(summary["output"])
             print(f"\n{gen}: flow ran in {time.perf_counter() - start:.0f} s, outputs in {run}")
         show(f"{gen}: rules of the run ({run.name})", score(run, truth, saved_rules(run)))

@@ -47,6 +47,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("hybrid", "hybrid.parquet", "parquet", "hybrid vectors by txn_id"),
         Dataset("feature_spec", "feature_spec.json", "json", "how intuitive features are encoded"),
         Dataset("hybrid_scaling", "hybrid_scaling.json", "json", "fitted hybrid-vector scaling"),
+        Dataset("page_dwell", "page_dwell.json", "json", "fitted typical dwell of each page"),
         Dataset("assignments", "assignments.parquet", "parquet", "pHDBSCAN output per txn"),
         Dataset("clusters", "clusters.parquet", "parquet", "cluster and risk per transaction"),
         Dataset("clusterer", "clusterer.npz", "npz", "what approximate_predict needs"),

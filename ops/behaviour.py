@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ops.page_dwell import PageDwell, dwell_fit
+
 PATH_SEPARATOR = ">"
 
 
@@ -19,9 +21,11 @@ def session_stats(
     dwell: Sequence[np.ndarray],
     vocabulary: Sequence[str],
     path_length: int = 8,
+    page_dwell: PageDwell | None = None,
 ) -> pd.DataFrame:
     """``median_dwell``, ``dwell_cv`` (gaps after the first event), ``duration`` (s),
-    ``n_events`` and ``path`` (the first ``path_length`` page names joined by ``>``)."""
+    ``n_events`` and ``path`` (the first ``path_length`` page names joined by ``>``); with
+    the window's fitted ``page_dwell``, also how the dwell fits the pages (`dwell_fit`)."""
     lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
     row = np.repeat(np.arange(len(tokens)), lengths)
     flat = np.concatenate(dwell) if len(dwell) else np.zeros(0)
@@ -35,7 +39,7 @@ def session_stats(
         gaps.mean().reindex(range(len(tokens))),
         gaps.std(ddof=0).reindex(range(len(tokens))),
     )
-    return pd.DataFrame(
+    stats = pd.DataFrame(
         {
             "median_dwell": median.to_numpy(),
             "dwell_cv": (std / mean.where(mean > 0)).to_numpy(),
@@ -44,3 +48,6 @@ def session_stats(
             "path": paths,
         }
     )
+    if page_dwell is None:
+        return stats
+    return pd.concat([stats, dwell_fit(page_dwell, tokens, dwell, vocabulary)], axis=1)

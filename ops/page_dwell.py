@@ -18,7 +18,7 @@ import pandas as pd
 
 from ops.sessionize import FIRST_TOKEN
 
-#: Per-session columns of `dwell_fit`, in the order the hybrid vector's behaviour block uses.
+#: Per-session columns of `dwell_fit`, in the order of `fit_block`.
 DWELL_FIT_COLUMNS = ["dwell_page_fit", "dwell_off_page"]
 #: Dwell below this (s) is measured as this: a log needs it, and no one reads a page faster.
 MIN_DWELL_S = 0.1
@@ -107,3 +107,12 @@ def dwell_fit(
             "dwell_off_page": np.exp(per_session(np.abs(xc - tc), "mean")),
         }
     )
+
+
+def fit_block(fit: pd.DataFrame) -> np.ndarray:
+    """`dwell_fit` as a hybrid-vector block, compressed so a few long sessions do not stretch
+    the scale: signed log of ``dwell_page_fit`` (a sum over steps) and log of
+    ``dwell_off_page`` (a factor). ``float64 [n, 2]``."""
+    page_fit = fit["dwell_page_fit"].to_numpy(dtype=np.float64)
+    off_page = fit["dwell_off_page"].to_numpy(dtype=np.float64)
+    return np.column_stack([np.sign(page_fit) * np.log1p(np.abs(page_fit)), np.log(off_page)])

@@ -12,6 +12,7 @@ from infra.tracking import RunLogger
 from ops.behaviour import session_stats
 from ops.features import FeatureSpec
 from ops.metrics import cluster_quality
+from ops.page_dwell import PageDwell
 from ops.risk import CoordinationConfig, LabelConfig, RiskConfig, assess_risk
 from tasks.io import load_sequences, log_dataset
 
@@ -43,7 +44,8 @@ def transactions_view(catalog: Catalog) -> pd.DataFrame:
 def evaluate(output_root: str, params: RiskParams, run_id: str) -> dict[str, float]:
     catalog = Catalog(output_root)
     txn_ids, tokens, dwell = load_sequences(output_root)
-    stats = session_stats(tokens, dwell, catalog.load_json("vocabulary"))
+    page_dwell = PageDwell.from_dict(catalog.load_json("page_dwell"))
+    stats = session_stats(tokens, dwell, catalog.load_json("vocabulary"), page_dwell=page_dwell)
     catalog.save_table("behaviour", stats.assign(txn_id=txn_ids))
 
     view = transactions_view(catalog)

@@ -13,6 +13,7 @@ from infra.tracking import RunLogger
 from ops.casework import missed_fraud, review_list
 from ops.features import FeatureSpec
 from ops.narrative import describe_behaviour, narrate
+from ops.page_dwell import DWELL_FIT_COLUMNS
 from ops.rule_learner import extract_all_rules
 from ops.rules import Rule
 from tasks.evaluate import transactions_view
@@ -20,8 +21,9 @@ from tasks.io import log_dataset
 
 CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky"]
 #: Session statistics (`ops.behaviour.session_stats`) an engine can compute from the live
-#: session at decision time; a ring that differs only in its timing has no other trait.
-SESSION_COLUMNS = ["median_dwell", "dwell_cv", "duration", "n_events"]
+#: session at decision time (the dwell fit with the window's table of typical page dwell);
+#: a ring that differs only in its timing has no other trait.
+SESSION_COLUMNS = ["median_dwell", "dwell_cv", "duration", "n_events", *DWELL_FIT_COLUMNS]
 
 
 class ExplainParams(BaseModel):

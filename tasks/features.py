@@ -10,7 +10,8 @@ from catalog.schemas import NON_FEATURE_COLUMNS
 from infra.tracking import RunLogger
 from ops.features import fit_features, transform_features
 from ops.hybrid import apply_hybrid, fit_hybrid
-from tasks.io import log_dataset
+from ops.page_dwell import DWELL_FIT_COLUMNS, dwell_fit, fit_block, fit_page_dwell
+from tasks.io import load_sequences, log_dataset
 
 
 class FeatureParams(BaseModel):
@@ -18,6 +19,9 @@ class FeatureParams(BaseModel):
         1.0, ge=0, description="the behaviour block's share of distance"
     )
     feature_weight: float = Field(1.0, ge=0, description="the intuitive block's share of distance")
+    dwell_fit_weight: float = Field(
+        1.0, ge=0, description="share of distance of how well dwell times fit their pages"
+    )
     max_categories: int = Field(
         12, ge=1, description="text columns with more values use reuse counts"
     )
@@ -31,10 +35,16 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     transactions = transactions.loc[txn_ids]
     spec = fit_features(transactions, NON_FEATURE_COLUMNS, params.max_categories)
     features = transform_features(spec, transactions)
-    blocks = [embeddings, features]
-    scaling = fit_hybrid(blocks, [params.embedding_weight, params.feature_weight])
+    seq_ids, tokens, dwell = load_sequences(output_root)
+    vocabulary = catalog.load_json("vocabulary")
+    page_dwell = fit_page_dwell(tokens, dwell, vocabulary)
+    fit = dwell_fit(page_dwell, tokens, dwell, vocabulary).set_index(seq_ids).loc[txn_ids]
+    blocks = [embeddings, features, fit_block(fit)]  # rows in the embeddings' order
+    weights = [params.embedding_weight, params.feature_weight, params.dwell_fit_weight]
+    scaling = fit_hybrid(blocks, weights)
     vectors = apply_hybrid(scaling, blocks)
     catalog.save_json("feature_spec", spec.to_dict())
+    catalog.save_json("page_dwell", page_dwell.to_dict())  # scoring measures new sessions with it
     catalog.save_json("hybrid_scaling", scaling.to_dict())  # scoring maps new data with it
     digest = catalog.save_vectors("hybrid", txn_ids, vectors)
     tracker = RunLogger(run_id)
@@ -42,10 +52,12 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     tracker.params({"features.encoded": ",".join(spec.output_names)})
     log_dataset(tracker, catalog, "feature_spec", "features")
     log_dataset(tracker, catalog, "hybrid_scaling", "features")
+    log_dataset(tracker, catalog, "page_dwell", "features")
     get_run_logger().info(
-        "hybrid vectors: %d embedding + %d feature dimensions from columns %s",
+        "hybrid vectors: %d embedding + %d feature dimensions from columns %s + %s",
         embeddings.shape[1],
         features.shape[1],
         [c.name for c in spec.columns],
+        DWELL_FIT_COLUMNS,
     )
     return digest

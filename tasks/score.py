@@ -2,8 +2,8 @@
 
 Everything the champion learnt comes through MLflow, so scoring works against a tracking server
 as well as the embedded store: the encoder and its vocabulary from the registry (MLflow's own
-loader), and from the run that logged that encoder the fitted feature spec, hybrid scaling,
-clusterer and the per-cluster risk and rule text.
+loader), and from the run that logged that encoder the fitted feature spec, typical page
+dwell, hybrid scaling, clusterer and the per-cluster risk and rule text.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from infra.settings import get_settings
 from infra.tracking import RunLogger, aliased_version
 from ops.features import FeatureSpec, transform_features
 from ops.hybrid import HybridScaling, apply_hybrid
+from ops.page_dwell import PageDwell, dwell_fit, fit_block
 from ops.phdbscan import PHDBSCAN
 from ops.scoring import attach_risk, translate_tokens
 from ops.training import embed
@@ -41,6 +42,7 @@ from tasks.io import load_sequences, log_dataset
 CHAMPION_ARTIFACTS = {
     "feature_spec": "features",
     "hybrid_scaling": "features",
+    "page_dwell": "features",
     "clusterer": "clusterer",
     "clusters_summary": "outputs",
 }
@@ -67,6 +69,7 @@ class ChampionState:
 
     spec: FeatureSpec
     scaling: HybridScaling
+    page_dwell: PageDwell
     clusterer: PHDBSCAN
     clusters: pd.DataFrame
 
@@ -80,14 +83,23 @@ class ChampionState:
         return cls(
             spec=FeatureSpec.from_dict(catalog.load_json("feature_spec")),
             scaling=HybridScaling.from_dict(catalog.load_json("hybrid_scaling")),
+            page_dwell=PageDwell.from_dict(catalog.load_json("page_dwell")),
             clusterer=clusterer,
             clusters=catalog.load_frame("clusters_summary", ["cluster", "risky", "rule_text"]),
         )
 
-    def hybrid(self, transactions: pd.DataFrame, embeddings: np.ndarray) -> np.ndarray:
-        """New rows in the clustered space: the fitted spec and scaling, never refitted."""
+    def hybrid(
+        self,
+        transactions: pd.DataFrame,
+        embeddings: np.ndarray,
+        sequences: tuple[list[np.ndarray], list[np.ndarray]],
+        vocabulary: list[str],
+    ) -> np.ndarray:
+        """New rows in the clustered space: the fitted spec, page dwell table and scaling,
+        never refitted. ``sequences`` (tokens in ``vocabulary``'s ids, dwell) align with rows."""
         features = transform_features(self.spec, transactions)
-        return apply_hybrid(self.scaling, [embeddings, features])
+        fit = fit_block(dwell_fit(self.page_dwell, *sequences, vocabulary))
+        return apply_hybrid(self.scaling, [embeddings, features, fit])
 
 
 def _download(run_id: str, artifact_path: str, tmp: str) -> Path:
@@ -178,7 +190,7 @@ def score_transactions(output_root: str, champion: Champion, run_id: str) -> dic
     # The serving wrapper's inner encoder, batched like training's embedding step.
     embeddings = embed(encoder.encoder, tokens, dwell, champion.ingest.max_sequence_length)
     embedded = time.perf_counter()
-    vectors = state.hybrid(transactions.loc[txn_ids], embeddings)
+    vectors = state.hybrid(transactions.loc[txn_ids], embeddings, (tokens, dwell), vocabulary)
     labels, probabilities = state.clusterer.approximate_predict(vectors)
     assigned = time.perf_counter()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -94,3 +95,32 @@ def test_an_unknown_alias_is_named(champion: dict[str, Any], tmp_path: Path) -> 
     result = CliRunner().invoke(app, [*args, "--output", str(tmp_path), "--alias", "nope"])
     assert result.exit_code == 2
     assert "no version aliased 'nope'" in " ".join(result.output.split())
+
+
+def test_the_champion_state_maps_rows_as_in_training_without_refitting(
+    champion: dict[str, Any],
+) -> None:
+    from catalog.datasets import Catalog
+    from tasks.io import load_sequences
+    from tasks.score import ChampionState
+
+    trained = Catalog(champion["summary"]["output"])
+    state = ChampionState.load(champion["summary"]["output"])  # the state a champion ships
+    txn_ids, tokens, dwell = load_sequences(trained.root)
+    emb_ids, embeddings = trained.load_vectors("embeddings")
+    order = pd.Index(emb_ids).get_indexer(txn_ids)
+    hybrid_ids, hybrid = trained.load_vectors("hybrid")
+    expected = hybrid[pd.Index(hybrid_ids).get_indexer(txn_ids)]
+    transactions = trained.load_frame("transactions").set_index("txn_id").loc[txn_ids]
+    vocabulary = trained.load_json("vocabulary")
+
+    vectors = state.hybrid(transactions, embeddings[order], (tokens, dwell), vocabulary)
+    assert vectors == pytest.approx(expected, abs=1e-5)
+    # a few rows alone keep their dwell-fit block (the last two columns): the page table is
+    # the window's, not refitted on the batch (reuse counts, by design, count the batch)
+    few = slice(0, 7)
+    alone = state.hybrid(
+        transactions.iloc[few], embeddings[order][few], (tokens[few], dwell[few]), vocabulary
+    )
+    assert alone[:, -2:] == pytest.approx(expected[few, -2:], abs=1e-5)
+    assert np.ptp(expected[:, -2:], axis=0).min() > 0  # and that block varies

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ops.behaviour import session_stats
-from ops.page_dwell import DWELL_FIT_COLUMNS, PageDwell, dwell_fit, fit_page_dwell
+from ops.page_dwell import DWELL_FIT_COLUMNS, PageDwell, dwell_fit, fit_block, fit_page_dwell
 
 VOCABULARY = ["home", "reviews", "cart"]
 HOME, REVIEWS, CART = 2, 3, 4  # token ids: 0 pad, 1 out of vocabulary
@@ -52,6 +52,7 @@ def test_sessions_without_evidence_and_unknown_pages() -> None:
     )
     assert fit["dwell_page_fit"].tolist() == [0.0] * 4  # fewer than two dwell steps
     assert fit["dwell_off_page"].tolist() == [1.0] * 4
+    assert (fit_block(fit) == 0.0).all()  # no evidence sits at the origin of the hybrid block
     # an out-of-vocabulary page (1) gets the default (log 1 s): 1 s there and 2 s on the
     # cart are exactly usual (the last page, home, has no dwell yet)
     fit = dwell_fit(table, [np.array([1, CART, HOME])], [np.array([0.0, 1.0, 2.0])], VOCABULARY)
