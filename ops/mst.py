@@ -68,7 +68,9 @@ def _frontier(X: np.ndarray, pts: np.ndarray, comp: np.ndarray, size: int) -> np
     return _lowest_per_component(pts, comp, d2.min(1), size)
 
 
-def _projection_bounds(X: np.ndarray, pts: np.ndarray, comp: np.ndarray) -> np.ndarray:
+def _projection_bounds(
+    X: np.ndarray, pts: np.ndarray, comp: np.ndarray, max_groups: int = 64
+) -> np.ndarray:
     """A lower bound on the distance from each of ``pts`` to every point of other components.
 
     For components ``A`` and ``B`` with centroids ``c_A``, ``c_B`` and the unit vector
@@ -78,11 +80,12 @@ def _projection_bounds(X: np.ndarray, pts: np.ndarray, comp: np.ndarray) -> np.n
     (distances concentrate), but along the line joining their centroids they spread only as
     a 1-d marginal, so most of a blob's points are provably farther from every other blob
     than its lightest edge and need no search. The bound stays valid as components merge:
-    the outside only shrinks. The components of ``pts`` (a few dozen at most here) are the
-    groups; all other components form one more group, whose bound is weaker but as valid.
-    Costs ``n x groups x d``.
+    the outside only shrinks. Each component is a group when there are at most
+    ``max_groups``; otherwise the components of ``pts`` are, and all the others form one more
+    group, whose bound is weaker (it spans scattered pieces) but as valid. Costs
+    ``n x groups x d``.
     """
-    own = np.unique(comp[pts])
+    own = np.unique(comp) if len(np.unique(comp)) <= max_groups else np.unique(comp[pts])
     slot = np.minimum(np.searchsorted(own, comp), len(own) - 1)
     group = np.where(own[slot] == comp, slot, len(own))
     cent, inv = _centroids(X, group)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from ops.knn import KNNIndex, knn_search, merge_topk, resolve_backend, sharded_k
 X, _ = make_blobs(2000, 12, centers=10, random_state=0)
 X = X.astype(np.float32)
 Q = X[:300] + np.float32(0.05)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _brute(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,3 +146,16 @@ def test_torch_cuda_matches_flat() -> None:
     D, idx = knn_search(X, 10, Q, backend="torch", device="cuda")
     assert _recall(idx) == 1.0
     np.testing.assert_allclose(D, REF_D, rtol=1e-3, atol=1e-2)
+
+
+@pytest.mark.skipif(os.path.exists("/dev/nvidiactl"), reason="an NVIDIA driver is present")
+def test_auto_backend_does_not_import_torch_without_a_gpu() -> None:
+    """Importing torch only to find no GPU cost seconds of every CPU fit."""
+    code = (
+        "import sys; from ops.knn import resolve_backend; "
+        "resolve_backend(); print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
