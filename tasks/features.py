@@ -20,7 +20,10 @@ class FeatureParams(BaseModel):
     )
     feature_weight: float = Field(1.0, ge=0, description="the intuitive block's share of distance")
     dwell_fit_weight: float = Field(
-        1.0, ge=0, description="share of distance of how well dwell times fit their pages"
+        0.0,
+        ge=0,
+        description="share of distance of how well dwell fits the pages (off: 0.5 and more "
+        "blurred the clusters and did not gather the content-blind rings, benchmarks/README)",
     )
     max_categories: int = Field(
         12, ge=1, description="text columns with more values use reuse counts"
