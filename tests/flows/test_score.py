@@ -22,6 +22,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from flows.fraud_clustering import fraud_clustering
 
     params = tiny_params(sequences=800)
+    params.features.dwell_fit_weight = 0.5  # the last hybrid block: dwell fit on the window's table
     data = generate_shop(tmp_path_factory.mktemp("train"), n_transactions=1500, seed=3)
     summary = fraud_clustering(str(data.events), str(data.transactions), params=params)
     client = MlflowClient()
@@ -116,8 +117,8 @@ def test_the_champion_state_maps_rows_as_in_training_without_refitting(
 
     vectors = state.hybrid(transactions, embeddings[order], (tokens, dwell), vocabulary)
     assert vectors == pytest.approx(expected, abs=1e-5)
-    # a few rows alone keep their dwell-fit block (the last two columns): the page table is
-    # the window's, not refitted on the batch (reuse counts, by design, count the batch)
+    # a few rows alone keep their dwell-fit block (the last two columns, see the fixture): the
+    # page table is the window's, not refitted on the batch (reuse counts do count the batch)
     few = slice(0, 7)
     alone = state.hybrid(
         transactions.iloc[few], embeddings[order][few], (tokens[few], dwell[few]), vocabulary
