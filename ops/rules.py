@@ -42,6 +42,15 @@ DEFAULT_PHRASES: dict[str, tuple[str, str]] = {
     "dwell_cv": ("page timing regular (dwell CV at most {v})", "dwell CV over {v}"),
     "duration": ("session at most {v} s long", "session longer than {v} s"),
     "n_events": ("at most {v} pages in the session", "more than {v} pages in the session"),
+    # how dwell fits the pages (ops.page_dwell), against the window's typical dwell per page
+    "dwell_page_fit": (
+        "dwell-to-page fit at most {v} (long waits not where people wait)",
+        "dwell-to-page fit over {v}",
+    ),
+    "dwell_off_page": (
+        "dwell at most {v}x off each page's usual",
+        "dwell over {v}x off each page's usual",
+    ),
 }
 
 _UNITS = {"_days": " days", "_seconds": " s", "_sec": " s", "_s": " s", "_ms": " ms",
