@@ -13,23 +13,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ops.timestamps import to_epoch_ms
-
 QUARANTINE_COLUMNS = ["source", "row", "txn_id", "reason", "record"]
 Check = tuple[np.ndarray, str]
 
 UNKNOWN_TXN = "event of an unknown or rejected transaction"
 NO_EVENTS = "transaction has no events"
 TS_UNREADABLE = "ts is not a timestamp (expected ISO-8601, epoch milliseconds or timestamp)"
-# Per event row: its transaction's position among the accepted ones (-1: none), time, event,
-# whether it lies outside the window, and for a rejected row the quarantine's columns.
-EVENT_ROW_DTYPES = {
-    "code": "int64",
-    "ts": "int64",
-    "event": "string",
-    "outside": "bool",
-    **{c: "int64" if c == "row" else "string" for c in QUARANTINE_COLUMNS},
-}
 
 
 def first_failure(n_rows: int, checks: Iterable[Check]) -> np.ndarray:
@@ -92,7 +81,14 @@ def transaction_checks(frame: pd.DataFrame, ts_bad: np.ndarray, amount: np.ndarr
 
 
 def missing_arrow_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """``missing_text`` in Arrow, for pieces of events too large to pay for pandas strings."""
+    """``missing_text`` in Arrow, for pieces of events too large to pay for pandas strings.
+
+    A dictionary array is judged on its dictionary, once per distinct value, not once per row.
+    """
+    if isinstance(values, pa.DictionaryArray):
+        blank = np.append(missing_arrow_text(values.dictionary), True)  # last: a null index
+        index = values.indices.fill_null(len(values.dictionary))
+        return blank[index.to_numpy(zero_copy_only=False)]
     text = pc.cast(values, pa.string())
     blank = pc.equal(pc.utf8_trim_whitespace(text), "")
     return pc.or_kleene(pc.is_null(text), blank).fill_null(True).to_numpy(zero_copy_only=False)
@@ -109,58 +105,3 @@ def event_checks(frame: pd.DataFrame | pa.Table, ts_bad: np.ndarray) -> list[Che
         (ts_bad, TS_UNREADABLE),
         (missing_arrow_text(column("event")), "event is missing"),
     ]
-
-
-def check_event_rows(
-    table: pa.Table,
-    known_txns: pa.Array,
-    outside_txns: pa.Array,
-    session_sizes: np.ndarray | None,
-    max_session_events: int,
-    source_col: str,
-    row_col: str,
-) -> pd.DataFrame:
-    """Check one piece of the events on its own, so events never have to fit in memory at once.
-
-    ``known_txns`` are the accepted transactions' ids: an event's ``code`` is its transaction's
-    position there, which is all the shuffle and the sessionization need. A session's length
-    is global, so its check needs ``session_sizes`` (events per code over every piece, from a
-    first pass); without them it is skipped. Rows outside the window get no reason: they are
-    counted, not quarantined. Only rejected rows are ever turned into pandas objects.
-    """
-    n = table.num_rows
-    ts_ms, ts_bad = to_epoch_ms(table.column("ts"))
-    txn = pc.cast(table.column("txn_id"), pa.string())
-    code = pc.index_in(txn, value_set=known_txns).fill_null(-1)
-    code = code.to_numpy(zero_copy_only=False).astype(np.int64)
-    known = code >= 0
-    outside = np.zeros(n, dtype=bool)
-    if len(outside_txns):
-        outside = ~known & pc.is_in(txn, value_set=outside_txns).to_numpy(zero_copy_only=False)
-    checks = [*event_checks(table, ts_bad), (~known, UNKNOWN_TXN)]
-    if session_sizes is not None and known.any():
-        too_long = known & (session_sizes[np.where(known, code, 0)] > max_session_events)
-        checks.append((too_long, f"session longer than {max_session_events} events"))
-    reasons = first_failure(n, checks)
-    reasons[outside] = None
-    bad = ~pd.isna(reasons)
-    columns = {
-        "code": pa.array(code),
-        "ts": pa.array(ts_ms),
-        "event": pc.cast(table.column("event"), pa.string()),
-        "outside": pa.array(outside),
-        "row": pc.cast(table.column(row_col), pa.int64()),
-    }
-    rejected = table.filter(pa.array(bad)).to_pandas(
-        types_mapper={pa.string(): pd.StringDtype()}.get
-    )
-    quarantine = quarantine_rows(rejected, reasons[bad], source_col, row_col)
-    for name in ("source", "txn_id", "reason", "record"):
-        values = np.full(n, None, dtype=object)
-        values[bad] = quarantine[name].to_numpy(dtype=object)
-        columns[name] = pa.array(values, pa.string()) if bad.any() else pa.nulls(n, pa.string())
-    # Built in EVENT_ROW_DTYPES' order and types: no copy after the conversion.
-    columns = {name: columns[name] for name in EVENT_ROW_DTYPES}
-    return pa.table(columns).to_pandas(
-        types_mapper={pa.string(): pd.StringDtype()}.get, split_blocks=True, self_destruct=True
-    )

@@ -52,6 +52,12 @@ class IngestParams(BaseModel):
         5000, ge=2, description="longer sessions are quarantined as absurd"
     )
     partitions: int = Field(8, ge=1, description="Dask partitions for sessionization")
+    piece_rows: int = Field(
+        1_000_000,
+        ge=1,
+        description="events read per Dask task (whole Parquet row groups, at least one); "
+        "smaller under a tight worker memory limit",
+    )
     start: datetime | None = Field(
         None, description="keep transactions at or after this time (naive = UTC)"
     )
@@ -127,7 +133,9 @@ def run_ingest(
     """
     raw_txns, txns_digest = read_source(transactions_uri, TRANSACTIONS)
     txns, txn_quarantine, outside_txns, txns_outside = _validate_transactions(raw_txns, params)
-    plan = EventsPlan.create(events_uri, txns["txn_id"], outside_txns, params.max_session_events)
+    plan = EventsPlan.create(
+        events_uri, txns["txn_id"], outside_txns, params.max_session_events, params.piece_rows
+    )
     with dask_scheduler():
         profile = profile_events(plan)
         events_digest = cached_source_digest(events_uri)

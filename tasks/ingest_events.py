@@ -1,56 +1,44 @@
 """Events at lake scale: checked and sessionized piece by piece on Dask, never held whole.
 
-Two passes over the events. The first only counts (events per transaction, since a session's
-length is global; accepted events per transaction and per event name; rows in and outside the
-window) and is where a fatal defect surfaces, before anything is written. The second checks
-rows again, session length included, tokenizes accepted events, range-partitions them by
-transaction (Dask's disk-backed shuffle: partd under threads, p2p on a cluster), sessionizes
-each partition and writes it; only the quarantine, and counts, come back to the client.
+Two passes over the events. The first only counts, piece by piece, and adds the counts up in a
+tree (a Dask bag's fold): events per transaction, since a session's length is global; accepted
+events per transaction and per event name; rows outside the window. A fatal defect surfaces
+there, before anything is written. The second checks rows again, session length included,
+tokenizes accepted events, range-partitions them by transaction (Dask's disk-backed shuffle:
+partd under threads, p2p on a cluster), sessionizes each partition and writes it; only the
+quarantine, and counts, come back to the client.
 
 The pieces' functions live in ``ops`` and ``catalog``: a worker imports those, not Prefect.
 """
 
 from __future__ import annotations
 
+import operator
 import posixpath
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask
+import dask.bag as db
 import dask.dataframe as dd
 import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from dask.delayed import Delayed
 
 from catalog.datasets import DATASETS, Catalog
 from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, source_digest
 from catalog.schemas import EVENTS, InputError
 from catalog.source_pieces import Piece, plan_pieces, read_piece
-from ops.sessionize import (
-    SEQUENCE_SCHEMA,
-    sessionize_partition,
-    tokenize_partition,
-)
-from ops.validation import EVENT_ROW_DTYPES, QUARANTINE_COLUMNS, check_event_rows
+from ops.event_pieces import TOKEN_DTYPES, CheckedEvents, EventsProfile, check_event_piece
+from ops.sessionize import SEQUENCE_SCHEMA, sessionize_partition
+from ops.validation import QUARANTINE_COLUMNS
 
 JOINED_ROW_GROUP = 65_536  # sequences per row group of the joined file (~20 MB in memory)
-
-
-@dataclass(frozen=True)
-class EventsProfile:
-    """What the first pass learnt; enough to count, judge transactions and build the vocabulary."""
-
-    rows_in: int
-    outside_window: int
-    session_sizes: np.ndarray  # events (any, in the window) per known transaction
-    accepted_per_txn: np.ndarray  # accepted events per known transaction
-    event_counts: pd.Series  # accepted events per event name
-
-    @property
-    def accepted(self) -> int:
-        return int(self.accepted_per_txn.sum())
+QUARANTINE_DTYPES = {c: "int64" if c == "row" else "object" for c in QUARANTINE_COLUMNS}
+PROFILE_FAN_IN = 4  # piece profiles added up at once (each holds two counts per transaction)
 
 
 @dataclass(frozen=True)
@@ -65,83 +53,82 @@ class EventsPlan:
 
     @classmethod
     def create(
-        cls, uri: str, known_txns: pd.Series, outside_txns: pd.Index, max_session_events: int
+        cls,
+        uri: str,
+        known_txns: pd.Series,
+        outside_txns: pd.Index,
+        max_session_events: int,
+        piece_rows: int,
     ) -> EventsPlan:
         known = pa.array(np.sort(known_txns.astype(str).to_numpy(dtype=object)), pa.string())
         outside = pa.array(outside_txns.astype(str).to_numpy(dtype=object), pa.string())
-        return cls(uri, plan_pieces(uri), known, outside, max_session_events)
+        return cls(uri, plan_pieces(uri, piece_rows), known, outside, max_session_events)
 
-    def rows(self, session_sizes: np.ndarray | None = None) -> dd.DataFrame:
-        """Every event row, checked (session length too once ``session_sizes`` is known)."""
-        # One graph key per array, shared by every piece, instead of a copy in each task.
-        known = dask.delayed(self.known_txns, pure=True)
-        outside = dask.delayed(self.outside_txns, pure=True)
+    def shared(self, session_sizes: np.ndarray | None) -> tuple[object, ...]:
+        """What every piece's check needs, one graph key each rather than a copy per task."""
         sizes = None if session_sizes is None else dask.delayed(session_sizes, pure=True)
-        parts = [
-            dask.delayed(_check_piece)(piece, known, outside, sizes, self.max_session_events)
-            for piece in self.pieces
-        ]
-        return dd.from_delayed(parts, meta=_meta(EVENT_ROW_DTYPES), verify_meta=False)
+        known = dask.delayed(self.known_txns, pure=True)
+        return known, dask.delayed(self.outside_txns, pure=True), sizes, self.max_session_events
 
 
-def _check_piece(
+def _check(
     piece: Piece,
     known: pa.Array,
     outside: pa.Array,
     session_sizes: np.ndarray | None,
     max_session_events: int,
-) -> pd.DataFrame:
-    return check_event_rows(
-        read_piece(piece, EVENTS),
-        known,
-        outside,
-        session_sizes,
-        max_session_events,
-        SOURCE_COLUMN,
-        ROW_COLUMN,
+) -> CheckedEvents:
+    table = read_piece(piece, EVENTS, dictionary=("event",))
+    return check_event_piece(
+        table, known, outside, session_sizes, max_session_events, SOURCE_COLUMN, ROW_COLUMN
     )
 
 
-def _meta(dtypes: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+def _profile_piece(
+    piece: Piece,
+    known: pa.Array,
+    outside: pa.Array,
+    session_sizes: np.ndarray | None,
+    max_session_events: int,
+) -> EventsProfile:
+    checked = _check(piece, known, outside, session_sizes, max_session_events)
+    return EventsProfile.of(checked, len(known))
 
 
-def _accepted(rows: dd.DataFrame) -> dd.DataFrame:
-    return rows[(rows["code"] >= 0) & rows["reason"].isna()]
+def _tokens_piece(
+    piece: Piece,
+    known: pa.Array,
+    outside: pa.Array,
+    session_sizes: np.ndarray | None,
+    max_session_events: int,
+    vocabulary: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A piece's accepted events as integers, and its rejected rows."""
+    checked = _check(piece, known, outside, session_sizes, max_session_events)
+    return checked.tokens(vocabulary), checked.quarantine
 
 
-def _dense(counts: pd.Series, size: int) -> np.ndarray:
-    out = np.zeros(size, dtype=np.int64)
-    out[counts.index.to_numpy(dtype=np.int64)] = counts.to_numpy(dtype=np.int64)
-    return out
+def _profile(plan: EventsPlan, session_sizes: np.ndarray | None) -> EventsProfile:
+    pieces = db.from_sequence(plan.pieces, partition_size=1)
+    profiles = pieces.map(_profile_piece, *plan.shared(session_sizes))
+    return profiles.fold(operator.add, split_every=PROFILE_FAN_IN).compute()
 
 
 def profile_events(plan: EventsPlan) -> EventsProfile:
     """First pass: counts only, nothing written; a fatal defect in any piece is raised here."""
-    rows = plan.rows()
-    accepted = _accepted(rows)
-    # Tree reductions (split_out=1), not shuffles: each result has at most one row a transaction.
-    rows_in, outside, sizes, per_txn, per_event = dask.compute(
-        rows.shape[0],
-        rows["outside"].sum(),
-        rows.loc[rows["code"] >= 0, "code"].value_counts(split_out=1),
-        accepted["code"].value_counts(split_out=1),
-        accepted["event"].value_counts(split_out=1),
-    )
-    if rows_in == 0:
+    if not plan.pieces:
         raise InputError(f"{plan.uri}: input is empty (no rows)")
-    n_known = len(plan.known_txns)
-    session_sizes = _dense(sizes, n_known)
-    too_long = session_sizes > plan.max_session_events
-    if too_long.any():  # rare: the events of quarantined sessions must not shape the vocabulary
-        rows = _accepted(plan.rows(session_sizes))
-        per_event = rows["event"].value_counts(split_out=1).compute()
-    return EventsProfile(
-        rows_in=int(rows_in),
-        outside_window=int(outside),
-        session_sizes=session_sizes,
-        accepted_per_txn=np.where(too_long, 0, _dense(per_txn, n_known)),
-        event_counts=per_event,
+    profile = _profile(plan, None)
+    if profile.rows_in == 0:
+        raise InputError(f"{plan.uri}: input is empty (no rows)")
+    too_long = profile.session_sizes > plan.max_session_events
+    if not too_long.any():
+        return profile
+    # Rare: the events of quarantined sessions must not shape the vocabulary.
+    return replace(
+        profile,
+        accepted_per_txn=np.where(too_long, 0, profile.accepted_per_txn),
+        event_counts=_profile(plan, profile.session_sizes).event_counts,
     )
 
 
@@ -159,16 +146,16 @@ def write_events(
     ``txn_id`` and its digest does not depend on the partitioning. Returns the sequences' digest
     and the events' quarantine (in file and row order).
     """
-    rows = plan.rows(profile.session_sizes)
-    quarantine = rows.loc[~rows["reason"].isna(), QUARANTINE_COLUMNS]
+    shared = plan.shared(profile.session_sizes)
+    vocab = dask.delayed(vocabulary, pure=True)
+    checked = [dask.delayed(_tokens_piece, nout=2)(piece, *shared, vocab) for piece in plan.pieces]
+    quarantine = _frames([q for _, q in checked], QUARANTINE_DTYPES)
     with_events = np.flatnonzero(profile.accepted_per_txn)
     if len(with_events) == 0:
-        return catalog.save_table("sequences", SEQUENCE_SCHEMA.empty_table()), quarantine.compute()
+        empty = SEQUENCE_SCHEMA.empty_table()
+        return catalog.save_table("sequences", empty), quarantine.compute().reset_index(drop=True)
 
-    token_meta = _meta({"code": "int64", "ts": "int64", "token": "int32"})
-    tokens = _accepted(rows)[["code", "ts", "event"]].map_partitions(
-        tokenize_partition, vocabulary, meta=token_meta
-    )
+    tokens = _frames([t for t, _ in checked], TOKEN_DTYPES)
     # Boundaries at quantiles of the transactions that have events: balanced partitions.
     cuts = np.linspace(0, len(with_events) - 1, min(partitions, len(with_events)) + 1)
     divisions = sorted(set(with_events[cuts.round().astype(int)].tolist()))
@@ -185,8 +172,14 @@ def write_events(
     )
     staging = posixpath.join(catalog.root.rstrip("/"), f".sequences-{uuid.uuid4().hex}")
     write = sequences.to_parquet(staging, write_index=False, schema=SEQUENCE_SCHEMA, compute=False)
-    _, events_quarantine = dask.compute(write, quarantine)
-    return _join_parts(catalog, "sequences", staging), events_quarantine
+    _, rejected = dask.compute(write, quarantine)
+    # Pieces in file order, rows in order within each: the quarantine in file and row order.
+    return _join_parts(catalog, "sequences", staging), rejected.reset_index(drop=True)
+
+
+def _frames(parts: list[Delayed], dtypes: dict[str, str]) -> dd.DataFrame:
+    meta = pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+    return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 
 def _join_parts(catalog: Catalog, name: str, staging: str) -> str:

@@ -22,6 +22,7 @@ from ops.sessionize import sessionize_events
 from tasks.ingest import IngestParams, run_ingest
 
 FILES, ROW_GROUP = 3, 400
+PIECES = IngestParams(piece_rows=ROW_GROUP)  # one row group a piece: many pieces
 
 
 def _lake(folder: Path, n_txns: int = 300, n_events: int = 3000, seed: int = 0) -> pa.Table:
@@ -59,17 +60,20 @@ def _lake(folder: Path, n_txns: int = 300, n_events: int = 3000, seed: int = 0) 
 
 def test_pieces_are_row_groups_numbered_within_their_file(tmp_path: Path) -> None:
     _lake(tmp_path)
-    pieces = plan_pieces(str(tmp_path / "events"))
+    pieces = plan_pieces(str(tmp_path / "events"), max_rows=ROW_GROUP)
     assert len(pieces) == FILES * 3  # 1000 rows a file, 400 a row group
     first = [p for p in pieces if p.source.endswith("part-1.parquet")]
-    assert [p.first_row for p in first] == [0, 400, 800]
+    assert [(p.row_groups, p.first_row) for p in first] == [((0,), 0), ((1,), 400), ((2,), 800)]
+    # Consecutive groups up to the limit make one piece; a group never splits.
+    pairs = [p for p in plan_pieces(str(tmp_path / "events"), 900) if p.source == first[0].source]
+    assert [(p.row_groups, p.first_row) for p in pairs] == [((0, 1), 0), ((2,), 800)]
 
 
 def test_out_of_core_ingest_equals_the_in_memory_sessionization(tmp_path: Path) -> None:
     events = _lake(tmp_path)
     out = tmp_path / "out"
     result = run_ingest(
-        str(tmp_path / "events"), str(tmp_path / "transactions.parquet"), str(out), IngestParams()
+        str(tmp_path / "events"), str(tmp_path / "transactions.parquet"), str(out), PIECES
     )
     expected, vocabulary = sessionize_events(events, max_len=32, vocabulary_size=64)
     sequences = pq.read_table(out / "sequences.parquet")
@@ -99,7 +103,7 @@ def test_bad_row_in_a_later_row_group_is_traced_to_its_line(tmp_path: Path) -> N
     pq.write_table(table, part, row_group_size=ROW_GROUP)
     out = tmp_path / "out"
     result = run_ingest(
-        str(tmp_path / "events"), str(tmp_path / "transactions.parquet"), str(out), IngestParams()
+        str(tmp_path / "events"), str(tmp_path / "transactions.parquet"), str(out), PIECES
     )
     quarantine = pq.read_table(out / "quarantine.parquet").to_pylist()
     events_q = [q for q in quarantine if q["reason"] == "event is missing"]
@@ -111,7 +115,9 @@ def test_bad_row_in_a_later_row_group_is_traced_to_its_line(tmp_path: Path) -> N
 def test_a_distributed_cluster_writes_the_same_bytes_as_threads(tmp_path: Path) -> None:
     _lake(tmp_path)
     args = (str(tmp_path / "events"), str(tmp_path / "transactions.parquet"))
-    threaded = run_ingest(*args, str(tmp_path / "threads"), IngestParams(partitions=5))
+    threaded = run_ingest(
+        *args, str(tmp_path / "threads"), PIECES.model_copy(update={"partitions": 5})
+    )
     with (
         LocalCluster(
             n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
