@@ -223,7 +223,6 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
                 dist,
                 idx,
                 core,
-                exact=True,
                 knn_is_exact=knn_is_exact,
                 seed=self.random_state or 0,
                 stats=self._stats,

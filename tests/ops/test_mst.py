@@ -7,27 +7,50 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.datasets import make_blobs
 
-from ops.mst import _projection_bounds
+from ops.mst import _projection_bounds, _projection_groups
+
+X, BLOB = make_blobs(1200, 32, centers=6, random_state=3)
+X = X.astype(np.float32)
 
 
-def _bounds_and_truth(singletons: int) -> tuple[np.ndarray, np.ndarray]:
-    X, comp = make_blobs(1200, 32, centers=6, random_state=3)
-    X = X.astype(np.float32)
-    comp[:singletons] = 100 + np.arange(singletons)  # the "all other components" group
-    pts = np.flatnonzero(comp < 6)
-    bound = _projection_bounds(X, pts, comp)
+def _nearest_outside(pts: np.ndarray, comp: np.ndarray) -> np.ndarray:
     d = cdist(X[pts].astype(np.float64), X.astype(np.float64))
     d[comp[pts][:, None] == comp[None, :]] = np.inf
-    return bound, d.min(1)
+    return d.min(1)
 
 
-@pytest.mark.parametrize("singletons", [0, 40])
-def test_projection_bound_is_below_every_distance_to_other_components(singletons: int) -> None:
-    bound, nearest_outside = _bounds_and_truth(singletons)
-    assert (bound <= nearest_outside).all()
+def _scenario(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(comp, groups)`` as the Borůvka loop can meet them."""
+    comp = BLOB.copy()
+    if name == "components":
+        return comp, _projection_groups(comp, np.arange(len(comp)), 64)
+    if name == "singletons lumped":
+        comp[:40] = 100 + np.arange(40)
+        return comp, _projection_groups(comp, np.flatnonzero(comp < 6), 10)
+    if name == "blobs merged since":
+        comp[comp == 1] = 0
+        return comp, BLOB.copy()
+    if name == "group spans components":
+        groups = BLOB.copy()
+        groups[groups == 3] = 2
+        return comp, groups
+    raise ValueError(name)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["components", "singletons lumped", "blobs merged since", "group spans components"],
+)
+def test_projection_bound_is_below_every_distance_to_other_components(scenario: str) -> None:
+    comp, groups = _scenario(scenario)
+    pts = np.flatnonzero(comp < 6)
+    bound = _projection_bounds(X, pts, comp, groups)
+    assert (bound <= _nearest_outside(pts, comp)).all()
 
 
 def test_projection_bound_is_tight_enough_to_prune_separated_blobs() -> None:
-    bound, nearest_outside = _bounds_and_truth(0)
-    lightest = nearest_outside.min()  # no component's lightest edge is lighter than this
+    comp, groups = _scenario("components")
+    pts = np.arange(len(comp))
+    bound = _projection_bounds(X, pts, comp, groups)
+    lightest = _nearest_outside(pts, comp).min()  # no component's lightest edge is lighter
     assert (bound > lightest).mean() > 0.5
