@@ -1,6 +1,6 @@
 """Ray Train (2 DDP workers, gloo) against a plain one-process PyTorch loop: sequences/second.
 
-Same model, data, global batch and sampler (``tasks.pretrain.build_loaders``); both time the
+Same model, data, global batch and sampler (``tasks.pretrain_worker.build_loaders``); both time the
 epoch after a warm-up epoch. Ray's start-up (~20 s) is excluded: it is paid once per run,
 not per epoch.
 
@@ -26,14 +26,8 @@ from catalog.datasets import Catalog
 from infra.ray import ensure_ray
 from infra.settings import configure_environment
 from ops.training import set_seed, train_epoch
-from tasks.pretrain import (
-    STATE_FILE,
-    PretrainParams,
-    build_config,
-    build_encoder_objective,
-    build_loaders,
-    run_trainer,
-)
+from tasks.pretrain import PretrainParams, build_config, run_trainer
+from tasks.pretrain_worker import STATE_FILE, build_encoder_objective, build_loaders
 
 VOCAB = 40
 

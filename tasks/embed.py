@@ -18,7 +18,8 @@ from infra.ray import ensure_ray, on_cluster
 from infra.tracking import RunLogger
 from ops.training import embed
 from tasks.io import load_sequences, log_dataset, split_lists
-from tasks.pretrain import PretrainResult, load_encoder
+from tasks.pretrain import PretrainResult
+from tasks.pretrain_worker import load_encoder
 
 
 class EmbedParams(BaseModel):

@@ -1,47 +1,31 @@
 """Pretrain: the time-attention Bi-LSTM, self-supervised, on Ray Train (PyTorch DDP).
 
-The worker loop is the plain PyTorch loop of ``ops.training``; the Ray-specific lines are marked
-``# Ray:`` so the rest reads (and tests) as ordinary PyTorch.
+This module drives the run (parameters, the trainer, caching, MLflow); what each worker runs
+is in ``tasks.pretrain_worker``.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import sys
 import tempfile
-import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import ray.train
 import ray.train.torch
 import torch
-import torch.distributed as dist
-from mlflow.tracking import MlflowClient
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS
 from pydantic import BaseModel, Field
-from torch.utils.data import DataLoader, Subset
-from torch.utils.data.distributed import DistributedSampler
 
 from catalog.datasets import Catalog
 from infra.ray import ensure_ray
 from infra.settings import get_settings
 from infra.tracking import RunLogger, log_torch_model
-from ops.encoder import TimeAttentionBiLSTM
 from ops.encoder_export import PackedSequenceEncoder, pack_sequences
-from ops.objectives import build_objective
-from ops.rng_state import capture_rng, restore_rng
-from ops.sequence_batch import SequenceBatch, SequenceCollator, SequenceDataset
-from ops.training import evaluate, set_seed, train_epoch
 from tasks.io import load_sequences
 from tasks.pretrain_lineage import CHECKPOINT_SNAPSHOT, training_code_digest, training_name
-
-STATE_FILE = "state.pt"
+from tasks.pretrain_worker import STATE_FILE, load_encoder, train_loop_per_worker
 
 
 class EncoderParams(BaseModel):
@@ -80,194 +64,6 @@ class PretrainResult(BaseModel):
     max_len: int
 
 
-def _split(
-    n: int, val_fraction: float, max_sequences: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded sample of at most ``max_sequences``, split into train and validation indices."""
-    order = np.random.default_rng(seed).permutation(n)[:max_sequences]
-    n = len(order)
-    n_val = max(1, round(n * val_fraction))
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def _mean_across_workers(value: float, weight: float) -> float:
-    """Weighted mean of per-worker means (workers may hold different numbers of sequences)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    t = torch.tensor([value * weight, weight], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t[0] / t[1].clamp(min=1e-12))
-
-
-def build_encoder_objective(
-    config: dict[str, Any], world_size: int = 1
-) -> tuple[TimeAttentionBiLSTM, torch.nn.Module]:
-    """Encoder + objective; under DDP the contrastive negatives come from every worker.
-
-    Without gathering, NT-Xent on 2 workers sees half the negatives of 1 worker at the same
-    global batch: a different, easier loss, not the same training spread over two processes.
-    """
-    encoder = TimeAttentionBiLSTM(**config["encoder"])
-    extra: dict[str, Any] = {}
-    if config["objective"] == "contrastive":
-        extra = {"temperature": config["temperature"], "gather_distributed": world_size > 1}
-    return encoder, build_objective(config["objective"], encoder, **extra)
-
-
-def build_loaders(
-    config: dict[str, Any], world_size: int, rank: int
-) -> tuple[DataLoader, DataLoader]:
-    """This worker's shards of the seeded train/validation split, at ``batch_size / world``.
-
-    One global permutation (seeded, reshuffled each epoch by ``set_epoch``) is dealt
-    round-robin to the workers, so step ``i`` of a W-worker run trains on exactly the
-    sequences of step ``i`` of a 1-worker run: the runs differ only in float summation.
-    Ray's own sampler would ignore the seed and pad the shards with repeated sequences.
-    """
-    _, tokens, dwell = load_sequences(config["output_root"])
-    train_idx, val_idx = _split(
-        len(tokens), config["val_fraction"], config["max_train_sequences"], config["seed"]
-    )
-    dataset = SequenceDataset(tokens, dwell)
-    collate = SequenceCollator(config["max_len"])
-    per_worker = max(2, config["batch_size"] // world_size)
-    train = Subset(dataset, train_idx)
-    val = Subset(dataset, val_idx)
-    train_sampler = DistributedSampler(
-        train, world_size, rank, shuffle=True, seed=config["seed"], drop_last=True
-    )
-    val_sampler = DistributedSampler(val, world_size, rank, shuffle=False)
-    return (
-        DataLoader(train, per_worker, sampler=train_sampler, collate_fn=collate, drop_last=True),
-        DataLoader(val, per_worker, sampler=val_sampler, collate_fn=collate),
-    )
-
-
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """One DDP worker: its shard of the data, a checkpoint each epoch, early stopping."""
-    torch.set_num_threads(config["threads_per_worker"])
-    context = ray.train.get_context()  # Ray: this worker's place in the group
-    world_size, rank = context.get_world_size(), context.get_world_rank()
-    set_seed(config["seed"])
-    train_loader, val_loader = build_loaders(config, world_size, rank)
-    train_sampler = train_loader.sampler
-    n_train = len(train_sampler) // train_loader.batch_size * train_loader.batch_size
-    n_val = len(val_loader.sampler)
-    # Ray: device placement only; the sharding is ours (build_loaders).
-    train_loader = ray.train.torch.prepare_data_loader(train_loader, add_dist_sampler=False)
-    val_loader = ray.train.torch.prepare_data_loader(val_loader, add_dist_sampler=False)
-
-    _, objective = build_encoder_objective(config, world_size)
-    objective = ray.train.torch.prepare_model(objective)  # Ray: DDP wrap
-    # Same initial weights everywhere (DDP broadcasts them anyway), then distinct dropout
-    # and augmentation streams per worker.
-    set_seed(config["seed"] + 7919 * rank)
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=config["learning_rate"])
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "best": math.inf,
-        "stale": 0,
-        "history": [],
-        "starts": [],
-    }
-
-    # Ray: set when resuming, after a worker failure or in a new process with the same run name
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as directory:
-            saved = torch.load(Path(directory) / STATE_FILE, weights_only=True)
-        _unwrap(objective).load_state_dict(saved.pop("objective"))
-        optimizer.load_state_dict(saved.pop("optimizer"))
-        rng = saved.pop("rng", [])
-        if len(rng) == world_size:  # a different world size trains on differently anyway
-            restore_rng(rng[rank])
-        state.update(saved)
-    state["starts"] = [*state["starts"], state["epoch"]]
-
-    tracker = MlflowClient(config["tracking_uri"]) if rank == 0 and config.get("run_id") else None
-    # A run restored after it stopped early must not train on.
-    while state["epoch"] < config["epochs"] and state["stale"] < config["patience"]:
-        epoch = state["epoch"]
-        train_sampler.set_epoch(epoch)
-        batches = _inject_fault(train_loader, config.get("fault"), epoch, rank)
-        started = time.perf_counter()
-        train_loss = train_epoch(objective, batches, optimizer)
-        seconds = time.perf_counter() - started
-        train_loss = _mean_across_workers(train_loss, n_train)
-        val_loss = _mean_across_workers(evaluate(objective, val_loader), n_val)
-        improved = val_loss < state["best"] - 1e-4
-        state["best"], state["stale"] = (
-            (val_loss, 0) if improved else (state["best"], state["stale"] + 1)
-        )
-        state["epoch"] = epoch + 1
-        metrics = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "epoch_seconds": seconds,
-            "sequences_per_second": n_train * world_size / seconds,
-        }
-        state["history"].append(metrics)
-        if tracker is not None:
-            for key in ("train_loss", "val_loss"):
-                tracker.log_metric(config["run_id"], f"pretrain.{key}", metrics[key], step=epoch)
-        rng = _gather(capture_rng())  # every rank's, so each resumes its own streams
-        with tempfile.TemporaryDirectory() as directory:
-            if rank == 0:
-                torch.save(
-                    {
-                        "objective": _unwrap(objective).state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "rng": rng,
-                        **state,
-                    },
-                    Path(directory) / STATE_FILE,
-                )
-            ray.train.report(  # Ray: keeps the best checkpoints, resumes from the last
-                metrics,
-                checkpoint=ray.train.Checkpoint.from_directory(directory) if rank == 0 else None,
-            )
-
-
-def _gather(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-    """One entry per rank, in rank order (just this process's outside DDP)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return [state]
-    states: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(states, state)
-    return states
-
-
-def _inject_fault(
-    loader: Iterable[SequenceBatch], fault: dict[str, Any] | None, epoch: int, rank: int
-) -> Iterable[SequenceBatch]:
-    """Test hook: the worker of ``fault["rank"]`` dies (SIGKILL-like) at ``fault["step"]``.
-
-    Only once: ``fault["marker"]`` records the death, so the restarted group trains on.
-    It waits ``fault["delay_s"]`` first: Ray's controller collects reports every 2 s
-    (``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``), and a worker that dies sooner after a report
-    takes that report's checkpoint with it (measured: the run restarted from epoch 0).
-    """
-    if not fault or fault["epoch"] != epoch or fault["rank"] != rank:
-        return loader
-    if Path(fault["marker"]).exists():
-        return loader
-
-    def dying() -> Iterator[SequenceBatch]:
-        for step, batch in enumerate(loader):
-            if step == fault["step"]:
-                time.sleep(fault.get("delay_s", 0.0))
-                Path(fault["marker"]).write_text(f"epoch {epoch} step {step} rank {rank}\n")
-                os._exit(1)  # no cleanup, no exception: as if the process were killed
-            yield batch
-
-    return dying()
-
-
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return getattr(module, "module", module)
-
-
 def run_trainer(config: dict[str, Any], params: PretrainParams, name: str) -> ray.train.Result:
     """A reused ``name`` resumes that training run from its storage; a new name starts afresh."""
     use_gpu = torch.cuda.is_available() if params.use_gpu is None else params.use_gpu
@@ -287,17 +83,6 @@ def run_trainer(config: dict[str, Any], params: PretrainParams, name: str) -> ra
         ),
     )
     return trainer.fit()
-
-
-def load_encoder(checkpoint_dir: str, encoder_config: dict[str, Any]) -> TimeAttentionBiLSTM:
-    """The encoder of a checkpoint, loaded without unpickling anything but tensors."""
-    saved = torch.load(Path(checkpoint_dir) / STATE_FILE, weights_only=True)
-    encoder = TimeAttentionBiLSTM(**encoder_config)
-    prefix = "encoder."
-    encoder.load_state_dict(
-        {k[len(prefix) :]: v for k, v in saved["objective"].items() if k.startswith(prefix)}
-    )
-    return encoder.eval()
 
 
 def build_config(
@@ -364,7 +149,7 @@ def pretrain(
     encoder_config = config["encoder"]
     tracker = RunLogger(run_id)
     tracker.params(params.model_dump(), prefix="pretrain.")
-    code = training_code_digest(sys.modules[__name__])
+    code = training_code_digest()
     name = training_name(output_root, vocabulary_size, max_len, params.model_dump(), code)
     stored = (get_settings().ray_storage / name / CHECKPOINT_SNAPSHOT).exists()
     state = _fit.with_options(refresh_cache=not stored)(config, params, name, return_state=True)

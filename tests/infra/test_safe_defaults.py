@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tasks.pretrain import STATE_FILE, load_encoder
+from tasks.pretrain_worker import STATE_FILE, load_encoder
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("flows", "tasks", "ops", "infra", "catalog", "benchmarks")

@@ -14,14 +14,8 @@ import torch
 from ops.training import embed
 from tasks.embed import _embed_on_ray
 from tasks.io import load_sequences
-from tasks.pretrain import (
-    STATE_FILE,
-    PretrainParams,
-    PretrainResult,
-    build_config,
-    load_encoder,
-    run_trainer,
-)
+from tasks.pretrain import PretrainParams, PretrainResult, build_config, run_trainer
+from tasks.pretrain_worker import STATE_FILE, load_encoder
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 
