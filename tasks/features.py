@@ -57,10 +57,11 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     log_dataset(tracker, catalog, "hybrid_scaling", "features")
     log_dataset(tracker, catalog, "page_dwell", "features")
     get_run_logger().info(
-        "hybrid vectors: %d embedding + %d feature dimensions from columns %s + %s",
+        "hybrid vectors: %d embedding + %d feature dimensions from columns %s + %s (weight %g)",
         embeddings.shape[1],
         features.shape[1],
         [c.name for c in spec.columns],
         DWELL_FIT_COLUMNS,
+        params.dwell_fit_weight,
     )
     return digest
