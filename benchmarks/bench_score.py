@@ -86,7 +86,7 @@ def main() -> None:
     print(f"champion v{version} trained on {args.train:,} txns in {seconds:.0f} s")
     new = generate_shop(home / "new", n_transactions=args.score, seed=1)
     started = time.perf_counter()
-    result = score(str(new.events), str(new.transactions), str(home / "scored"))
+    result = score(str(new.events), str(new.transactions), "scored")  # under the output root
     flow_seconds = time.perf_counter() - started
     m = result["metrics"]
     print(

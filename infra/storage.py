@@ -62,6 +62,10 @@ class OutputLocation:
         parent, name = self._parent_and_name
         return posixpath.join(parent, f".{name}{STAGING_SUFFIX}")
 
+    def published_path(self, staged: str) -> str:
+        """Where a file built at ``staged`` (in the staging directory) is read once published."""
+        return self.uri + staged[len(self.staging) :] if staged.startswith(self.staging) else staged
+
     def publish(self, run_id: str) -> None:
         """Make the staged outputs the location's contents in one step (see the module doc)."""
         if is_remote(self.uri):

@@ -32,17 +32,17 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_scoring_the_training_window_reproduces_its_clusters(
-    champion: dict[str, Any], tmp_path: Path
+    champion: dict[str, Any], output_root: Path
 ) -> None:
     from flows.score import score
 
     data = champion["data"]
-    result = score(str(data.events), str(data.transactions), str(tmp_path / "out"))
+    result = score(str(data.events), str(data.transactions), str(output_root / "out"))
     assert result["champion"]["version"] == str(champion["version"])
     assert result["champion"]["source_run_id"] == champion["summary"]["run_id"]
 
     trained = pd.read_parquet(Path(champion["summary"]["output"]) / "clusters.parquet")
-    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    scores = pd.read_parquet(output_root / "out" / "scores.parquet")
     assert list(scores.columns) == ["txn_id", "cluster", "probability", "risky", "rule_text"]
     both = trained.merge(scores, on="txn_id", suffixes=("_fit", "_score"))
     assert len(both) == len(trained) == len(scores)
@@ -58,12 +58,12 @@ def test_scoring_the_training_window_reproduces_its_clusters(
 
 
 def test_new_transactions_get_hits_on_risky_clusters_with_rule_text(
-    champion: dict[str, Any], tmp_path: Path
+    champion: dict[str, Any], output_root: Path
 ) -> None:
     from flows.cli import app
 
-    data = generate_shop(tmp_path / "new", n_transactions=1000, seed=11)
-    out = tmp_path / "out"
+    data = generate_shop(output_root / "new", n_transactions=1000, seed=11)
+    out = output_root / "out"
     args = ["score", "--events", str(data.events), "--transactions", str(data.transactions)]
     result = CliRunner().invoke(app, [*args, "--output", str(out), "--alias", "champion"])
     assert result.exit_code == 0, result.output
@@ -88,14 +88,30 @@ def test_new_transactions_get_hits_on_risky_clusters_with_rule_text(
     assert MlflowClient().get_run(run_id).data.metrics["score.hits"] == len(hits)
 
 
-def test_an_unknown_alias_is_named(champion: dict[str, Any], tmp_path: Path) -> None:
+def test_an_unknown_alias_is_named(champion: dict[str, Any], output_root: Path) -> None:
     from flows.cli import app
 
     data = champion["data"]
     args = ["score", "--events", str(data.events), "--transactions", str(data.transactions)]
-    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path), "--alias", "nope"])
+    out = output_root / "unknown"
+    result = CliRunner().invoke(app, [*args, "--output", str(out), "--alias", "nope"])
     assert result.exit_code == 2
     assert "no version aliased 'nope'" in " ".join(result.output.split())
+    assert not out.exists()  # nothing published for a refused run
+
+
+def test_an_output_outside_the_root_is_refused(
+    champion: dict[str, Any], output_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from flows.cli import app
+
+    data = champion["data"]
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "scores"
+    args = ["score", "--events", str(data.events), "--transactions", str(data.transactions)]
+    result = CliRunner().invoke(app, [*args, "--output", str(elsewhere)])
+    assert result.exit_code == 4
+    assert "outside the output root" in " ".join(result.output.split())
+    assert not elsewhere.exists()
 
 
 def test_the_champion_state_maps_rows_as_in_training_without_refitting(
