@@ -20,6 +20,8 @@ than the approximate graph.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numba
@@ -32,6 +34,26 @@ def _faiss() -> Any:
     import faiss
 
     return faiss
+
+
+@contextmanager
+def _blas_distances(enabled: bool = True) -> Iterator[None]:
+    """FAISS's GEMM distances (``|x|^2 + |y|^2 - 2xy``) for every search batch in the block.
+
+    The faiss-cpu wheels set ``distance_compute_blas_threshold`` to 128000 queries (FAISS's own
+    default is 20), so our cell groups of a few hundred queries take the per-pair SIMD loop:
+    9.0 against 5.6 ns a pair for 630 x 10k, k = 67, on this machine. The GEMM form rounds to
+    about ``1e-7 |x|^2`` instead of ``1e-7 d^2``, so only searches whose candidates are
+    re-ranked or approximate anyway use it; exact mode's certified lists do not.
+    """
+    cvar = _faiss().cvar
+    saved = cvar.distance_compute_blas_threshold
+    if enabled:
+        cvar.distance_compute_blas_threshold = 20
+    try:
+        yield
+    finally:
+        cvar.distance_compute_blas_threshold = saved
 
 
 def default_cells(n: int, exact: bool) -> tuple[int, int]:
@@ -137,18 +159,19 @@ def cell_knn(
     cent, order, starts = index.cent, index.order, index.starts
     c_sq = (cent.astype(np.float64) ** 2).sum(1)
     uncertified: list[np.ndarray] = []
-    for a in range(L):
-        q = order[starts[a] : starts[a + 1]]
-        if len(q) == 0:
-            continue
-        cells, db = index.probed(a)
-        kk = _search_group(X, q, X, db, k, dist, idx)
-        if exact:
-            bound = _bisector_bound(X[q], cent, a, cells, c_sq)
-            kth = dist[q, k - 1].astype(np.float64) * (1 + 1e-5)
-            if kk < k:
-                kth[:] = np.inf
-            uncertified.append(q[~(kth <= bound)])
+    with _blas_distances(enabled=not exact):
+        for a in range(L):
+            q = order[starts[a] : starts[a + 1]]
+            if len(q) == 0:
+                continue
+            cells, db = index.probed(a)
+            kk = _search_group(X, q, X, db, k, dist, idx)
+            if exact:
+                bound = _bisector_bound(X[q], cent, a, cells, c_sq)
+                kth = dist[q, k - 1].astype(np.float64) * (1 + 1e-5)
+                if kk < k:
+                    kth[:] = np.inf
+                uncertified.append(q[~(kth <= bound)])
     n_unc = 0
     if exact and uncertified:
         redo = np.concatenate(uncertified)
@@ -297,10 +320,11 @@ class CellIndex:
         home = _faiss().knn(Q, self.cent, 1)[1][:, 0]
         by_cell = np.argsort(home, kind="stable")
         bounds = np.searchsorted(home[by_cell], np.arange(len(self.cent) + 1))
-        for a in np.flatnonzero(np.diff(bounds)):
-            _search_group(
-                Q, by_cell[bounds[a] : bounds[a + 1]], self.X, self.probed(a)[1], k, dist, idx
-            )
+        with _blas_distances():  # candidates for new points, re-ranked in float64 by the caller
+            for a in np.flatnonzero(np.diff(bounds)):
+                _search_group(
+                    Q, by_cell[bounds[a] : bounds[a + 1]], self.X, self.probed(a)[1], k, dist, idx
+                )
         return dist, idx
 
 

@@ -123,6 +123,7 @@ def test_cell_knn_exact_and_approximate() -> None:
 
     from ops.knn_graph import cell_knn, refine_float64
 
+    faiss = pytest.importorskip("faiss")
     B, _ = make_blobs(4000, 8, centers=6, random_state=0)
     B = B.astype(np.float32)
     ref_d, ref_i = knn_search(B, 12, backend="flat")
@@ -130,7 +131,9 @@ def test_cell_knn_exact_and_approximate() -> None:
     d, i = cell_knn(B, 12, exact=True, n_cells=40, n_probe=3, stats=stats)
     assert stats["uncertified"] > 0  # few probes: some lists must be searched again
     np.testing.assert_allclose(d, ref_d, rtol=1e-5, atol=1e-5)
-    d, i = cell_knn(B, 12, n_cells=40, n_probe=6)
+    threshold = faiss.cvar.distance_compute_blas_threshold
+    d, i = cell_knn(B, 12, n_cells=40, n_probe=6)  # GEMM distances inside, setting restored
+    assert faiss.cvar.distance_compute_blas_threshold == threshold
     recall = np.mean([len(np.intersect1d(a, b)) / 12 for a, b in zip(i, ref_i, strict=True)])
     assert recall >= 0.9
     fd, fi = refine_float64(B, ref_i)
