@@ -50,10 +50,9 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         str(data.events),
         str(data.transactions),
         str(tmp / "space.yaml"),
-        str(tmp / "out"),
-        str(tmp / "base.yaml"),
+        base_config=str(tmp / "base.yaml"),
     )
-    return {"result": result, "out": tmp / "out"}
+    return {"result": result, "out": Path(result["output"])}
 
 
 def test_every_trial_is_a_finished_child_run_of_one_parent(swept: dict[str, Any]) -> None:
