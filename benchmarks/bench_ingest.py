@@ -76,32 +76,43 @@ def generate(folder: Path, n_events: int, n_txns: int, files: int, seed: int = 0
         pq.write_table(table, folder / "events" / f"part-{i:03d}.parquet", row_group_size=250_000)
 
 
-def run_dask(work: Path, partitions: int) -> dict:
+def run_dask(work: Path, params: dict) -> dict:
     from tasks.ingest import IngestParams, run_ingest
 
     result = run_ingest(
         str(work / "events"),
         str(work / "transactions.parquet"),
         str(work / "out-dask"),
-        IngestParams(partitions=partitions),
+        IngestParams(**params),
     )
     return {"sequences": _rows(work / "out-dask"), "counts": result.counts["events"]}
 
 
-def run_dask_limited(work: Path, partitions: int, limit: str) -> dict:
-    # An idle worker holds ~165 MiB (Python, pandas, Arrow) of a limit this small: spill early
-    # and pause late. p2p's shuffle buffers default to 1 GiB (comm) and 100 MiB (disk writes);
-    # under a few hundred MiB they must be small, or buffered shards alone reach the pause.
-    # Arrow's default pool (mimalloc) keeps freed memory, which the worker counts as its own;
-    # the system allocator, trimmed by the nanny, gives it back.
+def _worker_baseline() -> int:
+    """RSS of a worker with everything an ingest task imports, before it holds any data."""
+    import tasks.ingest_events  # noqa: F401
+
+    return psutil.Process().memory_info().rss
+
+
+def run_dask_limited(work: Path, params: dict, limit: str) -> dict:
+    # An idle worker holds ~200 MiB (Python, pandas, Arrow, Dask) of a limit this small: spill
+    # early and pause late. p2p's shuffle keeps buffers and a run of its own beside the task
+    # that feeds it, which does not fit the few dozen MiB left (measured: the worker is killed
+    # as the first transfer starts, even with 4 MiB buffers); the task-based shuffle's shards
+    # are ordinary task results, which the worker spills. Arrow's default pool (mimalloc)
+    # keeps freed memory, which the worker counts as its own; the system allocator, trimmed by
+    # the nanny and with every large block mapped on its own (glibc would otherwise raise its
+    # mmap threshold and keep freed blocks), gives it back.
     os.environ.update(
         ARROW_DEFAULT_MEMORY_POOL="system",
+        MALLOC_MMAP_THRESHOLD_="65536",
         DASK_DISTRIBUTED__WORKER__MEMORY__TARGET="0.6",
         DASK_DISTRIBUTED__WORKER__MEMORY__SPILL="0.7",
         DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE="0.95",
         DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE="0.99",
-        DASK_DISTRIBUTED__P2P__COMM__BUFFER="16MiB",
-        DASK_DISTRIBUTED__P2P__STORAGE__BUFFER="16MiB",
+        DASK_DISTRIBUTED__P2P__COMM__BUFFER="4MiB",
+        DASK_DISTRIBUTED__P2P__STORAGE__BUFFER="4MiB",
     )
     from distributed import Client, LocalCluster
 
@@ -117,18 +128,21 @@ def run_dask_limited(work: Path, partitions: int, limit: str) -> dict:
             dashboard_address=None,
             local_directory=spill,
         ) as cluster,
-        Client(cluster),  # the default scheduler: run_ingest uses it (infra.dask)
+        Client(cluster) as client,  # the default scheduler: run_ingest uses it (infra.dask)
     ):
+        baseline = next(iter(client.run(_worker_baseline).values()))
         result = run_ingest(
             str(work / "events"),
             str(work / "transactions.parquet"),
             str(work / "out-dask-limited"),
-            IngestParams(partitions=partitions),
+            IngestParams(**params),
         )
     return {
         "sequences": _rows(work / "out-dask-limited"),
         "counts": result.counts["events"],
         "worker_memory_limit": limit,
+        "worker_baseline_mib": round(baseline / 2**20),
+        **params,
     }
 
 
@@ -195,10 +209,18 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=600_000)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--partitions", type=int, default=64)
+    parser.add_argument("--piece-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--limit-fraction",
+        type=float,
+        default=0.9,
+        help="dask-limited: the worker's memory limit as a fraction of the events' Arrow size",
+    )
     parser.add_argument("--workdir", default=None, help="keep data here (default: a temp dir)")
     parser.add_argument("--modes", default="dask,pandas,dask-limited")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per mode")
     parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--limit", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -206,12 +228,13 @@ def main() -> None:
 
     if args.mode:  # child
         shutil.rmtree(work / f"out-{args.mode}", ignore_errors=True)
+        params = json.loads(args.params)
         if args.mode == "dask":
-            result = run_dask(work, args.partitions)
+            result = run_dask(work, params)
         elif args.mode == "pandas":
             result = run_pandas(events)
         else:
-            result = run_dask_limited(work, args.partitions, args.limit)
+            result = run_dask_limited(work, params, args.limit)
         print(json.dumps({"mode": args.mode, **result}))
         return
 
@@ -219,34 +242,53 @@ def main() -> None:
         t0 = time.perf_counter()
         generate(work, args.events, args.transactions, args.files)
         print(f"generated in {time.perf_counter() - t0:.1f} s under {work}", flush=True)
-    data = pq.read_table(events, columns=["txn_id", "ts", "event"])
-    in_memory = data.nbytes
-    on_disk = sum(p.stat().st_size for p in (work / "events").glob("*.parquet"))
-    del data
-    import dask.dataframe as dd
-
-    as_pandas = int(
-        dd.read_parquet(events, columns=["txn_id", "ts", "event"], split_row_groups=True)
-        .memory_usage(deep=True)
-        .sum()
-        .compute()
-    )
-    # One worker (one thread) limited below the events' size as the dataframe Dask holds.
-    # Below the Arrow size too, workers die: an idle worker alone holds ~160 MiB.
-    limit = f"{int(as_pandas * 0.9 / 2**20)}MiB"
+    files = sorted((work / "events").glob("*.parquet"))
+    on_disk = sum(p.stat().st_size for p in files)
+    # The data's size: all events decoded into Arrow (one file at a time, to measure it).
+    in_memory = sum(pq.read_table(p, columns=["txn_id", "ts", "event"]).nbytes for p in files)
+    limit = int(in_memory * args.limit_fraction)
+    # Under the limit, a task's working set and a shuffled partition each ~1/32 of it.
+    task_bytes = limit / 32
+    limited = {
+        "piece_rows": max(1, int(task_bytes * args.events / in_memory)),
+        "lookup_ids": max(1, int(task_bytes / 70)),  # the lookup table: ~70 bytes an id
+        "partitions": max(args.partitions, int(np.ceil(in_memory / task_bytes))),
+    }
     print(
         f"events: {args.events:,} rows, {on_disk / 2**20:.0f} MiB Parquet, "
-        f"{in_memory / 2**20:.0f} MiB as Arrow, {as_pandas / 2**20:.0f} MiB as a dataframe; "
-        f"dask-limited: 1 worker limited to {limit}",
+        f"{in_memory / 2**20:.0f} MiB as Arrow; dask-limited: 1 worker limited to "
+        f"{limit / 2**20:.0f} MiB ({args.limit_fraction:.0%} of the data), {limited}",
         flush=True,
     )
-    common = ["--workdir", str(work), "--partitions", str(args.partitions), "--limit", limit]
+    base = {"partitions": args.partitions, "piece_rows": args.piece_rows}
     results = []
     for mode in args.modes.split(","):
-        result = measure(["--mode", mode, *common], timeout=args.timeout)
+        params = limited if mode == "dask-limited" else base
+        child = ["--mode", mode, "--workdir", str(work), "--params", json.dumps(params)]
+        result = measure([*child, "--limit", f"{limit // 2**20}MiB"], timeout=args.timeout)
         print(json.dumps(result), flush=True)
         results.append(result)
     (work / "results.json").write_text(json.dumps(results, indent=2))
+    _table(results)
+
+
+def _table(results: list[dict]) -> None:
+    """Time and peak memory of each mode, and their ratios to the naive pandas run."""
+    pandas = next((r for r in results if r["mode"] == "pandas" and "failed" not in r), None)
+    print(f"{'mode':<14}{'seconds':>9}{'peak GB':>9}{'time/pandas':>13}{'peak/pandas':>13}")
+    for r in results:
+        if "failed" in r:
+            print(f"{r['mode']:<14}{r['seconds']:>9.1f}  failed ({r['failed']})")
+            continue
+        ratios = ("", "")
+        if pandas:
+            ratios = (
+                f"{r['seconds'] / pandas['seconds']:.2f}",
+                f"{r['peak_gb'] / pandas['peak_gb']:.2f}",
+            )
+        print(
+            f"{r['mode']:<14}{r['seconds']:>9.1f}{r['peak_gb']:>9.2f}{ratios[0]:>13}{ratios[1]:>13}"
+        )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,18 @@ def as_dictionary(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
     return values
 
 
+def transaction_codes(txn: pa.ChunkedArray, known_txns: pa.Array, set_size: int) -> np.ndarray:
+    """Each id's position in ``known_txns`` (-1: absent), hashing ``set_size`` known ids at a
+    time: the lookup's table (~70 bytes an id) need not hold every id in a small worker."""
+    code = np.full(len(txn), -1, dtype=np.int64)
+    for start in range(0, len(known_txns), set_size):
+        found = pc.index_in(txn, value_set=known_txns.slice(start, set_size)).fill_null(-1)
+        found = found.to_numpy(zero_copy_only=False)
+        hit = found >= 0
+        code[hit] = found[hit] + start
+    return code
+
+
 @dataclass(frozen=True)
 class CheckedEvents:
     """A piece's rows judged: where each accepted one goes, and the rejected ones' records."""
@@ -69,8 +81,10 @@ def check_event_piece(
     max_session_events: int,
     source_col: str,
     row_col: str,
+    lookup_size: int,
 ) -> CheckedEvents:
-    """Check one piece against the contract and the accepted transactions (``known_txns``).
+    """Check one piece against the contract and the accepted transactions (``known_txns``,
+    looked up ``lookup_size`` at a time: see ``transaction_codes``).
 
     A session's length is global, so its check needs ``session_sizes`` (events per accepted
     transaction over every piece, from a first pass); without them it is skipped. Rows of a
@@ -81,8 +95,7 @@ def check_event_piece(
     ts_ms, ts_bad = to_epoch_ms(table.column("ts"))
     event = as_dictionary(table.column("event"))
     txn = pc.cast(table.column("txn_id"), pa.string())
-    code = pc.index_in(txn, value_set=known_txns).fill_null(-1)
-    code = code.to_numpy(zero_copy_only=False).astype(np.int64)
+    code = transaction_codes(txn, known_txns, lookup_size)
     known = code >= 0
     outside = np.zeros(n, dtype=bool)
     if len(outside_txns):
@@ -129,8 +142,8 @@ class EventsProfile:
         return cls(
             rows_in=len(checked.code),
             outside_window=int(checked.outside.sum()),
-            session_sizes=np.bincount(checked.code[checked.code >= 0], minlength=n_known),
-            accepted_per_txn=np.bincount(checked.code[checked.accepted], minlength=n_known),
+            session_sizes=_per_txn(checked.code[checked.code >= 0], n_known),
+            accepted_per_txn=_per_txn(checked.code[checked.accepted], n_known),
             event_counts=names[names > 0],
         )
 
@@ -140,11 +153,27 @@ class EventsProfile:
         return EventsProfile(
             rows_in=self.rows_in + other.rows_in,
             outside_window=self.outside_window + other.outside_window,
-            session_sizes=self.session_sizes + other.session_sizes,
-            accepted_per_txn=self.accepted_per_txn + other.accepted_per_txn,
+            session_sizes=_saturating_sum(self.session_sizes, other.session_sizes),
+            accepted_per_txn=_saturating_sum(self.accepted_per_txn, other.accepted_per_txn),
             event_counts=names,
         )
 
     @property
     def accepted(self) -> int:
         return int(self.accepted_per_txn.sum())
+
+
+# Counts per transaction in 32 bits: a profile holds two per transaction and a first pass adds
+# a few at once, which must fit a small worker beside the piece it reads.
+COUNT = np.uint32
+
+
+def _per_txn(code: np.ndarray, n_known: int) -> np.ndarray:
+    return np.bincount(code, minlength=n_known).astype(COUNT)
+
+
+def _saturating_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a + b``, stuck at the largest count instead of wrapping: an absurd session stays so."""
+    total = a + b
+    total[total < a] = np.iinfo(COUNT).max
+    return total

@@ -38,7 +38,9 @@ from ops.validation import QUARANTINE_COLUMNS
 
 JOINED_ROW_GROUP = 65_536  # sequences per row group of the joined file (~20 MB in memory)
 QUARANTINE_DTYPES = {c: "int64" if c == "row" else "object" for c in QUARANTINE_COLUMNS}
-PROFILE_FAN_IN = 4  # piece profiles added up at once (each holds two counts per transaction)
+# The first pass's tree: each of PROFILE_TASKS tasks streams its pieces into one running total
+# (two counts per transaction), and totals are added PROFILE_FAN_IN at a time.
+PROFILE_TASKS, PROFILE_FAN_IN = 16, 4
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class EventsPlan:
     known_txns: pa.Array  # accepted transaction ids, sorted: an event's code indexes this
     outside_txns: pa.Array  # ids of transactions outside the window
     max_session_events: int
+    lookup_ids: int  # known ids hashed at once (``ops.event_pieces.transaction_codes``)
 
     @classmethod
     def create(
@@ -59,16 +62,19 @@ class EventsPlan:
         outside_txns: pd.Index,
         max_session_events: int,
         piece_rows: int,
+        lookup_ids: int,
     ) -> EventsPlan:
         known = pa.array(np.sort(known_txns.astype(str).to_numpy(dtype=object)), pa.string())
         outside = pa.array(outside_txns.astype(str).to_numpy(dtype=object), pa.string())
-        return cls(uri, plan_pieces(uri, piece_rows), known, outside, max_session_events)
+        pieces = plan_pieces(uri, piece_rows)
+        return cls(uri, pieces, known, outside, max_session_events, lookup_ids)
 
     def shared(self, session_sizes: np.ndarray | None) -> tuple[object, ...]:
         """What every piece's check needs, one graph key each rather than a copy per task."""
         sizes = None if session_sizes is None else dask.delayed(session_sizes, pure=True)
         known = dask.delayed(self.known_txns, pure=True)
-        return known, dask.delayed(self.outside_txns, pure=True), sizes, self.max_session_events
+        outside = dask.delayed(self.outside_txns, pure=True)
+        return known, outside, sizes, self.max_session_events, self.lookup_ids
 
 
 def _check(
@@ -77,10 +83,18 @@ def _check(
     outside: pa.Array,
     session_sizes: np.ndarray | None,
     max_session_events: int,
+    lookup_ids: int,
 ) -> CheckedEvents:
     table = read_piece(piece, EVENTS, dictionary=("event",))
     return check_event_piece(
-        table, known, outside, session_sizes, max_session_events, SOURCE_COLUMN, ROW_COLUMN
+        table,
+        known,
+        outside,
+        session_sizes,
+        max_session_events,
+        SOURCE_COLUMN,
+        ROW_COLUMN,
+        lookup_ids,
     )
 
 
@@ -90,8 +104,9 @@ def _profile_piece(
     outside: pa.Array,
     session_sizes: np.ndarray | None,
     max_session_events: int,
+    lookup_ids: int,
 ) -> EventsProfile:
-    checked = _check(piece, known, outside, session_sizes, max_session_events)
+    checked = _check(piece, known, outside, session_sizes, max_session_events, lookup_ids)
     return EventsProfile.of(checked, len(known))
 
 
@@ -101,15 +116,16 @@ def _tokens_piece(
     outside: pa.Array,
     session_sizes: np.ndarray | None,
     max_session_events: int,
+    lookup_ids: int,
     vocabulary: list[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A piece's accepted events as integers, and its rejected rows."""
-    checked = _check(piece, known, outside, session_sizes, max_session_events)
+    checked = _check(piece, known, outside, session_sizes, max_session_events, lookup_ids)
     return checked.tokens(vocabulary), checked.quarantine
 
 
 def _profile(plan: EventsPlan, session_sizes: np.ndarray | None) -> EventsProfile:
-    pieces = db.from_sequence(plan.pieces, partition_size=1)
+    pieces = db.from_sequence(plan.pieces, npartitions=min(len(plan.pieces), PROFILE_TASKS))
     profiles = pieces.map(_profile_piece, *plan.shared(session_sizes))
     return profiles.fold(operator.add, split_every=PROFILE_FAN_IN).compute()
 
