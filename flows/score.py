@@ -48,7 +48,11 @@ def score(
         summary = {
             "run_id": run_id,
             "output": location.uri,
-            "champion": champion.model_dump(mode="json"),
+            # the champion's state was copied into the staging directory: name it as published
+            "champion": {
+                **champion.model_dump(mode="json"),
+                "root": location.published_path(champion.root),
+            },
             "ingest": ingested.counts,
             "metrics": metrics,
         }

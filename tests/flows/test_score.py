@@ -40,6 +40,8 @@ def test_scoring_the_training_window_reproduces_its_clusters(
     result = score(str(data.events), str(data.transactions), str(output_root / "out"))
     assert result["champion"]["version"] == str(champion["version"])
     assert result["champion"]["source_run_id"] == champion["summary"]["run_id"]
+    assert result["champion"]["root"] == str(output_root / "out" / "champion")  # as published
+    assert (output_root / "out" / "champion" / "clusterer.npz").exists()
 
     trained = pd.read_parquet(Path(champion["summary"]["output"]) / "clusters.parquet")
     scores = pd.read_parquet(output_root / "out" / "scores.parquet")
