@@ -3,14 +3,15 @@
 Each measurement runs in its own process and the parent samples the RSS of that process and
 all its children (Dask workers included) every 50 ms, so "peak" is what the machine gave it.
 
-    .venv/bin/python benchmarks/bench_ingest.py                 # generate, then every mode
+    .venv/bin/python benchmarks/bench_ingest.py --workdir /tmp/b10m   # generate once, every mode
     .venv/bin/python benchmarks/bench_ingest.py --events 1000000 --transactions 60000
 
 Modes: ``dask`` (``tasks.ingest.run_ingest``, what ``shoal ingest`` runs: transactions checked
 in memory, events checked and sessionized out of core on Dask's threaded scheduler),
 ``pandas`` (the naive read-everything + ``groupby(...).agg(list)``, no checks), and
 ``dask-limited`` (the same ``run_ingest`` on a ``LocalCluster`` of one worker process whose
-memory limit is below the events' in-memory size).
+memory limit is ``--limit-fraction`` of the events' Arrow size, with pieces, lookups and
+partitions scaled to it). Figures and what limits ``dask-limited``: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -97,13 +98,11 @@ def _worker_baseline() -> int:
 
 def run_dask_limited(work: Path, params: dict, limit: str) -> dict:
     # An idle worker holds ~200 MiB (Python, pandas, Arrow, Dask) of a limit this small: spill
-    # early and pause late. p2p's shuffle keeps buffers and a run of its own beside the task
-    # that feeds it, which does not fit the few dozen MiB left (measured: the worker is killed
-    # as the first transfer starts, even with 4 MiB buffers); the task-based shuffle's shards
-    # are ordinary task results, which the worker spills. Arrow's default pool (mimalloc)
-    # keeps freed memory, which the worker counts as its own; the system allocator, trimmed by
-    # the nanny and with every large block mapped on its own (glibc would otherwise raise its
-    # mmap threshold and keep freed blocks), gives it back.
+    # early and pause late. p2p's shuffle buffers default to 1 GiB (comm) and 100 MiB (disk
+    # writes); here they must be small, or buffered shards alone reach the pause. Arrow's
+    # default pool (mimalloc) keeps freed memory, which the worker counts as its own; the
+    # system allocator, trimmed by the nanny and with every large block mapped on its own
+    # (glibc would otherwise raise its mmap threshold and keep freed blocks), gives it back.
     os.environ.update(
         ARROW_DEFAULT_MEMORY_POOL="system",
         MALLOC_MMAP_THRESHOLD_="65536",
