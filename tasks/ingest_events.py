@@ -132,10 +132,8 @@ def _profile(plan: EventsPlan, session_sizes: np.ndarray | None) -> EventsProfil
 
 def profile_events(plan: EventsPlan) -> EventsProfile:
     """First pass: counts only, nothing written; a fatal defect in any piece is raised here."""
-    if not plan.pieces:
-        raise InputError(f"{plan.uri}: input is empty (no rows)")
-    profile = _profile(plan, None)
-    if profile.rows_in == 0:
+    profile = _profile(plan, None) if plan.pieces else None
+    if profile is None or profile.rows_in == 0:
         raise InputError(f"{plan.uri}: input is empty (no rows)")
     too_long = profile.session_sizes > plan.max_session_events
     if not too_long.any():
