@@ -98,35 +98,17 @@ def _check(
     )
 
 
-def _profile_piece(
-    piece: Piece,
-    known: pa.Array,
-    outside: pa.Array,
-    session_sizes: np.ndarray | None,
-    max_session_events: int,
-    lookup_ids: int,
-) -> EventsProfile:
-    checked = _check(piece, known, outside, session_sizes, max_session_events, lookup_ids)
-    return EventsProfile.of(checked, len(known))
-
-
-def _tokens_piece(
-    piece: Piece,
-    known: pa.Array,
-    outside: pa.Array,
-    session_sizes: np.ndarray | None,
-    max_session_events: int,
-    lookup_ids: int,
-    vocabulary: list[str],
+def _tokens_and_quarantine(
+    checked: CheckedEvents, vocabulary: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A piece's accepted events as integers, and its rejected rows."""
-    checked = _check(piece, known, outside, session_sizes, max_session_events, lookup_ids)
+    """A checked piece's accepted events as integers, and its rejected rows."""
     return checked.tokens(vocabulary), checked.quarantine
 
 
 def _profile(plan: EventsPlan, session_sizes: np.ndarray | None) -> EventsProfile:
     pieces = db.from_sequence(plan.pieces, npartitions=min(len(plan.pieces), PROFILE_TASKS))
-    profiles = pieces.map(_profile_piece, *plan.shared(session_sizes))
+    checked = pieces.map(_check, *plan.shared(session_sizes))
+    profiles = checked.map(EventsProfile.of, len(plan.known_txns))
     return profiles.fold(operator.add, split_every=PROFILE_FAN_IN).compute()
 
 
@@ -162,7 +144,8 @@ def write_events(
     """
     shared = plan.shared(profile.session_sizes)
     vocab = dask.delayed(vocabulary, pure=True)
-    checked = [dask.delayed(_tokens_piece, nout=2)(piece, *shared, vocab) for piece in plan.pieces]
+    split = dask.delayed(_tokens_and_quarantine, nout=2)
+    checked = [split(dask.delayed(_check)(piece, *shared), vocab) for piece in plan.pieces]
     quarantine = _frames([q for _, q in checked], QUARANTINE_DTYPES)
     with_events = np.flatnonzero(profile.accepted_per_txn)
     if len(with_events) == 0:
