@@ -91,8 +91,7 @@ def _projection_bounds(
     The bound stays valid as components merge: the outside only shrinks. Costs
     ``n x groups x d``.
     """
-    _, inv = np.unique(groups, return_inverse=True)
-    cent, _ = _centroids(X, inv)
+    cent, inv = _centroids(X, groups)
     m = len(cent)
     # a group is skipped for its own component only if it lies wholly inside it
     group_comp = np.full(m, -1, np.int64)
@@ -180,11 +179,18 @@ def _complement_round(
     lq, lw, rad = _complement_search(X, pts, comp, core, k)
     ext.record(pts, lq, lw)
     bound[pts] = np.maximum(bound[pts], rad)
-    jl = lw.argmin(1)
-    wl = lw[np.arange(len(pts)), jl]
-    better = wl < wp[pts]
-    wp[pts[better]] = wl[better]
-    qp[pts[better]] = lq[np.arange(len(pts)), jl][better]
+    _lower_best(pts, lq, lw, wp, qp)
+
+
+def _lower_best(
+    pts: np.ndarray, lq: np.ndarray, lw: np.ndarray, wp: np.ndarray, qp: np.ndarray
+) -> None:
+    """Where a list ``(lq, lw)`` of ``pts`` holds a lighter edge than ``wp``, take it."""
+    j = lw.argmin(1)
+    w = lw[np.arange(len(pts)), j]
+    better = w < wp[pts]
+    wp[pts[better]] = w[better]
+    qp[pts[better]] = lq[np.arange(len(pts)), j][better]
 
 
 def _per_component_best(
@@ -292,11 +298,7 @@ def mutual_reachability_mst(
         if ext.has.any():
             e = np.flatnonzero(ext.has)
             Em = np.where(comp[np.maximum(ext.q[e], 0)] == comp[e][:, None], np.inf, ext.w[e])
-            je = Em.argmin(1)
-            we = Em[np.arange(len(e)), je]
-            better = we < wp[e]
-            wp[e[better]] = we[better]
-            qp[e[better]] = ext.q[e, je][better]
+            _lower_best(e, ext.q[e], Em, wp, qp)
         bw, _, _ = _per_component_best(comp, ncomp, wp, rows, qp)
         need = bound < bw[comp]
         pts = np.flatnonzero(need)
