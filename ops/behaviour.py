@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ops.page_dwell import PageDwell, dwell_fit
+from ops.page_dwell import PageDwell, dwell_fit, flat_steps
 
 PATH_SEPARATOR = ">"
 
@@ -26,11 +26,7 @@ def session_stats(
     """``median_dwell``, ``dwell_cv`` (gaps after the first event), ``duration`` (s),
     ``n_events`` and ``path`` (the first ``path_length`` page names joined by ``>``); with
     the window's fitted ``page_dwell``, also how the dwell fits the pages (`dwell_fit`)."""
-    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
-    row = np.repeat(np.arange(len(tokens)), lengths)
-    flat = np.concatenate(dwell) if len(dwell) else np.zeros(0)
-    is_gap = np.ones(len(flat), dtype=bool)
-    is_gap[np.r_[0, np.cumsum(lengths)[:-1]][lengths > 0]] = False  # first event has no gap
+    row, _, flat, is_gap = flat_steps(tokens, dwell)
     gaps = pd.Series(flat[is_gap]).groupby(row[is_gap])
     names = np.array(["<pad>", "<oov>", *vocabulary], dtype=object)
     paths = [PATH_SEPARATOR.join(names[t[:path_length]]) for t in tokens]
@@ -44,7 +40,7 @@ def session_stats(
             "median_dwell": median.to_numpy(),
             "dwell_cv": (std / mean.where(mean > 0)).to_numpy(),
             "duration": pd.Series(flat).groupby(row).sum().reindex(range(len(tokens))).to_numpy(),
-            "n_events": lengths,
+            "n_events": np.bincount(row, minlength=len(tokens)),
             "path": paths,
         }
     )

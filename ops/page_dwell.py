@@ -40,6 +40,22 @@ class PageDwell:
         return cls(typical=typical, default=float(data["default"]))
 
 
+def flat_steps(
+    tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All sessions' steps end to end: ``(session row, token, dwell, has_gap)``.
+
+    ``has_gap`` is False at each session's first event, whose dwell measures nothing.
+    """
+    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+    flat_tokens = np.concatenate(tokens).astype(np.int64) if len(tokens) else np.zeros(0, int)
+    flat_dwell = np.concatenate(dwell) if len(dwell) else np.zeros(0)
+    row = np.repeat(np.arange(len(tokens)), lengths)
+    has_gap = np.ones(len(flat_tokens), dtype=bool)
+    has_gap[np.r_[0, np.cumsum(lengths)[:-1]][lengths > 0]] = False
+    return row, flat_tokens, flat_dwell, has_gap
+
+
 def _steps(
     tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -48,14 +64,10 @@ def _steps(
     ``dwell[i]`` is the time since the previous event, so it was spent on page
     ``tokens[i - 1]``; a session's first event has none.
     """
-    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
-    flat_tokens = np.concatenate(tokens).astype(np.int64) if len(tokens) else np.zeros(0, int)
-    flat_dwell = np.concatenate(dwell).astype(np.float64) if len(dwell) else np.zeros(0)
-    row = np.repeat(np.arange(len(tokens)), lengths)
-    has_gap = np.ones(len(flat_tokens), dtype=bool)
-    has_gap[np.r_[0, np.cumsum(lengths)[:-1]][lengths > 0]] = False
+    row, flat_tokens, flat_dwell, has_gap = flat_steps(tokens, dwell)
     page = np.r_[0, flat_tokens[:-1]] if len(flat_tokens) else flat_tokens
-    return row[has_gap], page[has_gap], np.log(np.maximum(flat_dwell[has_gap], MIN_DWELL_S))
+    log_dwell = np.log(np.maximum(flat_dwell[has_gap].astype(np.float64), MIN_DWELL_S))
+    return row[has_gap], page[has_gap], log_dwell
 
 
 def fit_page_dwell(
