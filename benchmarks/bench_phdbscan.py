@@ -67,7 +67,7 @@ def _hybrid(n: int, d: int, seed: int) -> np.ndarray:
     import pandas as pd
 
     from catalog.synthetic.shop import shop_tables
-    from ops.hybrid import hybrid_vectors
+    from ops.features import hybrid_vectors
 
     m = min(n, HYBRID_MAX_GENERATED)
     tables = shop_tables(max(m, 200), seed)

@@ -75,8 +75,8 @@ def main() -> None:
     from catalog.datasets import Catalog
     from catalog.synthetic import generate_shop
     from flows.score import score
-    from ops.scoring import translate_tokens
-    from ops.training import embed
+    from ops.risk import translate_tokens
+    from ops.sequence import embed
     from tasks.io import load_sequences
     from tasks.score import ChampionState, load_registered_encoder
 

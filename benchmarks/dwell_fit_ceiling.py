@@ -37,7 +37,7 @@ def oracle(
     tokens: list[np.ndarray], dwell: list[np.ndarray], typical: np.ndarray, sigma: float, k: int
 ) -> np.ndarray:
     """Log likelihood ratio "shuffled" over "as observed" per session (pace profiled out)."""
-    from ops.page_dwell import MIN_DWELL_S
+    from ops.features import MIN_DWELL_S
 
     rng = np.random.default_rng(0)
     out = np.zeros(len(tokens))
@@ -70,8 +70,8 @@ def main() -> None:
     ap.add_argument("--permutations", type=int, default=300)
     args = ap.parse_args()
     from catalog.datasets import Catalog
-    from ops.page_dwell import PageDwell, dwell_fit, fit_page_dwell
-    from ops.sessionize import FIRST_TOKEN
+    from ops.features import PageDwell, dwell_fit, fit_page_dwell
+    from ops.ingest import FIRST_TOKEN
     from tasks.io import load_sequences
 
     catalog = Catalog(str(args.run))

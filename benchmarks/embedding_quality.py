@@ -35,12 +35,17 @@ from sklearn.neighbors import NearestNeighbors
 from torch.utils.data import DataLoader, Subset
 
 from catalog.synthetic import marketplace_tables, shop_tables
-from ops.bag_of_events import BagOfEventsEncoder
-from ops.encoder import TimeAttentionBiLSTM
-from ops.objectives import build_objective
-from ops.sequence_batch import SequenceCollator, SequenceDataset
-from ops.sessionize import sessionize_events
-from ops.training import embed, set_seed, train_epoch
+from ops.ingest import sessionize_events
+from ops.sequence import (
+    BagOfEventsEncoder,
+    SequenceCollator,
+    SequenceDataset,
+    TimeAttentionBiLSTM,
+    build_objective,
+    embed,
+    set_seed,
+    train_epoch,
+)
 from tasks.io import split_lists
 
 # Per generator: the machine-timing ring, then the content-blind one.

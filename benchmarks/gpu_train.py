@@ -15,10 +15,14 @@ import time
 import numpy as np
 import torch
 
-from ops.encoder import TimeAttentionBiLSTM
-from ops.objectives import build_objective
-from ops.sequence_batch import SequenceBatch, collate_sequences
-from ops.training import set_seed, train_epoch
+from ops.sequence import (
+    SequenceBatch,
+    TimeAttentionBiLSTM,
+    build_objective,
+    collate_sequences,
+    set_seed,
+    train_epoch,
+)
 
 VOCAB = 40
 

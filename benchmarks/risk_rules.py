@@ -53,7 +53,7 @@ def learned_rules(run: Path, *, legacy: bool) -> dict[int, list[Any]]:
     """The rules of a finished run's risky clusters, re-learned with the old or new learner."""
     from catalog.datasets import Catalog
     from ops.features import FeatureSpec
-    from ops.rule_learner import extract_all_rules
+    from ops.risk import extract_all_rules
     from tasks.evaluate import transactions_view
     from tasks.explain import SESSION_COLUMNS
 
@@ -73,7 +73,7 @@ def learned_rules(run: Path, *, legacy: bool) -> dict[int, list[Any]]:
 
 def saved_rules(run: Path) -> dict[int, list[Any]]:
     from catalog.datasets import Catalog
-    from ops.rules import Rule
+    from ops.risk import Rule
 
     doc = Catalog(str(run)).load_json("rules")
     return {c["cluster"]: [Rule.from_dict(r) for r in c["rules"]] for c in doc["clusters"]}
@@ -82,7 +82,7 @@ def saved_rules(run: Path) -> dict[int, list[Any]]:
 def score(run: Path, truth_path: Path, rules: dict[int, list[Any]]) -> pd.DataFrame:
     """Per-pattern table of `ring_rule_scores`, plus an "all rings" row in ``attrs``."""
     from catalog.datasets import Catalog
-    from ops.metrics import ring_rule_scores
+    from ops.evaluation import ring_rule_scores
     from tasks.evaluate import transactions_view
 
     catalog = Catalog(str(run))

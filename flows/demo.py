@@ -17,7 +17,7 @@ from flows.fraud_clustering import fraud_clustering
 from flows.params import PipelineParams
 from infra.settings import get_settings
 from infra.tracking import RunLogger
-from ops.metrics import ring_capture
+from ops.evaluation import ring_capture
 
 #: The synthetic worlds a demo can run on; each writes events, transactions and truth.
 GENERATORS: dict[str, Callable[..., SyntheticPaths]] = {

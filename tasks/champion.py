@@ -20,9 +20,8 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.settings import get_settings
 from infra.tracking import RunLogger, aliased_version
-from ops.cluster_lineage import STATUSES, ClusterSet, LineageConfig, cluster_lineage
-from ops.features import FeatureSpec, transform_features
-from ops.hybrid import hybrid_vectors
+from ops.features import FeatureSpec, hybrid_vectors, transform_features
+from ops.risk import STATUSES, ClusterSet, LineageConfig, cluster_lineage
 from tasks.alerts import ALERT_COLUMNS
 
 # Session pace and length: what a ring's script looks like whichever encoder was trained.

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.ray import ensure_ray, on_cluster
 from infra.tracking import RunLogger
-from ops.training import embed
+from ops.sequence import embed
 from tasks.io import load_sequences, log_dataset, split_lists
 from tasks.pretrain import PretrainResult
 from tasks.pretrain_worker import load_encoder

@@ -9,10 +9,8 @@ from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
-from ops.behaviour import session_stats
-from ops.features import FeatureSpec
-from ops.metrics import cluster_quality
-from ops.page_dwell import PageDwell
+from ops.evaluation import cluster_quality
+from ops.features import FeatureSpec, PageDwell, session_stats
 from ops.risk import CoordinationConfig, LabelConfig, RiskConfig, assess_risk
 from tasks.io import load_sequences, log_dataset
 

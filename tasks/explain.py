@@ -10,12 +10,8 @@ from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
-from ops.casework import missed_fraud, review_list
-from ops.features import FeatureSpec
-from ops.narrative import describe_behaviour, narrate
-from ops.page_dwell import DWELL_FIT_COLUMNS
-from ops.rule_learner import extract_all_rules
-from ops.rules import Rule
+from ops.features import DWELL_FIT_COLUMNS, FeatureSpec
+from ops.risk import Rule, describe_behaviour, extract_all_rules, missed_fraud, narrate, review_list
 from tasks.evaluate import transactions_view
 from tasks.io import log_dataset
 

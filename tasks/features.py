@@ -8,9 +8,16 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from catalog.schemas import NON_FEATURE_COLUMNS
 from infra.tracking import RunLogger
-from ops.features import fit_features, transform_features
-from ops.hybrid import apply_hybrid, fit_hybrid
-from ops.page_dwell import DWELL_FIT_COLUMNS, dwell_fit, fit_block, fit_page_dwell
+from ops.features import (
+    DWELL_FIT_COLUMNS,
+    apply_hybrid,
+    dwell_fit,
+    fit_block,
+    fit_features,
+    fit_hybrid,
+    fit_page_dwell,
+    transform_features,
+)
 from tasks.io import load_sequences, log_dataset
 
 

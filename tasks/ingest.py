@@ -31,9 +31,14 @@ from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, read_source
 from catalog.schemas import TRANSACTIONS
 from infra.dask import dask_scheduler
 from infra.tracking import RunLogger
-from ops.sessionize import build_vocabulary
-from ops.timestamps import to_epoch_ms
-from ops.validation import NO_EVENTS, first_failure, quarantine_rows, transaction_checks
+from ops.ingest import (
+    NO_EVENTS,
+    build_vocabulary,
+    first_failure,
+    quarantine_rows,
+    to_epoch_ms,
+    transaction_checks,
+)
 from tasks.ingest_events import EventsPlan, profile_events, write_events
 from tasks.ingest_lineage import (
     cached_source_digest,

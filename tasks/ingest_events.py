@@ -32,9 +32,15 @@ from catalog.datasets import DATASETS, Catalog
 from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, source_digest
 from catalog.schemas import EVENTS, InputError
 from catalog.source_pieces import Piece, plan_pieces, read_piece
-from ops.event_pieces import TOKEN_DTYPES, CheckedEvents, EventsProfile, check_event_piece
-from ops.sessionize import SEQUENCE_SCHEMA, sessionize_partition
-from ops.validation import QUARANTINE_COLUMNS
+from ops.ingest import (
+    QUARANTINE_COLUMNS,
+    SEQUENCE_SCHEMA,
+    TOKEN_DTYPES,
+    CheckedEvents,
+    EventsProfile,
+    check_event_piece,
+    sessionize_partition,
+)
 
 JOINED_ROW_GROUP = 65_536  # sequences per row group of the joined file (~20 MB in memory)
 QUARANTINE_DTYPES = {c: "int64" if c == "row" else "object" for c in QUARANTINE_COLUMNS}

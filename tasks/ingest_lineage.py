@@ -24,9 +24,9 @@ LINEAGE_FILE = DATASETS["lineage"].filename
 _INGEST_SOURCES = (
     "catalog/readers.py",
     "catalog/schemas.py",
-    "ops/validation.py",
-    "ops/timestamps.py",
-    "ops/sessionize.py",
+    "ops/ingest/_validation.py",
+    "ops/ingest/_timestamps.py",
+    "ops/ingest/_sessionize.py",
     "catalog/source_pieces.py",
     "tasks/ingest.py",
     "tasks/ingest_events.py",

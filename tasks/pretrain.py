@@ -22,7 +22,7 @@ from catalog.datasets import Catalog
 from infra.ray import ensure_ray
 from infra.settings import get_settings
 from infra.tracking import RunLogger, log_torch_model
-from ops.encoder_export import PackedSequenceEncoder, pack_sequences
+from ops.sequence import PackedSequenceEncoder, pack_sequences
 from tasks.io import load_sequences
 from tasks.pretrain_lineage import CHECKPOINT_SNAPSHOT, training_code_digest, training_name
 from tasks.pretrain_worker import STATE_FILE, load_encoder, train_loop_per_worker

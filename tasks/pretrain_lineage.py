@@ -16,14 +16,14 @@ import json
 from types import ModuleType
 from typing import Any
 
-import ops.augment
-import ops.encoder
-import ops.losses.nt_xent
-import ops.losses.reconstruction
-import ops.objectives
-import ops.rng_state
-import ops.sequence_batch
-import ops.training
+import ops.sequence._augment
+import ops.sequence._encoder
+import ops.sequence._objectives
+import ops.sequence._rng_state
+import ops.sequence._sequence_batch
+import ops.sequence._training
+import ops.sequence.losses._nt_xent
+import ops.sequence.losses._reconstruction
 import tasks.pretrain_worker
 from catalog.datasets import Catalog, digest_bytes
 
@@ -31,14 +31,14 @@ from catalog.datasets import Catalog, digest_bytes
 CHECKPOINT_SNAPSHOT = "checkpoint_manager_snapshot.json"
 
 _TRAINING_CODE: tuple[ModuleType, ...] = (
-    ops.augment,
-    ops.encoder,
-    ops.losses.nt_xent,
-    ops.losses.reconstruction,
-    ops.objectives,
-    ops.rng_state,
-    ops.sequence_batch,
-    ops.training,
+    ops.sequence._augment,
+    ops.sequence._encoder,
+    ops.sequence.losses._nt_xent,
+    ops.sequence.losses._reconstruction,
+    ops.sequence._objectives,
+    ops.sequence._rng_state,
+    ops.sequence._sequence_batch,
+    ops.sequence._training,
     tasks.pretrain_worker,
 )
 

@@ -24,11 +24,18 @@ from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from ops.encoder import TimeAttentionBiLSTM
-from ops.objectives import build_objective
-from ops.rng_state import capture_rng, restore_rng
-from ops.sequence_batch import SequenceBatch, SequenceCollator, SequenceDataset
-from ops.training import evaluate, set_seed, train_epoch
+from ops.sequence import (
+    SequenceBatch,
+    SequenceCollator,
+    SequenceDataset,
+    TimeAttentionBiLSTM,
+    build_objective,
+    capture_rng,
+    evaluate,
+    restore_rng,
+    set_seed,
+    train_epoch,
+)
 from tasks.io import load_sequences
 
 STATE_FILE = "state.pt"

@@ -10,8 +10,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
-from ops.report_html import ReportContext, render_markdown_summary, render_report
-from ops.rules import Rule
+from ops.report import ReportContext, render_markdown_summary, render_report
+from ops.risk import Rule
 from tasks.evaluate import transactions_view
 from tasks.io import log_dataset
 

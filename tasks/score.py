@@ -28,12 +28,18 @@ from torch import nn
 from catalog.datasets import DATASETS, Catalog
 from infra.settings import get_settings
 from infra.tracking import RunLogger, aliased_version
-from ops.features import FeatureSpec, transform_features
-from ops.hybrid import HybridScaling, apply_hybrid
-from ops.page_dwell import PageDwell, dwell_fit, fit_block
+from ops.features import (
+    FeatureSpec,
+    HybridScaling,
+    PageDwell,
+    apply_hybrid,
+    dwell_fit,
+    fit_block,
+    transform_features,
+)
 from ops.phdbscan import PHDBSCAN
-from ops.scoring import attach_risk, translate_tokens
-from ops.training import embed
+from ops.risk import attach_risk, translate_tokens
+from ops.sequence import embed
 from tasks.ingest import IngestParams
 from tasks.ingest_lineage import LINEAGE_FILE
 from tasks.io import load_sequences, log_dataset

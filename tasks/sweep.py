@@ -41,7 +41,7 @@ from catalog.datasets import Catalog
 from infra.ray import ensure_ray
 from infra.settings import get_settings
 from infra.tracking import RunLogger, tracked_run
-from ops.trial_ranking import Basis, trial_score
+from ops.evaluation import Basis, trial_score
 from tasks.cluster import ClusterParams, cluster
 from tasks.embed import EmbedParams, embed_sequences
 from tasks.evaluate import RiskParams, evaluate

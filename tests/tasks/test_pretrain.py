@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ops.training import embed
+from ops.sequence import embed
 from tasks.embed import _embed_on_ray
 from tasks.io import load_sequences
 from tasks.pretrain import PretrainParams, PretrainResult, build_config, run_trainer

@@ -1,0 +1,36 @@
+"""Risk: which clusters are risky, the rules that describe them, and what to act on.
+
+Risk assessment by labels or by coordination, rule learning and the rules' engine
+contract, narratives, casework (missed fraud, review queue), cluster lineage across
+windows, and scoring new transactions against a champion.
+"""
+
+from ops.risk._casework import missed_fraud, review_list
+from ops.risk._cluster_lineage import STATUSES, ClusterSet, LineageConfig, cluster_lineage
+from ops.risk._narrative import describe_behaviour, narrate
+from ops.risk._risk import CoordinationConfig, LabelConfig, RiskConfig, assess_risk
+from ops.risk._rule_learner import extract_all_rules
+from ops.risk._rules import Condition, Rule, rules_from_json, rules_to_json
+from ops.risk._scoring import attach_risk, translate_tokens
+
+__all__ = [
+    "STATUSES",
+    "ClusterSet",
+    "Condition",
+    "CoordinationConfig",
+    "LabelConfig",
+    "LineageConfig",
+    "RiskConfig",
+    "Rule",
+    "assess_risk",
+    "attach_risk",
+    "cluster_lineage",
+    "describe_behaviour",
+    "extract_all_rules",
+    "missed_fraud",
+    "narrate",
+    "review_list",
+    "rules_from_json",
+    "rules_to_json",
+    "translate_tokens",
+]
