@@ -54,8 +54,8 @@ def learned_rules(run: Path, *, legacy: bool) -> dict[int, list[Any]]:
     from catalog.datasets import Catalog
     from ops.features import FeatureSpec
     from ops.risk import extract_all_rules
-    from tasks.evaluate import transactions_view
     from tasks.explain import SESSION_COLUMNS
+    from tasks.risk import transactions_view
 
     catalog = Catalog(str(run))
     view = transactions_view(catalog)
@@ -83,7 +83,7 @@ def score(run: Path, truth_path: Path, rules: dict[int, list[Any]]) -> pd.DataFr
     """Per-pattern table of `ring_rule_scores`, plus an "all rings" row in ``attrs``."""
     from catalog.datasets import Catalog
     from ops.evaluation import ring_rule_scores
-    from tasks.evaluate import transactions_view
+    from tasks.risk import transactions_view
 
     catalog = Catalog(str(run))
     view = transactions_view(catalog)

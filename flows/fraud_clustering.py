@@ -18,12 +18,12 @@ from infra.storage import resolve_output
 from infra.tracking import RunLogger
 from tasks.cluster import cluster
 from tasks.embed import embed_sequences
-from tasks.evaluate import evaluate
 from tasks.explain import explain
 from tasks.features import build_features
 from tasks.ingest import ingest
 from tasks.pretrain import pretrain
 from tasks.report import report
+from tasks.risk import cluster_risk
 
 
 @flow(name="fraud_clustering")
@@ -63,7 +63,7 @@ def fraud_clustering(
         embed_sequences(root, pretrained, params.embed, run_id)
         build_features(root, params.features, run_id)
         cluster(root, params.cluster, run_id)
-        evaluate(root, params.risk, run_id)
+        cluster_risk(root, params.risk, run_id)
         explain(root, params.explain, run_id)
         losses = [h["val_loss"] for h in pretrained.history]
         summary = report(

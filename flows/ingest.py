@@ -20,7 +20,7 @@ from infra.settings import get_settings
 from infra.storage import OutputLocation, resolve_output
 from infra.tracking import RunLogger
 from tasks.ingest import IngestParams, ingest
-from tasks.ingest_lineage import cached_source_digest
+from tasks.ingest_provenance import cached_source_digest
 
 
 @flow(name="ingest")

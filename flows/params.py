@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.cluster import ClusterParams
 from tasks.embed import EmbedParams
-from tasks.evaluate import RiskParams
 from tasks.explain import ExplainParams
 from tasks.features import FeatureParams
 from tasks.ingest import IngestParams
 from tasks.pretrain import PretrainParams
+from tasks.risk import RiskParams
 
 
 class PipelineParams(BaseModel):

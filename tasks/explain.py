@@ -12,8 +12,8 @@ from catalog.datasets import Catalog
 from infra.tracking import RunLogger
 from ops.features import DWELL_FIT_COLUMNS, FeatureSpec
 from ops.risk import Rule, describe_behaviour, extract_all_rules, missed_fraud, narrate, review_list
-from tasks.evaluate import transactions_view
 from tasks.io import log_dataset
+from tasks.risk import transactions_view
 
 CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky"]
 #: Session statistics (`ops.behaviour.session_stats`) an engine can compute from the live

@@ -40,12 +40,12 @@ from ops.ingest import (
     transaction_checks,
 )
 from tasks.ingest_events import EventsPlan, profile_events, write_events
-from tasks.ingest_lineage import (
+from tasks.ingest_provenance import (
     cached_source_digest,
     code_version,
     ingest_cache_key,
-    read_lineage,
-    write_lineage,
+    read_provenance,
+    write_provenance,
 )
 from tasks.io import log_dataset
 
@@ -204,7 +204,7 @@ def run_ingest(
         cache_key=key,
         code_version=code_version(),
     )
-    lineage_digest = write_lineage(
+    lineage_digest = write_provenance(
         output_root,
         {
             "stage": "ingest",
@@ -248,7 +248,7 @@ def ingest(
     key = ingest_cache_key(
         events_uri, transactions_uri, output_root, params.model_dump(mode="json")
     )
-    lineage = read_lineage(output_root)
+    lineage = read_provenance(output_root)
     current = lineage is not None and lineage.get("cache_key") == key
     # Results persist in Prefect's local storage, ``$PREFECT_HOME/storage``, which
     # ``configure_environment`` places under ``SHOAL_HOME`` (an unsaved storage block is refused).

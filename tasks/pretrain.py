@@ -24,8 +24,8 @@ from infra.settings import get_settings
 from infra.tracking import RunLogger, log_torch_model
 from ops.sequence import PackedSequenceEncoder, pack_sequences
 from tasks.io import load_sequences
-from tasks.pretrain_lineage import CHECKPOINT_SNAPSHOT, training_code_digest, training_name
 from tasks.pretrain_worker import STATE_FILE, load_encoder, train_loop_per_worker
+from tasks.training_identity import CHECKPOINT_SNAPSHOT, training_code_digest, training_name
 
 
 class EncoderParams(BaseModel):

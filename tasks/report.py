@@ -12,8 +12,8 @@ from catalog.datasets import Catalog
 from infra.tracking import RunLogger
 from ops.report import ReportContext, render_markdown_summary, render_report
 from ops.risk import Rule
-from tasks.evaluate import transactions_view
 from tasks.io import log_dataset
+from tasks.risk import transactions_view
 
 
 @task(name="report")

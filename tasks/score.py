@@ -41,7 +41,7 @@ from ops.phdbscan import PHDBSCAN
 from ops.risk import attach_risk, translate_tokens
 from ops.sequence import embed
 from tasks.ingest import IngestParams
-from tasks.ingest_lineage import LINEAGE_FILE
+from tasks.ingest_provenance import PROVENANCE_FILE
 from tasks.io import load_sequences, log_dataset
 
 # The champion's state: catalog name -> artifact folder of the run that logged the encoder.
@@ -151,7 +151,7 @@ def fetch_champion(alias: str, output_root: str, run_id: str) -> Champion:
         for dataset, folder in CHAMPION_ARTIFACTS.items():
             path = _download(version.run_id, f"{folder}/{DATASETS[dataset].filename}", tmp)
             catalog.save_bytes(dataset, path.read_bytes())
-        lineage_path = _download(version.run_id, f"ingest/{LINEAGE_FILE}", tmp)
+        lineage_path = _download(version.run_id, f"ingest/{PROVENANCE_FILE}", tmp)
         lineage: dict[str, Any] = json.loads(lineage_path.read_text())
     ingest = IngestParams.model_validate(
         {**lineage["params"], "start": None, "end": None, "vocabulary_size": KEEP_EVERY_EVENT}

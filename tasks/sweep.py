@@ -44,11 +44,11 @@ from infra.tracking import RunLogger, tracked_run
 from ops.evaluation import Basis, trial_score
 from tasks.cluster import ClusterParams, cluster
 from tasks.embed import EmbedParams, embed_sequences
-from tasks.evaluate import RiskParams, evaluate
 from tasks.features import FeatureParams, build_features
 from tasks.ingest import IngestResult
 from tasks.io import log_dataset
 from tasks.pretrain import PretrainParams, pretrain
+from tasks.risk import RiskParams, cluster_risk
 
 # YAML arguments are positional; ``choice`` takes its values as one list.
 DISTRIBUTIONS = {
@@ -184,7 +184,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         embed_sequences.fn(root, pretrained, EmbedParams.model_validate(stages["embed"]), run_id)
         build_features.fn(root, FeatureParams.model_validate(stages["features"]), run_id)
         cluster.fn(root, ClusterParams.model_validate(stages["cluster"]), run_id)
-        metrics = evaluate.fn(root, RiskParams.model_validate(stages["risk"]), run_id)
+        metrics = cluster_risk.fn(root, RiskParams.model_validate(stages["risk"]), run_id)
         score = trial_score(metrics, context.metric)
         tracker.metrics({"sweep.score": score})
     tune.report({"score": score, "run_id": run_id, **metrics})

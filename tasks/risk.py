@@ -39,7 +39,7 @@ def transactions_view(catalog: Catalog) -> pd.DataFrame:
 
 
 @task(name="evaluate")
-def evaluate(output_root: str, params: RiskParams, run_id: str) -> dict[str, float]:
+def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str, float]:
     catalog = Catalog(output_root)
     txn_ids, tokens, dwell = load_sequences(output_root)
     page_dwell = PageDwell.from_dict(catalog.load_json("page_dwell"))

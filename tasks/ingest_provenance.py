@@ -19,7 +19,7 @@ from catalog.datasets import DATASETS, Catalog
 from catalog.readers import list_files, source_digest
 from infra.redact import redact_value
 
-LINEAGE_FILE = DATASETS["lineage"].filename
+PROVENANCE_FILE = DATASETS["lineage"].filename
 
 _INGEST_SOURCES = (
     "catalog/readers.py",
@@ -30,7 +30,7 @@ _INGEST_SOURCES = (
     "catalog/source_pieces.py",
     "tasks/ingest.py",
     "tasks/ingest_events.py",
-    "tasks/ingest_lineage.py",
+    "tasks/ingest_provenance.py",
 )
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -92,12 +92,12 @@ def ingest_cache_key(
     return "ingest-" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def read_lineage(output_root: str) -> dict[str, Any] | None:
+def read_provenance(output_root: str) -> dict[str, Any] | None:
     catalog = Catalog(output_root)
     return catalog.load_json("lineage") if catalog.exists("lineage") else None
 
 
-def write_lineage(output_root: str, lineage: dict[str, Any]) -> str:
+def write_provenance(output_root: str, lineage: dict[str, Any]) -> str:
     """Written last, atomically: a reader sees the previous lineage or the new one. Its digest.
 
     Input URIs may carry credentials (``s3://key:secret@bucket``); the record never does.
