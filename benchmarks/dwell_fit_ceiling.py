@@ -8,7 +8,7 @@ That test, under the generators' own dwell model (log dwell = page's typical + s
 + noise), is the likelihood ratio of the observed pairing against a random shuffle of it,
 estimated here with ``--permutations`` shuffles per session (the "oracle"). Printed per
 world: AUC against normal shoppers, and the precision (against all other traffic) of the most
-shuffled-looking sessions that hold ``k`` ring members, for `ops.page_dwell`'s statistics and
+shuffled-looking sessions that hold ``k`` ring members, for `ops.features`' dwell statistics and
 the oracle. Truth is read only to score.
 
     .venv/bin/python benchmarks/dwell_fit_ceiling.py --run <shop run> --generator shop

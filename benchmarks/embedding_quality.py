@@ -14,7 +14,7 @@ time-attention Bi-LSTM trained with reconstruction, and with contrastive. Report
   marketplace ``shuffled_replay``: normal paths *and* a human's set of delays, spent on the
   wrong pages), which neither pages nor dwell statistics can see.
 
-The encoders train in-process with ``ops.training`` (the loop Ray Train runs per worker).
+The encoders train in-process with ``ops.sequence._training`` (the loop Ray Train runs per worker).
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/embedding_quality.py
 """

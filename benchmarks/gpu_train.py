@@ -1,6 +1,6 @@
 """One epoch of encoder pretraining on one device: sequences/second after a warm-up epoch.
 
-The plain PyTorch loop of ``ops.training`` (what each Ray Train worker runs) on random
+The plain PyTorch loop of ``ops.sequence._training`` (what each Ray Train worker runs) on random
 sessions of exactly ``--length`` events, so every batch is the full ``[batch, length]``.
 
     .venv/bin/python benchmarks/gpu_train.py                 # CUDA

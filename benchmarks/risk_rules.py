@@ -5,7 +5,7 @@ the truth is read and, per planted pattern, printed: how its risky clusters were
 labels, by coordination), the share of the ring inside risky clusters and the purity of those
 clusters, and how the *rules* of those clusters do when applied to every transaction of the
 window, as a real-time engine would (no cluster id needed): precision against the ring itself
-and against fraud of any kind, and recall. See `ops.metrics.ring_rule_scores`.
+and against fraud of any kind, and recall. See `ops.evaluation.ring_rule_scores`.
 
     .venv/bin/python benchmarks/risk_rules.py                        # both worlds, runs the flow
     .venv/bin/python benchmarks/risk_rules.py --generator shop --run .shoal/runs/<run id>

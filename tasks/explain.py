@@ -16,7 +16,7 @@ from tasks.io import log_dataset
 from tasks.risk import transactions_view
 
 CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky"]
-#: Session statistics (`ops.behaviour.session_stats`) an engine can compute from the live
+#: Session statistics (`ops.features.session_stats`) an engine can compute from the live
 #: session at decision time (the dwell fit with the window's table of typical page dwell);
 #: a ring that differs only in its timing has no other trait.
 SESSION_COLUMNS = ["median_dwell", "dwell_cv", "duration", "n_events", *DWELL_FIT_COLUMNS]

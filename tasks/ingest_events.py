@@ -58,7 +58,7 @@ class EventsPlan:
     known_txns: pa.Array  # accepted transaction ids, sorted: an event's code indexes this
     outside_txns: pa.Array  # ids of transactions outside the window
     max_session_events: int
-    lookup_ids: int  # known ids hashed at once (``ops.event_pieces.transaction_codes``)
+    lookup_ids: int  # known ids hashed at once (``ops.ingest._event_pieces.transaction_codes``)
 
     @classmethod
     def create(

@@ -127,7 +127,7 @@ def train(config: dict[str, Any], params: PretrainParams, name: str) -> Training
     )
 
 
-# The name digests the config and parameters that matter (tasks.pretrain_lineage).
+# The name digests the config and parameters that matter (tasks.training_identity).
 @task(name="pretrain-fit", cache_policy=INPUTS - "config" - "params", persist_result=True)
 def _fit(config: dict[str, Any], params: PretrainParams, name: str) -> Training:
     return train(config, params, name)

@@ -1,8 +1,8 @@
 """What each Ray Train worker runs: its data shard, the DDP loop, checkpoints with RNG state.
 
-The loop is the plain PyTorch loop of ``ops.training``; the Ray-specific lines are marked
+The loop is the plain PyTorch loop of ``ops.sequence._training``; the Ray-specific lines are marked
 ``# Ray:`` so the rest reads (and tests) as ordinary PyTorch. This module's text is part of
-the training's identity (``tasks.pretrain_lineage``): editing it starts new training runs.
+the training's identity (``tasks.training_identity``): editing it starts new training runs.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A trial is a Tune function trainable that runs pretrain → embed → features → cluster →
 evaluate (the tasks' ``.fn``) on the sweep's single ingest, in its own output folder, logging
-to its own MLflow child run (``mlflow.parentRunId``), and reports ``ops.trial_ranking``'s score.
+to its own MLflow child run (``mlflow.parentRunId``), and reports ``ops.evaluation.trial_score``.
 
 Resources follow Ray's Train-in-Tune guide: the trial is mostly the driver of its Ray Train
 run, so it asks Tune for no CPU and its one training worker takes one. Two concurrent trials then

@@ -33,7 +33,7 @@ class ReportContext:
     ``risk`` is `ops.risk.assess_risk`'s output. ``labels``, ``X`` and ``ts`` are
     per transaction and aligned (``X`` may be a sample with its own ``labels``;
     pass ``ts`` only if aligned with ``labels``). ``rules`` and ``narratives`` are
-    keyed by cluster id. ``missed`` is `ops.casework.missed_fraud`'s output.
+    keyed by cluster id. ``missed`` is `ops.risk.missed_fraud`'s output.
     """
 
     run_id: str

@@ -2,7 +2,7 @@
 
 FinDeepBehaviorCluster turns each risky cluster into rules over the risk experts'
 intuitive features, with support and precision, for investigators and for the
-real-time engine (learned in `ops.rule_learner`). `Rule.to_dict` is the engine's contract.
+real-time engine (learned in `ops.risk._rule_learner`). `Rule.to_dict` is the engine's contract.
 
 >>> rule = Rule(cluster=3, conditions=(Condition("amount", ">", 500.0),))
 >>> Rule.from_dict(rule.to_dict()) == rule
@@ -37,12 +37,12 @@ DEFAULT_PHRASES: dict[str, tuple[str, str]] = {
         "at most {v} transactions from the device in 24 h",
         "more than {v} transactions from the device in 24 h",
     ),
-    # session statistics (ops.behaviour), which an engine computes from the live session
+    # session statistics (ops.features), which an engine computes from the live session
     "median_dwell": ("at most {v} s between pages", "over {v} s between pages"),
     "dwell_cv": ("page timing regular (dwell CV at most {v})", "dwell CV over {v}"),
     "duration": ("session at most {v} s long", "session longer than {v} s"),
     "n_events": ("at most {v} pages in the session", "more than {v} pages in the session"),
-    # how dwell fits the pages (ops.page_dwell), against the window's typical dwell per page
+    # how dwell fits the pages (ops.features.PageDwell), against the window's typical dwell per page
     "dwell_page_fit": (
         "dwell-to-page fit at most {v} (long waits not where people wait)",
         "dwell-to-page fit over {v}",

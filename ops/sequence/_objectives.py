@@ -56,7 +56,7 @@ class ContrastiveObjective(nn.Module):
     In eval mode the views use a fixed seed so validation losses are comparable.
     ``mask_prob`` 0.3 rather than BERT's 0.15: with fewer pages left to tell sessions
     apart the views must agree on rhythm; on timing-only sessions it reached kNN purity
-    0.95 in 3 epochs where 0.15 needed 5 (tests/ops/test_training.py).
+    0.95 in 3 epochs where 0.15 needed 5 (tests/ops/sequence/test_training.py).
     """
 
     def __init__(

@@ -27,7 +27,7 @@ class SequenceReconstructionLoss(nn.Module):
     600 ms on median, both have the same expected dwell and the MSE gains nothing from
     knowing which is which, while the likelihood rewards knowing that the bot's spread is
     tiny. That regularity is the signal Shoal is after (measured in
-    ``tests/ops/test_training.py``). ``dwell_loss="mse"`` gives the plain MSE.
+    ``tests/ops/sequence/test_training.py``). ``dwell_loss="mse"`` gives the plain MSE.
 
     Args:
         vocab_size: number of token ids including PAD and OOV.
