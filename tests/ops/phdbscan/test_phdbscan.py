@@ -154,8 +154,8 @@ def test_knn_forest_and_exact_join_give_the_mst() -> None:
     from scipy.sparse.csgraph import minimum_spanning_tree
     from scipy.spatial.distance import cdist
 
-    from ops.component_join import join_components
-    from ops.knn_forest import knn_forest
+    from ops.phdbscan._component_join import join_components
+    from ops.phdbscan._knn_forest import knn_forest
 
     X, _ = make_blobs(400, 5, centers=4, cluster_std=0.5, random_state=5)
     d = cdist(X, X)

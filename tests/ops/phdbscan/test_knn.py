@@ -1,4 +1,4 @@
-"""Tests of ops.knn backends against a numpy brute-force reference."""
+"""Tests of ops.phdbscan._knn backends against a numpy brute-force reference."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from ops.knn import KNNIndex, knn_search, merge_topk, resolve_backend, sharded_knn
+from ops.phdbscan._knn import KNNIndex, knn_search, merge_topk, resolve_backend, sharded_knn
 
 X, _ = make_blobs(2000, 12, centers=10, random_state=0)
 X = X.astype(np.float32)
@@ -121,7 +121,7 @@ def test_bad_input() -> None:
 def test_cell_knn_exact_and_approximate() -> None:
     from sklearn.datasets import make_blobs
 
-    from ops.knn_graph import cell_knn, refine_float64
+    from ops.phdbscan._knn_graph import cell_knn, refine_float64
 
     faiss = pytest.importorskip("faiss")
     B, _ = make_blobs(4000, 8, centers=6, random_state=0)
@@ -155,7 +155,7 @@ def test_torch_cuda_matches_flat() -> None:
 def test_auto_backend_does_not_import_torch_without_a_gpu() -> None:
     """Importing torch only to find no GPU cost seconds of every CPU fit."""
     code = (
-        "import sys; from ops.knn import resolve_backend; "
+        "import sys; from ops.phdbscan._knn import resolve_backend; "
         "resolve_backend(); print('torch' in sys.modules)"
     )
     out = subprocess.run(
