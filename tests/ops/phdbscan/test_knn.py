@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from ops.phdbscan._knn import KNNIndex, knn_search, merge_topk, resolve_backend, sharded_knn
+from ops.phdbscan._knn import KNNIndex, knn_search, resolve_backend
 
 X, _ = make_blobs(2000, 12, centers=10, random_state=0)
 X = X.astype(np.float32)
@@ -67,34 +67,6 @@ def test_torch_small_blocks_equal_flat() -> None:
     D, idx = index.search(Q, 10)
     assert _recall(idx) == 1.0
     np.testing.assert_allclose(D, REF_D, rtol=1e-4, atol=1e-3)
-
-
-@pytest.mark.parametrize("n_shards", [1, 3, 7])
-def test_sharded_equals_unsharded(n_shards: int) -> None:
-    calls: list[int] = []
-
-    def recording_map(func, items):  # a stand-in for a Ray-backed map
-        items = list(items)
-        calls.append(len(items))
-        return [func(it) for it in items]
-
-    D, idx = sharded_knn(X, 10, Q, n_shards=n_shards, map_fn=recording_map, backend="flat")
-    assert calls == [n_shards]
-    assert _recall(idx) == 1.0
-    np.testing.assert_allclose(D, REF_D, rtol=1e-4, atol=1e-3)
-
-
-def test_merge_topk_pads_short_lists() -> None:
-    parts = [
-        (np.array([[1.0, 3.0]], np.float32), np.array([[0, 1]])),
-        (
-            np.array([[2.0]], np.float32),
-            np.array([[5]]),
-        ),
-    ]
-    D, idx = merge_topk(parts, 4)
-    np.testing.assert_array_equal(idx, [[0, 5, 1, -1]])
-    assert np.isinf(D[0, 3])
 
 
 @pytest.mark.parametrize("backend", ["flat", "ivf", "torch"])
