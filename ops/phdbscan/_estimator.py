@@ -34,7 +34,6 @@ from ops.phdbscan._condensed_tree import (
     glosh_scores,
     predict_points,
     prediction_tables,
-    single_linkage,
     tree_to_labels,
 )
 from ops.phdbscan._knn import KNNIndex, resolve_backend
@@ -238,11 +237,9 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         timer("mst")
         self.core_distances_ = core
         self._pred_core = np.zeros(n) if self._ms_predict < 2 else pred.astype(np.float64)
-        self.minimum_spanning_tree_ = mst
-        slt = single_linkage(mst)
-        timer("single_linkage")
+        self._mst = mst
         labels, probs, persistence, condensed = tree_to_labels(
-            slt,
+            mst,
             mcs,
             self.cluster_selection_method,
             bool(self.allow_single_cluster),
@@ -264,7 +261,7 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         self.outlier_scores_ = np.zeros(n)
         self.cluster_persistence_ = np.zeros(0)
         self.core_distances_ = np.zeros(n)
-        self.minimum_spanning_tree_ = np.zeros((0, 3))
+        self._mst = np.zeros((0, 3))
         self.condensed_tree_ = np.zeros(
             0,
             dtype=[
