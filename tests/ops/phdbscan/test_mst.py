@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.datasets import make_blobs
 
-from ops.mst import _projection_bounds, _projection_groups
+from ops.phdbscan._mst import _projection_bounds, _projection_groups
 
 X, BLOB = make_blobs(1200, 32, centers=6, random_state=3)
 X = X.astype(np.float32)

@@ -2,7 +2,7 @@
 
 The approximate pHDBSCAN tree (FinDeepBehaviorCluster, arXiv 2101.04285) is the MST of
 the kNN graph weighted by ``mr(p, q) = max(core(p), core(q), d(p, q))``, completed by
-:mod:`ops.component_join` where the graph is disconnected. A vectorised numpy Borůvka
+:mod:`ops.phdbscan._component_join` where the graph is disconnected. A vectorised numpy Borůvka
 materialised several ``n x k`` float64 arrays per round (~1.6 GB at 1M x 50) and
 ``np.argsort`` of all ``n k`` edges for Kruskal took seconds; this numba Borůvka scans the
 lists in place, one pass per round, with a union-find; an edge found inside a component is

@@ -1,7 +1,7 @@
 """Exact "lightest edge to another component" searches over a one-level cell partition.
 
-The exact half of the Borůvka MST in :mod:`ops.mst`: k-means cells carry a centroid, radius
-and minimum core distance, so a cell pair is pruned whenever
+The exact half of the Borůvka MST in :mod:`ops.phdbscan._mst`: k-means cells carry a centroid,
+radius and minimum core distance, so a cell pair is pruned whenever
 ``max(core_min_a, core_min_b, |c_a - c_b| - r_a - r_b)`` cannot beat the best edge already
 known: the cell analogue of the dual-tree Borůvka of McInnes & Healy (2017, "Accelerated
 Hierarchical Density Based Clustering"), with flat distance blocks instead of kd-tree leaves.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ops.knn import KNNIndex
+from ops.phdbscan._knn import KNNIndex
 
 __all__ = ["CellPartition", "brute_index", "cell_round"]
 

@@ -14,10 +14,6 @@ engine choice behind :class:`KNNIndex` and :func:`knn_search`:
 FAISS L2 indexes return *squared* distances; every backend here returns true Euclidean
 distances (float32) so callers never have to remember which engine answered.
 
-:func:`sharded_knn` splits the *database* into shards and merges the per-shard top-k, with the
-map step injected as ``map_fn`` so an orchestration layer (e.g. Ray) can distribute it without
-this module importing any orchestration library.
-
 Examples
 --------
 >>> import numpy as np
@@ -29,20 +25,16 @@ True
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import numpy as np
 
 Backend = Literal["auto", "flat", "ivf", "hnsw", "faiss_gpu", "torch"]
-MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
-__all__ = ["KNNIndex", "knn_search", "merge_topk", "resolve_backend", "sharded_knn"]
+__all__ = ["KNNIndex", "knn_search", "resolve_backend"]
 
 
 def _faiss() -> Any:
@@ -321,79 +313,3 @@ def knn_search(
     X = _as_f32(X)
     index = KNNIndex(backend, exact=exact, **index_kwargs).fit(X)
     return index.search(X if queries is None else queries, k)
-
-
-def merge_topk(
-    parts: Iterable[tuple[np.ndarray, np.ndarray]], k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge per-shard ``(distances, global indices)`` into the overall top ``k``."""
-    parts = list(parts)
-    D = np.concatenate([p[0] for p in parts], axis=1)
-    idx = np.concatenate([p[1] for p in parts], axis=1)
-    kk = min(k, D.shape[1])
-    sel = np.argpartition(D, kk - 1, axis=1)[:, :kk] if kk < D.shape[1] else None
-    if sel is not None:
-        D = np.take_along_axis(D, sel, 1)
-        idx = np.take_along_axis(idx, sel, 1)
-    order = np.argsort(D, axis=1, kind="stable")
-    D = np.take_along_axis(D, order, 1)
-    idx = np.take_along_axis(idx, order, 1)
-    if kk < k:
-        pad = k - kk
-        D = np.hstack([D, np.full((D.shape[0], pad), np.inf, np.float32)])
-        idx = np.hstack([idx, np.full((idx.shape[0], pad), -1, np.int64)])
-    return D, idx
-
-
-def _search_shard(
-    shard: tuple[int, np.ndarray],
-    queries: np.ndarray,
-    k: int,
-    index_kwargs: dict[str, Any],
-) -> tuple[np.ndarray, np.ndarray]:
-    offset, X = shard
-    D, idx = KNNIndex(**index_kwargs).fit(X).search(queries, min(k, X.shape[0]))
-    return D, np.where(idx >= 0, idx + offset, -1)
-
-
-def sharded_knn(
-    X: np.ndarray,
-    k: int,
-    queries: np.ndarray | None = None,
-    *,
-    n_shards: int = 2,
-    map_fn: MapFn = map,
-    **index_kwargs: Any,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact-merge kNN over a database split into ``n_shards`` contiguous row blocks.
-
-    Each shard is indexed and searched independently by ``map_fn`` (builtin ``map`` by
-    default; pass e.g. a Ray-backed ``map`` to distribute) and the per-shard top-k lists are
-    merged, so the result equals an unsharded search with the same backend. Sharding the
-    database rather than the queries bounds each worker's memory by its shard, which is the
-    point of the FinDeepBehaviorCluster pHDBSCAN design (arXiv 2101.04285).
-
-    Parameters
-    ----------
-    X : ndarray of shape (n, d)
-    k : int
-    queries : ndarray of shape (m, d), optional
-        Defaults to ``X``.
-    n_shards : int
-    map_fn : callable
-        ``map_fn(func, iterable) -> iterable`` with the semantics of builtin :func:`map`;
-        ``func`` is a picklable :func:`functools.partial` of a module-level function.
-    **index_kwargs
-        Forwarded to :class:`KNNIndex` in every shard.
-
-    Returns
-    -------
-    distances, indices : ndarray of shape (m, k)
-        As :func:`knn_search`, with indices into the full ``X``.
-    """
-    X = _as_f32(X)
-    Q = X if queries is None else _as_f32(queries)
-    bounds = np.linspace(0, X.shape[0], max(1, n_shards) + 1).astype(int)
-    shards = [(int(a), X[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
-    func = functools.partial(_search_shard, queries=Q, k=k, index_kwargs=index_kwargs)
-    return merge_topk(map_fn(func, shards), k)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-import ops.phdbscan as phdbscan
-from ops.knn_graph import CellIndex
+import ops.phdbscan._estimator as phdbscan
 from ops.phdbscan import PHDBSCAN
+from ops.phdbscan._knn_graph import CellIndex
 
 X, _ = make_blobs(3000, 16, centers=12, cluster_std=1.5, random_state=4)
 X = X.astype(np.float32)

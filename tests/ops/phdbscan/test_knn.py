@@ -1,4 +1,4 @@
-"""Tests of ops.knn backends against a numpy brute-force reference."""
+"""Tests of ops.phdbscan._knn backends against a numpy brute-force reference."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from ops.knn import KNNIndex, knn_search, merge_topk, resolve_backend, sharded_knn
+from ops.phdbscan._knn import KNNIndex, knn_search, resolve_backend
 
 X, _ = make_blobs(2000, 12, centers=10, random_state=0)
 X = X.astype(np.float32)
@@ -69,34 +69,6 @@ def test_torch_small_blocks_equal_flat() -> None:
     np.testing.assert_allclose(D, REF_D, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("n_shards", [1, 3, 7])
-def test_sharded_equals_unsharded(n_shards: int) -> None:
-    calls: list[int] = []
-
-    def recording_map(func, items):  # a stand-in for a Ray-backed map
-        items = list(items)
-        calls.append(len(items))
-        return [func(it) for it in items]
-
-    D, idx = sharded_knn(X, 10, Q, n_shards=n_shards, map_fn=recording_map, backend="flat")
-    assert calls == [n_shards]
-    assert _recall(idx) == 1.0
-    np.testing.assert_allclose(D, REF_D, rtol=1e-4, atol=1e-3)
-
-
-def test_merge_topk_pads_short_lists() -> None:
-    parts = [
-        (np.array([[1.0, 3.0]], np.float32), np.array([[0, 1]])),
-        (
-            np.array([[2.0]], np.float32),
-            np.array([[5]]),
-        ),
-    ]
-    D, idx = merge_topk(parts, 4)
-    np.testing.assert_array_equal(idx, [[0, 5, 1, -1]])
-    assert np.isinf(D[0, 3])
-
-
 @pytest.mark.parametrize("backend", ["flat", "ivf", "torch"])
 def test_index_pickles(backend: str) -> None:
     index = KNNIndex(backend, device="cpu", nlist=16).fit(X)
@@ -121,7 +93,7 @@ def test_bad_input() -> None:
 def test_cell_knn_exact_and_approximate() -> None:
     from sklearn.datasets import make_blobs
 
-    from ops.knn_graph import cell_knn, refine_float64
+    from ops.phdbscan._knn_graph import cell_knn, refine_float64
 
     faiss = pytest.importorskip("faiss")
     B, _ = make_blobs(4000, 8, centers=6, random_state=0)
@@ -155,7 +127,7 @@ def test_torch_cuda_matches_flat() -> None:
 def test_auto_backend_does_not_import_torch_without_a_gpu() -> None:
     """Importing torch only to find no GPU cost seconds of every CPU fit."""
     code = (
-        "import sys; from ops.knn import resolve_backend; "
+        "import sys; from ops.phdbscan._knn import resolve_backend; "
         "resolve_backend(); print('torch' in sys.modules)"
     )
     out = subprocess.run(

@@ -1,10 +1,11 @@
 """From an MST to HDBSCAN* labels, and the lookup tables behind ``approximate_predict``.
 
-The condensing, stability, excess-of-mass/leaf selection and GLOSH steps of HDBSCAN*
-(Campello, Moulavi & Sander 2013; Campello et al. 2015) are delegated to the ``hdbscan``
-library's compiled routines: they are the reference whose labels we promise to reproduce
-(~10 s at 1M points). Its single-linkage labelling took 43 s at 1M, so that one step is a
-numba port with identical output. What is written here is
+The stability, excess-of-mass/leaf selection and GLOSH steps of HDBSCAN* (Campello, Moulavi
+& Sander 2013; Campello et al. 2015) are delegated to the ``hdbscan`` library's compiled
+routines: they are the reference whose labels we promise to reproduce. Condensing is
+:mod:`ops.phdbscan._level_tree` (ties taken as one step); the binary single-linkage tree that
+``single_linkage_tree_`` shows is a numba port of hdbscan's labelling, which is much slower at
+1M rows (figures: benchmarks/README.md). What is written here is
 the glue, and a vectorised version of hdbscan's per-point prediction walk so that new points
 are labelled with array operations instead of a Python loop.
 """
@@ -15,7 +16,9 @@ from dataclasses import dataclass, fields
 
 import numba
 import numpy as np
-from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters, outlier_scores
+from hdbscan._hdbscan_tree import compute_stability, get_clusters, outlier_scores
+
+from ops.phdbscan._level_tree import condense_mst
 
 __all__ = [
     "PredictionTables",
@@ -62,28 +65,31 @@ def _label(L: np.ndarray) -> np.ndarray:
 def single_linkage(mst: np.ndarray) -> np.ndarray:
     """Scipy-format single-linkage tree from MST rows ``(a, b, weight)``.
 
-    ``np.argsort``'s default (unstable) sort is kept on purpose: it is what hdbscan does, and
-    tie order decides the binary shape of equal-height merges.
+    The binary shape of equal-height merges follows the rows' order (a stable sort); labels do
+    not depend on it, since they come from :func:`ops.phdbscan._level_tree.condense_mst`.
     """
     mst = np.asarray(mst, dtype=np.float64)
-    return _label(np.ascontiguousarray(mst[np.argsort(mst[:, 2])]))
+    return _label(np.ascontiguousarray(mst[np.argsort(mst[:, 2], kind="stable")]))
 
 
 def tree_to_labels(
-    single_linkage_tree: np.ndarray,
+    mst: np.ndarray,
     min_cluster_size: int,
     cluster_selection_method: str = "eom",
     allow_single_cluster: bool = False,
     cluster_selection_epsilon: float = 0.0,
     max_cluster_size: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Condense, score and select clusters exactly as ``hdbscan._tree_to_labels``.
+    """Condense, score and select clusters as ``hdbscan._tree_to_labels``.
+
+    The condensed tree takes all merges at one distance as one step
+    (:func:`ops.phdbscan._level_tree.condense_mst`); stability and selection are hdbscan's.
 
     Returns
     -------
     labels, probabilities, stabilities, condensed_tree
     """
-    condensed = condense_tree(single_linkage_tree, min_cluster_size)
+    condensed = condense_mst(mst, min_cluster_size)
     stability = compute_stability(condensed)
     labels, probs, stabilities = get_clusters(
         condensed,

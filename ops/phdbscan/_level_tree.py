@@ -1,0 +1,346 @@
+"""The condensed tree with the merges of one weight ordered canonically: labels free of tie order.
+
+hdbscan condenses a *binary* single-linkage tree. When several MST edges share a weight (a
+shared core distance, duplicated rows, integer data), the binary shape of those merges is
+the order in which a sort happened to list them, and the condensed tree depends on it: a
+point tied to two clusters joins whichever was merged first, and a small group can become a
+cluster in one order and noise in another. hdbscan's own exact algorithms disagree with each
+other on such data, and its unstable ``argsort`` leaves the order to the sort's internals.
+
+Here the merges of one weight are first grouped (a component formed at distance ``d`` from
+several components is one node with all of them as children), which depends only on the
+components at each distance: the same for every minimum spanning tree, whichever tied edges
+it holds and in whatever order. The children are then merged in the order Prim's algorithm
+from point 0 takes them (hdbscan's ``generic`` and ``prims_*`` algorithms, the default above
+60 dimensions, and scikit-learn's): entering a node at one child, it grows that child
+completely, then takes the tied edge reaching the smallest point index, and so on, each
+child entered at that point. Condensing that binary order top down as hdbscan does gives
+hdbscan's condensed tree for that order, in hdbscan's raw layout, so hdbscan's stability,
+selection, GLOSH and plotting code read it unchanged. Only the MST's tied edges are seen,
+not every tied edge of the complete graph, so this is Prim's order only where those suffice.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numba
+import numpy as np
+
+__all__ = ["CONDENSED_DTYPE", "condense_mst"]
+
+CONDENSED_DTYPE = np.dtype(
+    [("parent", np.intp), ("child", np.intp), ("lambda_val", np.float64), ("child_size", np.intp)]
+)
+
+
+@numba.njit(cache=True)
+def _find(parent: np.ndarray, x: int) -> int:
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:  # path compression
+        nxt = parent[x]
+        parent[x] = root
+        x = nxt
+    return root
+
+
+@numba.njit(cache=True)
+def _level_dendrogram(
+    a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Multi-way dendrogram of edges sorted by weight: one node per component formed at a weight.
+
+    Returns each node's parent (``-1`` for the root) and merge distance, and each edge's two
+    endpoints as the child nodes it joins; nodes ``0..n-1`` are the points, later nodes have
+    larger ids than their children.
+    """
+    m = a.shape[0]
+    dsu = np.arange(n)
+    top = np.arange(n)  # dendrogram node of each union-find root's component
+    stamp = np.full(n, -1, np.int64)
+    new_node = np.zeros(n, np.int64)
+    node_parent = np.full(2 * n - 1, -1, np.int64)
+    node_weight = np.zeros(2 * n - 1)
+    top_a = np.empty(m, np.int64)
+    top_b = np.empty(m, np.int64)
+    nxt = n
+    start = 0
+    while start < m:
+        stop = start
+        while stop < m and w[stop] == w[start]:
+            stop += 1
+        for e in range(start, stop):  # the components as they were below this weight
+            top_a[e] = top[_find(dsu, a[e])]
+            top_b[e] = top[_find(dsu, b[e])]
+        for e in range(start, stop):
+            ra, rb = _find(dsu, a[e]), _find(dsu, b[e])
+            dsu[rb] = ra
+        for e in range(start, stop):
+            r = _find(dsu, a[e])
+            if stamp[r] != start:
+                stamp[r] = start
+                new_node[r] = nxt
+                node_weight[nxt] = w[start]
+                top[r] = nxt
+                nxt += 1
+            node_parent[top_a[e]] = new_node[r]
+            node_parent[top_b[e]] = new_node[r]
+        start = stop
+    return node_parent[:nxt], node_weight[:nxt], top_a, top_b
+
+
+@numba.njit(cache=True)
+def _children(node_parent: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sizes and CSR children lists, each node's children ordered by their smallest point."""
+    n_nodes = node_parent.shape[0]
+    size = np.zeros(n_nodes, np.int64)
+    min_point = np.full(n_nodes, n, np.int64)
+    size[:n] = 1
+    min_point[:n] = np.arange(n)
+    count = np.zeros(n_nodes + 1, np.int64)
+    for c in range(n_nodes):  # children precede parents
+        p = node_parent[c]
+        if p >= 0:
+            size[p] += size[c]
+            min_point[p] = min(min_point[p], min_point[c])
+            count[p + 1] += 1
+    offsets = np.cumsum(count)
+    fill = offsets[:-1].copy()
+    children = np.empty(max(n_nodes - 1, 0), np.int64)
+    for c in range(n_nodes):
+        p = node_parent[c]
+        if p >= 0:
+            children[fill[p]] = c
+            fill[p] += 1
+    for p in range(n, n_nodes):
+        block = children[offsets[p] : offsets[p + 1]]
+        children[offsets[p] : offsets[p + 1]] = block[np.argsort(min_point[block])]
+    return size, offsets, children
+
+
+@numba.njit(cache=True)
+def _edges_by_node(
+    top_a: np.ndarray, top_b: np.ndarray, a: np.ndarray, b: np.ndarray, node_parent: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each dendrogram node's tied edges (CSR): rows of (child, child, point, point) they join."""
+    n_nodes = node_parent.shape[0]
+    count = np.zeros(n_nodes + 1, np.int64)
+    for e in range(top_a.shape[0]):
+        count[node_parent[top_a[e]] + 1] += 1
+    offsets = np.cumsum(count)
+    fill = offsets[:-1].copy()
+    ends = np.empty((top_a.shape[0], 4), np.int64)
+    for e in range(top_a.shape[0]):
+        p = node_parent[top_a[e]]
+        ends[fill[p], 0], ends[fill[p], 1] = top_a[e], top_b[e]
+        ends[fill[p], 2], ends[fill[p], 3] = a[e], b[e]
+        fill[p] += 1
+    return offsets, ends
+
+
+@numba.njit(cache=True)
+def _absorb_order(
+    kids: np.ndarray, ends: np.ndarray, first: int, local: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Order in which Prim's algorithm, entering at child ``first``, takes the tied children.
+
+    Prim's grows one child completely before it takes the next edge of the tied weight, and
+    among those edges it takes the one reaching the point of smallest index. Returns the
+    children's local indices in that order and the point through which each was entered.
+    """
+    k = kids.shape[0]
+    for i in range(k):
+        local[kids[i]] = i
+    degree = np.zeros(k + 1, np.int64)
+    for e in range(ends.shape[0]):
+        degree[local[ends[e, 0]] + 1] += 1
+        degree[local[ends[e, 1]] + 1] += 1
+    adj_offsets = np.cumsum(degree)
+    fill = adj_offsets[:-1].copy()
+    adj = np.empty((2 * ends.shape[0], 2), np.int64)  # (child, point entered through)
+    for e in range(ends.shape[0]):
+        u, v = local[ends[e, 0]], local[ends[e, 1]]
+        adj[fill[u], 0], adj[fill[u], 1] = v, ends[e, 3]
+        fill[u] += 1
+        adj[fill[v], 0], adj[fill[v], 1] = u, ends[e, 2]
+        fill[v] += 1
+    taken = np.zeros(k, np.bool_)
+    order = np.empty(k, np.int64)
+    entered_at = np.full(k, -1, np.int64)
+    heap = [(np.int64(0), np.int64(0))]
+    heap.pop()
+    count = 0
+    start = local[first]
+    taken[start] = True
+    order[0] = start
+    count = 1
+    for j in range(adj_offsets[start], adj_offsets[start + 1]):
+        heapq.heappush(heap, (adj[j, 1], adj[j, 0]))
+    while len(heap) > 0:
+        point, v = heapq.heappop(heap)
+        if taken[v]:
+            continue
+        taken[v] = True
+        order[count] = v
+        entered_at[v] = point
+        count += 1
+        for j in range(adj_offsets[v], adj_offsets[v + 1]):
+            if not taken[adj[j, 0]]:
+                heapq.heappush(heap, (adj[j, 1], adj[j, 0]))
+    return order, entered_at
+
+
+@numba.njit(cache=True)
+def _condense(
+    node_parent: np.ndarray,
+    node_weight: np.ndarray,
+    size: np.ndarray,
+    offsets: np.ndarray,
+    children: np.ndarray,
+    edge_offsets: np.ndarray,
+    ends: np.ndarray,
+    n: int,
+    min_cluster_size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n_nodes = node_weight.shape[0]
+    label = np.full(n_nodes, -1, np.int64)
+    entry = np.full(n_nodes, -1, np.int64)
+    path_child = np.full(n_nodes, -1, np.int64)
+    root = n_nodes - 1
+    label[root] = n
+    next_label = n + 1
+    out_parent = np.empty(2 * n, np.int64)
+    out_child = np.empty(2 * n, np.int64)
+    out_lambda = np.empty(2 * n)
+    out_size = np.empty(2 * n, np.int64)
+    pos = 0
+    queue = np.empty(n_nodes, np.int64)
+    queue[0] = root
+    entry[root] = 0  # hdbscan's Prim's starts at point 0
+    head, tail = 0, 1
+    stack = np.empty(n_nodes, np.int64)
+    local = np.zeros(n_nodes, np.int64)
+    while head < tail:
+        node = queue[head]
+        head += 1
+        if path_child[node] < 0:  # entered from outside: mark the path down to the entry point
+            x = entry[node]
+            while x != node:
+                path_child[node_parent[x]] = x
+                x = node_parent[x]
+        lam = 1.0 / node_weight[node] if node_weight[node] > 0 else np.inf
+        kids = children[offsets[node] : offsets[node + 1]]
+        order, entered_at = _absorb_order(
+            kids, ends[edge_offsets[node] : edge_offsets[node + 1]], path_child[node], local
+        )
+        # hdbscan's binary merges at this weight, in Prim's order, condensed top down: the
+        # last child taken splits off first from the union of those taken before it
+        prefix = np.cumsum(size[kids[order]])
+        current = label[node]
+        fall_label = np.full(kids.shape[0], current, np.int64)  # cluster a small child leaves
+        i = kids.shape[0] - 1
+        while i >= 1:
+            c = kids[order[i]]
+            rest_big = prefix[i - 1] >= min_cluster_size
+            child_big = size[c] >= min_cluster_size
+            if rest_big and child_big:
+                rest_label = next_label
+                label[c] = next_label + 1
+                next_label += 2
+                out_parent[pos], out_child[pos] = current, rest_label
+                out_lambda[pos], out_size[pos] = lam, prefix[i - 1]
+                out_parent[pos + 1], out_child[pos + 1] = current, label[c]
+                out_lambda[pos + 1], out_size[pos + 1] = lam, size[c]
+                pos += 2
+                entry[c] = entered_at[order[i]]
+                queue[tail] = c
+                tail += 1
+                current = rest_label
+            elif rest_big:
+                fall_label[order[i]] = current
+            elif child_big:
+                label[c] = current
+                entry[c] = entered_at[order[i]]
+                queue[tail] = c
+                tail += 1
+                for j in range(i):
+                    fall_label[order[j]] = current
+                break
+            else:
+                for j in range(i + 1):
+                    fall_label[order[j]] = current
+                break
+            i -= 1
+        if i == 0:  # the first child taken is what remains: it continues the current cluster
+            c = kids[order[0]]
+            label[c] = current
+            entry[c] = entry[node]  # its path to the entry point is marked already
+            queue[tail] = c
+            tail += 1
+        for j in range(kids.shape[0]):
+            c = kids[j]
+            if label[c] >= 0:
+                continue
+            depth = 1
+            stack[0] = c
+            while depth > 0:
+                depth -= 1
+                s = stack[depth]
+                if s < n:
+                    out_parent[pos], out_child[pos] = fall_label[j], s
+                    out_lambda[pos], out_size[pos] = lam, 1
+                    pos += 1
+                for q in range(offsets[s], offsets[s + 1]):
+                    stack[depth] = children[q]
+                    depth += 1
+    return out_parent[:pos], out_child[:pos], out_lambda[:pos], out_size[:pos]
+
+
+def condense_mst(mst: np.ndarray, min_cluster_size: int) -> np.ndarray:
+    """Condensed tree of a minimum spanning tree, all merges at one distance taken as one step.
+
+    Parameters
+    ----------
+    mst : ndarray of shape (n - 1, 3)
+        Rows ``(a, b, weight)`` of a spanning tree of ``n`` points, in any order.
+    min_cluster_size : int
+        Smallest child counted as a cluster.
+
+    Returns
+    -------
+    ndarray
+        hdbscan's raw condensed tree: ``(parent, child, lambda_val, child_size)`` rows,
+        clusters numbered from ``n`` (the root).
+    """
+    n = mst.shape[0] + 1
+    if n < 2:
+        return np.zeros(0, CONDENSED_DTYPE)
+    order = np.argsort(mst[:, 2], kind="stable")
+    a = mst[order, 0].astype(np.int64)
+    b = mst[order, 1].astype(np.int64)
+    node_parent, node_weight, top_a, top_b = _level_dendrogram(
+        a, b, mst[order, 2].astype(np.float64), n
+    )
+    size, offsets, children = _children(node_parent, n)
+    edge_offsets, ends = _edges_by_node(top_a, top_b, a, b, node_parent)
+    parent, child, lam, child_size = _condense(
+        node_parent,
+        node_weight,
+        size,
+        offsets,
+        children,
+        edge_offsets,
+        ends,
+        n,
+        int(min_cluster_size),
+    )
+    out = np.empty(parent.shape[0], CONDENSED_DTYPE)
+    out["parent"], out["child"], out["lambda_val"], out["child_size"] = (
+        parent,
+        child,
+        lam,
+        child_size,
+    )
+    return out
