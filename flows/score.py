@@ -30,17 +30,18 @@ def score(
     """
     requested = requested_output("score", events, transactions, output)
     with requested.claim() as run:
-        champion = fetch_champion(model_alias, run.root, run.run_id)
-        ingested = ingest(events, transactions, run.root, champion.ingest, run.run_id)
-        metrics = score_transactions(run.root, champion, run.run_id)
+        staged = fetch_champion(model_alias, run.root, run.run_id)
+        ingested = ingest(events, transactions, run.root, staged.ingest, run.run_id)
+        metrics = score_transactions(run.root, staged, run.run_id)
         return run.publish(
             {
                 "run_id": run.run_id,
                 "output": run.location.uri,
                 # the champion's state was copied into the staging directory: name it as published
                 "champion": {
-                    **champion.model_dump(mode="json"),
-                    "root": run.location.published_path(champion.root),
+                    **staged.champion.model_dump(mode="json"),
+                    "root": run.location.published_path(staged.root),
+                    "ingest": staged.ingest.model_dump(mode="json"),
                 },
                 "ingest": ingested.counts,
                 "metrics": metrics,
