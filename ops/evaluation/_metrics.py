@@ -14,7 +14,8 @@ import pandas as pd
 from scipy.spatial.distance import cdist
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
-NOISE = -1
+from ops.constants import NOISE
+
 _EPS = 1e-12
 
 

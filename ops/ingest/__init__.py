@@ -4,11 +4,9 @@ Row checks and quarantine, timestamp parsing, and the sessionizer that encodes p
 events as token sequences with their dwell times.
 """
 
+from ops.constants import FIRST_TOKEN, OOV, PAD
 from ops.ingest._event_pieces import TOKEN_DTYPES, CheckedEvents, EventsProfile, check_event_piece
 from ops.ingest._sessionize import (
-    FIRST_TOKEN,
-    OOV,
-    PAD,
     SEQUENCE_SCHEMA,
     build_vocabulary,
     sessionize_events,

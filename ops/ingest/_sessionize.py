@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-PAD, OOV = 0, 1
-FIRST_TOKEN = 2
+from ops.constants import FIRST_TOKEN, OOV
 
 SEQUENCE_SCHEMA = pa.schema(
     [

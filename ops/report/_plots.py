@@ -16,7 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
-NOISE = -1
+from ops.constants import NOISE
+
 RISKY_COLOUR = "#d62728"
 PLAIN_COLOUR = "#4c72b0"
 NOISE_COLOUR = "#c8c8c8"

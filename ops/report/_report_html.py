@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ops.constants import NOISE
 from ops.report import _plots as plots
 from ops.risk import Rule
-
-NOISE = -1
 
 
 @dataclass

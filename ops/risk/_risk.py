@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.special import gammaln
 
-NOISE = -1
+from ops.constants import NOISE
 
 SIGNALS = ("identical", "machine", "shared_ids", "young", "burst")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ops.sequence._sequence_batch import OOV, PAD, SequenceBatch
+from ops.constants import OOV, PAD
+from ops.sequence._sequence_batch import SequenceBatch
 
 
 def random_crop(

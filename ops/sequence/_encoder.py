@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-from ops.sequence._sequence_batch import PAD, SequenceBatch
+from ops.constants import PAD
+from ops.sequence._sequence_batch import SequenceBatch
 
 
 class TimeEncoding(nn.Module):

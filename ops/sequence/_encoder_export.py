@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ops.sequence._sequence_batch import PAD, SequenceBatch, collate_sequences
+from ops.constants import PAD
+from ops.sequence._sequence_batch import SequenceBatch, collate_sequences
 
 
 class PackedSequenceEncoder(nn.Module):

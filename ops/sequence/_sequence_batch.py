@@ -14,9 +14,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-PAD = 0
-OOV = 1
-
 
 @dataclass
 class SequenceBatch:

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ops.sequence._sequence_batch import PAD, SequenceBatch
+from ops.constants import PAD
+from ops.sequence._sequence_batch import SequenceBatch
 
 
 class SequenceReconstructionLoss(nn.Module):

@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
+from ops.constants import OOV
 from ops.sequence import collate_sequences
 from ops.sequence._augment import SessionAugment, jitter_time, mask_tokens, random_crop
-from ops.sequence._sequence_batch import OOV
 
 RNG = np.random.default_rng(0)
 LENGTHS = (1, 5, 17, 40, 40)
