@@ -2,9 +2,13 @@
 
 Self-contained because reports are archived with the run (MLflow artifact, object
 store) and opened years later, offline, by people outside the team: every image is
-an inline base64 PNG, the CSS is inline, there are no scripts and no URLs. Every
-piece of text that came from data (cluster reasons, feature names, parameters)
-goes through `html.escape`: feature values are attacker-controlled in fraud data.
+an inline base64 PNG, the CSS is inline, there are no scripts and no URLs.
+
+The page is rendered from the Jinja2 templates in ``templates/`` with autoescaping on:
+page names, feature values and reasons come from the click-stream and are
+attacker-controlled in fraud data, so no value may reach the page unescaped. The
+functions here only select and format; the templates hold the markup, one section per
+file under ``templates/sections/``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
 from ops.constants import NOISE
@@ -51,24 +56,14 @@ class ReportContext:
     sample_size: int = 5000
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
-max-width:1150px;color:#222;line-height:1.4;padding:0 1em}
-h1{margin-bottom:.1em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-.meta{color:#666} .kpis{display:flex;gap:1.5em;flex-wrap:wrap;margin:1em 0}
-.kpi{background:#f5f6f8;border-radius:6px;padding:.6em 1em} .kpi b{display:block;font-size:1.5em}
-table{border-collapse:collapse;width:100%;font-size:.9em;margin:.5em 0}
-th,td{border:1px solid #ddd;padding:.35em .5em;text-align:left;vertical-align:top}
-th{background:#f5f6f8} td.num{text-align:right;font-variant-numeric:tabular-nums}
-.risky{color:#d62728;font-weight:600} code{background:#f5f6f8;padding:0 .25em}
-figure{margin:1em 0} img{max-width:100%} figcaption{color:#666;font-size:.85em}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1em}
-.wide{overflow-x:auto}
-"""
-
-
-def _e(x: object) -> str:
-    return html.escape(str(x), quote=True)
+#: Autoescaping on for every template: a value reaches the page only through ``{{ }}``.
+_TEMPLATES = Environment(
+    loader=PackageLoader("ops.report", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def _fmt(x: object) -> str:
@@ -87,38 +82,45 @@ def _pct(x: float) -> str:
     return "-" if x is None or x != x else f"{x:.0%}"
 
 
-def _img(fig: Figure, caption: str) -> str:
-    data = plots.to_base64_png(fig)
-    return (
-        f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
-    )
-
-
-def _try_img(make: Callable[[], Figure], caption: str) -> str:
-    """A figure that fails to draw costs its panel, not the report."""
+def _figure(make: Callable[[], Figure], caption: str) -> dict[str, str]:
+    """A figure as a base64 PNG; one that fails to draw costs its panel, not the report."""
     try:
-        return _img(make(), caption)
+        return {"caption": caption, "png": plots.to_base64_png(make())}
     except Exception as exc:  # reporting must not sink a finished run
-        return f"<p class='meta'>{_e(caption)}: not drawn ({_e(type(exc).__name__)}: {_e(exc)})</p>"
+        return {"caption": caption, "png": "", "error": f"{type(exc).__name__}: {exc}"}
 
 
-def _kv_table(d: Mapping[str, Any]) -> str:
-    if not d:
-        return "<p class='meta'>none recorded</p>"
-    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in sorted(d.items()))
-    return f"<table>{rows}</table>"
+def _figures(ctx: ReportContext) -> list[dict[str, str]]:
+    risky_ids = [int(c) for c in ctx.risk.loc[ctx.risk["risky"], "cluster"]]
+    figs = []
+    if ctx.X is not None and ctx.labels is not None and len(ctx.X) == len(ctx.labels):
+        figs.append(_figure(
+            lambda: plots.projection(ctx.X, ctx.labels, risky_ids, ctx.sample_size),
+            "2-D PCA projection of the hybrid vectors, by cluster"))  # fmt: skip
+    figs.append(_figure(lambda: plots.cluster_sizes(ctx.risk), "Cluster sizes"))
+    if (ctx.risk["n_labelled"] > 0).any():
+        figs.append(_figure(
+            lambda: plots.fraud_rates(ctx.risk, _base_rate(ctx.risk)),
+            "Fraud rate per cluster where labels exist"))  # fmt: skip
+    if ctx.ts is not None and ctx.labels is not None and len(ctx.ts) == len(ctx.labels):
+        figs.append(_figure(lambda: plots.timeline(ctx.ts, ctx.labels, risky_ids), "Timeline"))
+    if len(ctx.losses):
+        figs.append(_figure(lambda: plots.loss_curve(ctx.losses), "Training loss per epoch"))
+    return figs
 
 
-def _rules_html(rules: Sequence[Rule]) -> str:
-    if not rules:
-        return "<span class='meta'>no rule reaches the precision floor</span>"
-    items = "".join(
-        f"<li>{_e(r.describe())} <span class='meta'>(support {r.support:,}, precision "
-        f"{_pct(r.precision)}, recall {_pct(r.recall)}{_group_note(r)})</span></li>"
-        for r in rules
-    )
-    return f"<ol>{items}</ol>"
+def _key_values(d: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [(str(k), _fmt(v)) for k, v in sorted(d.items())]
+
+
+def _rule(rule: Rule) -> dict[str, str]:
+    return {
+        "text": rule.describe(),
+        "support": f"{rule.support:,}",
+        "precision": _pct(rule.precision),
+        "recall": _pct(rule.recall),
+        "over": _group_note(rule),
+    }
 
 
 def _group_note(rule: Rule) -> str:
@@ -128,30 +130,45 @@ def _group_note(rule: Rule) -> str:
     return ", over clusters " + ", ".join(str(c) for c in rule.clusters)
 
 
-def _risky_table(ctx: ReportContext) -> str:
-    risky = ctx.risk[ctx.risk["risky"]].copy()
-    if risky.empty:
-        return "<p>No cluster was flagged risky in this window.</p>"
-    risky["_order"] = risky["wilson_lower"].fillna(0) + risky["coordination_score"].fillna(0)
-    head = (
-        "<tr><th>cluster</th><th>size</th><th>labelled</th><th>fraud rate</th>"
-        "<th>lower bound</th><th>coordination</th><th>why flagged</th><th>description</th>"
-        "<th>rules</th></tr>"
-    )
-    body = []
-    for _, r in risky.sort_values("_order", ascending=False).iterrows():
+def _risk_order(risky: pd.DataFrame) -> pd.DataFrame:
+    """Most certain first: the fraud rate's lower bound plus the coordination score."""
+    order = risky["wilson_lower"].fillna(0) + risky["coordination_score"].fillna(0)
+    return risky.assign(_order=order).sort_values("_order", ascending=False)
+
+
+def _risky_clusters(ctx: ReportContext) -> list[dict[str, Any]]:
+    rows = []
+    for _, r in _risk_order(ctx.risk[ctx.risk["risky"]]).iterrows():
         c = int(r["cluster"])
-        body.append(
-            f"<tr><td class='risky'>{c}</td><td class='num'>{_fmt(int(r['size']))}</td>"
-            f"<td class='num'>{_fmt(int(r['n_labelled']))}</td>"
-            f"<td class='num'>{_pct(r['fraud_rate'])}</td>"
-            f"<td class='num'>{_pct(r['wilson_lower'])}</td>"
-            f"<td class='num'>{_fmt(float(r['coordination_score']))}</td>"
-            f"<td>{_e(r['risk_reason'])}</td>"
-            f"<td>{_e(ctx.narratives.get(c, ''))}</td>"
-            f"<td>{_rules_html(ctx.rules.get(c, []))}</td></tr>"
+        rows.append(
+            {
+                "cluster": c,
+                "size": _fmt(int(r["size"])),
+                "labelled": _fmt(int(r["n_labelled"])),
+                "fraud_rate": _pct(r["fraud_rate"]),
+                "lower_bound": _pct(r["wilson_lower"]),
+                "coordination": _fmt(float(r["coordination_score"])),
+                "reason": r["risk_reason"],
+                "narrative": ctx.narratives.get(c, ""),
+                "rules": [_rule(rule) for rule in ctx.rules.get(c, [])],
+            }
         )
-    return f"<table>{head}{''.join(body)}</table>"
+    return rows
+
+
+def _missed_fraud(missed: pd.DataFrame | None) -> dict[str, Any] | None:
+    """Missed fraud per risky cluster: count, and the amount where known."""
+    if missed is None or not len(missed):
+        return None
+    by = missed.groupby("cluster")
+    agg = by.size().rename("n").to_frame()
+    if "amount" in missed:
+        agg["amount"] = by["amount"].sum()
+    rows = [
+        (c, [_fmt(v) for v in r])
+        for c, r in zip(agg.index, agg.itertuples(index=False), strict=True)
+    ]
+    return {"header": ["cluster", *agg.columns], "rows": rows}
 
 
 #: All-clusters table: column -> (header, formatter). Rates as percentages, signals with two
@@ -172,19 +189,19 @@ _ALL_CLUSTER_COLUMNS: dict[str, tuple[str, Callable[[Any], str]]] = {
 }
 
 
-def _all_clusters_table(risk: pd.DataFrame, top: int = 100) -> str:
+def _all_clusters(risk: pd.DataFrame, top: int = 100) -> dict[str, Any]:
+    """The ``top`` largest clusters, every column formatted; risky rows marked."""
     cols = [c for c in _ALL_CLUSTER_COLUMNS if c in risk]
-    r = risk.sort_values("size", ascending=False).head(top)
-    head = "".join(f"<th>{_e(_ALL_CLUSTER_COLUMNS[c][0])}</th>" for c in cols)
-    rows = []
-    for _, row in r.iterrows():
-        cells = "".join(
-            f"<td class='num'>{_e(_ALL_CLUSTER_COLUMNS[c][1](row[c]))}</td>" for c in cols
-        )
-        cls = " class='risky'" if row["risky"] else ""
-        rows.append(f"<tr{cls}>{cells}</tr>")
-    note = f"<p class='meta'>largest {len(r)} of {len(risk)} rows</p>" if len(risk) > top else ""
-    return f"{note}<div class='wide'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
+    largest = risk.sort_values("size", ascending=False).head(top)
+    return {
+        "header": [_ALL_CLUSTER_COLUMNS[c][0] for c in cols],
+        "rows": [
+            [_ALL_CLUSTER_COLUMNS[c][1](row[c]) for c in cols] for _, row in largest.iterrows()
+        ],
+        "row_classes": ["risky" if risky else "" for risky in largest["risky"]],
+        "shown": len(largest),
+        "total": len(risk),
+    }
 
 
 def _base_rate(risk: pd.DataFrame) -> float:
@@ -220,64 +237,19 @@ def _kpis(ctx: ReportContext) -> dict[str, str]:
 
 def render_report(ctx: ReportContext) -> str:
     """The whole report as one HTML string (write it as ``report.html``)."""
-    risky_ids = [int(c) for c in ctx.risk.loc[ctx.risk["risky"], "cluster"]]
     created = ctx.created_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    kpis = "".join(f"<div class='kpi'><b>{_e(v)}</b>{_e(k)}</div>" for k, v in _kpis(ctx).items())
-
-    figs = []
-    if ctx.X is not None and ctx.labels is not None and len(ctx.X) == len(ctx.labels):
-        figs.append(_try_img(
-            lambda: plots.projection(ctx.X, ctx.labels, risky_ids, ctx.sample_size),
-            "2-D PCA projection of the hybrid vectors, by cluster"))  # fmt: skip
-    figs.append(_try_img(lambda: plots.cluster_sizes(ctx.risk), "Cluster sizes"))
-    if (ctx.risk["n_labelled"] > 0).any():
-        figs.append(_try_img(
-            lambda: plots.fraud_rates(ctx.risk, _base_rate(ctx.risk)),
-            "Fraud rate per cluster where labels exist"))  # fmt: skip
-    if ctx.ts is not None and ctx.labels is not None and len(ctx.ts) == len(ctx.labels):
-        figs.append(_try_img(lambda: plots.timeline(ctx.ts, ctx.labels, risky_ids), "Timeline"))
-    if len(ctx.losses):
-        figs.append(_try_img(lambda: plots.loss_curve(ctx.losses), "Training loss per epoch"))
-
-    missed = ""
-    if ctx.missed is not None and len(ctx.missed):
-        by = ctx.missed.groupby("cluster")
-        agg = by.size().rename("n").to_frame()
-        if "amount" in ctx.missed:
-            agg["amount"] = by["amount"].sum()
-        rows = "".join(
-            f"<tr><td>{_e(c)}</td>"
-            + "".join(f"<td class='num'>{_e(_fmt(v))}</td>" for v in r)
-            + "</tr>"
-            for c, r in zip(agg.index, agg.itertuples(index=False), strict=True)
-        )
-        head = "".join(f"<th>{_e(c)}</th>" for c in ["cluster", *agg.columns])
-        missed = (
-            "<h2>Missed fraud in risky clusters</h2><p>Confirmed fraud the real-time engine "
-            f"approved, inside clusters flagged risky.</p><table><tr>{head}</tr>{rows}</table>"
-        )
-
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(ctx.title)} - {_e(ctx.run_id)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{_e(ctx.title)}</h1>
-<p class="meta">run <code>{_e(ctx.run_id)}</code> · generated {_e(created)}</p>
-<div class="kpis">{kpis}</div>
-<h2>Risky clusters</h2>
-{_risky_table(ctx)}
-{missed}
-<h2>Figures</h2>
-<div class="grid">{"".join(figs)}</div>
-<h2>All clusters</h2>
-{_all_clusters_table(ctx.risk)}
-<h2>Quality metrics</h2>
-{_kv_table(ctx.metrics)}
-<h2>Parameters</h2>
-{_kv_table(ctx.params)}
-</body></html>
-"""
+    return _TEMPLATES.get_template("report.html.j2").render(
+        title=ctx.title,
+        run_id=ctx.run_id,
+        created=created,
+        kpis=_kpis(ctx),
+        risky=_risky_clusters(ctx),
+        missed=_missed_fraud(ctx.missed),
+        figures=_figures(ctx),
+        all_clusters=_all_clusters(ctx.risk),
+        metrics=_key_values(ctx.metrics),
+        params=_key_values(ctx.params),
+    )
 
 
 def _md(x: object) -> str:
@@ -301,10 +273,7 @@ def render_markdown_summary(ctx: ReportContext, max_rows: int = 20) -> str:
         "| cluster | size | fraud rate | coordination | why | description | best rule |",
         "|---:|---:|---:|---:|---|---|---|",
     ]
-    order = risky.assign(
-        _o=risky["wilson_lower"].fillna(0) + risky["coordination_score"].fillna(0)
-    ).sort_values("_o", ascending=False)
-    for _, r in order.head(max_rows).iterrows():
+    for _, r in _risk_order(risky).head(max_rows).iterrows():
         c = int(r["cluster"])
         rules = ctx.rules.get(c, [])
         best = (

@@ -97,9 +97,40 @@ def test_report_is_self_contained_html(ctx: ReportContext, page: str) -> None:
 
 def test_report_escapes_text(page: str) -> None:
     assert EVIL not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
     assert "ring of &lt;script&gt;" in page  # narrative
     assert "card country is &lt;script&gt;" in page  # a rule on an attacker-set value
+
+
+def test_markup_and_quotes_in_page_names_and_feature_values_come_out_as_text(
+    ctx: ReportContext,
+) -> None:
+    """Page names (the narrative), feature values (a rule, the reason), parameters, the title
+    and a figure's error all carry markup and both quotes: none survives as markup."""
+    evil = """<script>alert("x")</script><img src=x onerror='alert(1)'>"""
+    risk = ctx.risk.copy()
+    risk["risk_reason"] = risk["risk_reason"].astype(str) + evil
+    hostile = ReportContext(
+        run_id=f"run {evil}",
+        risk=risk,
+        losses=["not a number"],  # the loss figure fails; its error message is data too
+        rules=ctx.rules,
+        narratives={4: f"pages home > {evil} > pay"},
+        params={f"key {evil}": evil},
+        metrics={"note": evil},
+        title=f"report {evil}",
+    )
+    page = render_report(hostile)
+    parser = _Collector()
+    parser.feed(page)
+    assert "script" not in parser.tags and parser.tags.count("img") == 2  # sizes, fraud rates
+    assert evil not in page and "onerror='" not in page and '"x"' not in page
+    escaped = (
+        "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"
+        "&lt;img src=x onerror=&#39;alert(1)&#39;&gt;"
+    )
+    assert page.count(escaped) >= 7  # title twice, run id, reason, narrative, param key and value
+    assert "not drawn" in page
 
 
 def test_report_without_optional_parts(ctx: ReportContext) -> None:
