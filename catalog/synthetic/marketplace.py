@@ -458,7 +458,7 @@ def _write_jsonl_gz(events: pa.Table, path: Path) -> None:
 
     Page names and ids are plain ASCII without quotes or backslashes (checked), so no JSON
     escaping is needed; gzip's header time is fixed so files are identical across runs, and
-    level 1 because compression dominated generation time (~3x faster, ~1.4x larger).
+    level 1 because compression dominated generation time (figures in benchmarks/README.md).
     """
     for name in ("txn_id", "event", "user_id"):
         if pc.any(pc.match_substring_regex(events[name], r'["\\]')).as_py():

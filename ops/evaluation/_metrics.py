@@ -153,8 +153,8 @@ def _all_points_core_distance(d: np.ndarray, dim: int) -> np.ndarray:
 def _dense_mst(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Prim's algorithm on a dense symmetric matrix: (source, target, weight) of n-1 edges.
 
-    O(n^2) with one vectorised row update per step; scipy's sparse MST first turns
-    the complete graph into n^2 sparse edges and was ~30x slower here. Mutual
+    O(n^2) with one vectorised row update per step; scipy's sparse MST would first turn
+    the complete graph into n^2 sparse edges (benchmarks/README.md has the figure). Mutual
     reachability has many tied weights, so which MST (and thus which nodes are
     internal) is a convention: like ``hdbscan.validity``, nodes join in Prim order
     from node 0 and each attaches to the lowest-numbered earlier node at (numpy

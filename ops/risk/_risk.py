@@ -218,8 +218,8 @@ def assess_risk(
     missing = {"cluster", "label", "ts"} - set(clusters.columns)
     if missing:
         raise ValueError(f"assess_risk needs columns {sorted(missing)}")
-    # vectorised group-bys: a Python loop over clusters took ~33 s at 1M rows and
-    # 1,000 clusters on a loaded 2-core box, this ~5 s
+    # Vectorised group-bys, not a loop over clusters: a million rows in thousands of clusters
+    # (figures in benchmarks/README.md, "Figures behind the code's choices").
     df = clusters.reset_index(drop=True)
     key = df["cluster"].to_numpy()
     label = pd.to_numeric(df["label"], errors="coerce")

@@ -26,8 +26,9 @@ class _Features:
     as the median), booleans as 0/1, and the ``max_categories`` most frequent
     values of each categorical column one-hot; and (b) per-column arrays for
     evaluating conditions, with categories factorised so ``==`` is an integer
-    compare. At 1M rows and 10 clusters this took rule extraction from ~40 s to
-    a few seconds; the semantics are `Condition.mask`'s exactly.
+    compare, so every candidate rule of every cluster is scored without re-encoding
+    the frame (figures in benchmarks/README.md); the semantics are `Condition.mask`'s
+    exactly.
     """
 
     def __init__(self, features: pd.DataFrame, max_categories: int) -> None:

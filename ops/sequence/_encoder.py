@@ -206,8 +206,8 @@ class MaskedBiLSTM(nn.Module):
 
     Each session is reversed *within its length* for the backward direction, so padding
     only ever trails the real events and cannot leak into them. Same result as packed
-    sequences, but packing with mixed lengths takes PyTorch's slow CPU path: 2.7x slower
-    measured at batch 512 x 64 steps (cropped views always have mixed lengths).
+    sequences, but packing with mixed lengths takes PyTorch's slow CPU path, and cropped
+    views always have mixed lengths (figures in benchmarks/README.md).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:
