@@ -8,10 +8,8 @@ the training's identity (``tasks.training_identity``): editing it starts new tra
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from ops.sequence import (
-    SequenceBatch,
     SequenceCollator,
     SequenceDataset,
     TimeAttentionBiLSTM,
@@ -150,9 +147,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     while state["epoch"] < config["epochs"] and state["stale"] < config["patience"]:
         epoch = state["epoch"]
         train_sampler.set_epoch(epoch)
-        batches = _inject_fault(train_loader, config.get("fault"), epoch, rank)
         started = time.perf_counter()
-        train_loss = train_epoch(objective, batches, optimizer)
+        train_loss = train_epoch(objective, train_loader, optimizer)
         seconds = time.perf_counter() - started
         train_loss = _mean_across_workers(train_loss, n_train)
         val_loss = _mean_across_workers(evaluate(objective, val_loader), n_val)
@@ -197,32 +193,6 @@ def _gather(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
     states: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(states, state)
     return states
-
-
-def _inject_fault(
-    loader: Iterable[SequenceBatch], fault: dict[str, Any] | None, epoch: int, rank: int
-) -> Iterable[SequenceBatch]:
-    """Test hook: the worker of ``fault["rank"]`` dies (SIGKILL-like) at ``fault["step"]``.
-
-    Only once: ``fault["marker"]`` records the death, so the restarted group trains on.
-    It waits ``fault["delay_s"]`` first: Ray's controller collects reports every 2 s
-    (``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``), and a worker that dies sooner after a report
-    takes that report's checkpoint with it (measured: the run restarted from epoch 0).
-    """
-    if not fault or fault["epoch"] != epoch or fault["rank"] != rank:
-        return loader
-    if Path(fault["marker"]).exists():
-        return loader
-
-    def dying() -> Iterator[SequenceBatch]:
-        for step, batch in enumerate(loader):
-            if step == fault["step"]:
-                time.sleep(fault.get("delay_s", 0.0))
-                Path(fault["marker"]).write_text(f"epoch {epoch} step {step} rank {rank}\n")
-                os._exit(1)  # no cleanup, no exception: as if the process were killed
-            yield batch
-
-    return dying()
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
