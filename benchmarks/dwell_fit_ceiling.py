@@ -1,5 +1,6 @@
-"""How far the content-blind rings can be told apart one session at a time: the dwell fit
-against the best test there is, on a finished run.
+"""How far the content-blind rings can be told apart one session at a time.
+
+The dwell fit against the best test there is, on a finished run.
 
 A content-blind bot (shop ``rhythm_bot``, marketplace ``shuffled_replay``) keeps a shopper's
 pages and delays and only shuffles which page each delay is spent on. Whatever a clusterer or

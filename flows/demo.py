@@ -60,6 +60,26 @@ def run_demo(
     params: PipelineParams | None = None,
     generator: str = "shop",
 ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Run the main flow on a synthetic world, then score its planted patterns.
+
+    Parameters
+    ----------
+    n_transactions : int
+        Size of the synthetic world.
+    seed : int
+        The generator's seed.
+    params : PipelineParams, optional
+        The pipeline's parameters; defaults when ``None``.
+    generator : str
+        One of :data:`GENERATORS`.
+
+    Returns
+    -------
+    summary : dict
+        The flow's summary.
+    rings : pandas.DataFrame
+        Per planted pattern, how much of it the risky clusters hold (see ``ring_capture``).
+    """
     data = demo_data(n_transactions, seed, generator)
     summary = fraud_clustering(str(data.events), str(data.transactions), params=params)
     rings = score_against_truth(summary["output"], data.truth)

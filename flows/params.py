@@ -31,5 +31,6 @@ class PipelineParams(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineParams:
+        """Read and validate a ``--config`` YAML; an empty file means every default."""
         data = yaml.safe_load(Path(path).read_text()) or {}
         return cls.model_validate(data)

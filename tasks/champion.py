@@ -53,6 +53,8 @@ class QualityGates(BaseModel):
 
 
 class ChampionParams(BaseModel):
+    """Which alias the gates move, how clusters are followed and the gates themselves."""
+
     alias: str = Field("champion", min_length=1)
     lineage: LineageParams = Field(default_factory=LineageParams)
     gates: QualityGates = Field(default_factory=QualityGates)

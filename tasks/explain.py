@@ -23,6 +23,8 @@ SESSION_COLUMNS = ["median_dwell", "dwell_cv", "duration", "n_events", *DWELL_FI
 
 
 class ExplainParams(BaseModel):
+    """How rules are grown and kept for each risky cluster."""
+
     max_depth: int = Field(4, ge=1, le=6, description="conditions per rule at most")
     max_rules: int = Field(3, ge=1, description="rules kept per risky cluster")
     min_precision: float = Field(0.5, ge=0, le=1, description="weaker rules are dropped")
@@ -35,6 +37,13 @@ class ExplainParams(BaseModel):
 
 @task(name="explain")
 def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, int]:
+    """Explain each risky cluster with rules and a narrative; write the per-transaction outputs.
+
+    Returns
+    -------
+    dict
+        Counts logged to the run (risky clusters, rules, missed and review rows).
+    """
     catalog = Catalog(output_root)
     view = transactions_view(catalog)
     risk = catalog.load_frame("risk")

@@ -22,6 +22,8 @@ from tasks.io import load_sequences, log_dataset
 
 
 class FeatureParams(BaseModel):
+    """How intuitive features are encoded and weighted against the embedding."""
+
     embedding_weight: float = Field(
         1.0, ge=0, description="the behaviour block's share of distance"
     )
@@ -39,6 +41,13 @@ class FeatureParams(BaseModel):
 
 @task(name="features")
 def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
+    """Encode the intuitive features and join them with the embeddings as hybrid vectors.
+
+    Returns
+    -------
+    str
+        The digest of the ``hybrid`` dataset.
+    """
     catalog = Catalog(output_root)
     txn_ids, embeddings = catalog.load_vectors("embeddings")
     transactions = catalog.load_frame("transactions").set_index("txn_id", drop=False)

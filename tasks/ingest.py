@@ -51,6 +51,8 @@ from tasks.io import log_dataset
 
 
 class IngestParams(BaseModel):
+    """How both sources are read, checked, windowed and sessionized."""
+
     vocabulary_size: int = Field(64, ge=2, description="most frequent events kept as tokens")
     max_sequence_length: int = Field(32, ge=2, description="last events kept per session")
     max_session_events: int = Field(
@@ -84,6 +86,8 @@ class IngestParams(BaseModel):
 
 
 class IngestResult(BaseModel):
+    """What ingest hands the next stages: digests, row counts and the vocabulary's size."""
+
     input_digests: dict[str, str]
     digests: dict[str, str]
     counts: dict[str, dict[str, int]]

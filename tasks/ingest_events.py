@@ -70,6 +70,7 @@ class EventsPlan:
         piece_rows: int,
         lookup_ids: int,
     ) -> EventsPlan:
+        """Plan the pieces of the events at ``uri``; pack the ids they are checked against."""
         known = pa.array(np.sort(known_txns.astype(str).to_numpy(dtype=object)), pa.string())
         outside = pa.array(outside_txns.astype(str).to_numpy(dtype=object), pa.string())
         pieces = plan_pieces(uri, piece_rows)

@@ -93,6 +93,7 @@ def ingest_cache_key(
 
 
 def read_provenance(output_root: str) -> dict[str, Any] | None:
+    """The provenance record an earlier ingest left in ``output_root``; None when there is none."""
     catalog = Catalog(output_root)
     return catalog.load_json("lineage") if catalog.exists("lineage") else None
 

@@ -29,6 +29,8 @@ from tasks.training_identity import CHECKPOINT_SNAPSHOT, training_code_digest, t
 
 
 class EncoderParams(BaseModel):
+    """Shape of the time-attention Bi-LSTM encoder."""
+
     token_dim: int = Field(32, ge=2)
     time_dim: int = Field(16, ge=2)
     hidden_size: int = Field(32, ge=2)
@@ -38,6 +40,8 @@ class EncoderParams(BaseModel):
 
 
 class PretrainParams(BaseModel):
+    """How the encoder is pretrained: objective, epochs, batches, workers and failures."""
+
     objective: Literal["reconstruction", "contrastive"] = "reconstruction"
     temperature: float = Field(0.1, gt=0, description="NT-Xent temperature (contrastive)")
     encoder: EncoderParams = EncoderParams()
@@ -57,6 +61,8 @@ class PretrainParams(BaseModel):
 
 
 class PretrainResult(BaseModel):
+    """What pretraining hands the next stages: the checkpoint, the registered model and history."""
+
     checkpoint: str
     model_uri: str
     history: list[dict[str, float]]

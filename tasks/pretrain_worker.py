@@ -75,7 +75,7 @@ def build_encoder_objective(
 def build_loaders(
     config: dict[str, Any], world_size: int, rank: int
 ) -> tuple[DataLoader, DataLoader]:
-    """This worker's shards of the seeded train/validation split, at ``batch_size / world``.
+    """The worker's shards of the seeded train/validation split, at ``batch_size / world``.
 
     One global permutation (seeded, reshuffled each epoch by ``set_epoch``) is dealt
     round-robin to the workers, so step ``i`` of a W-worker run trains on exactly the

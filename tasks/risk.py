@@ -16,6 +16,8 @@ from tasks.io import load_sequences, log_dataset
 
 
 class RiskParams(BaseModel):
+    """When a cluster counts as risky, by its labels or by its coordination."""
+
     min_labelled: int = Field(5, ge=1, description="labelled members before labels can flag")
     min_fraud_rate: float = Field(0.2, ge=0, le=1, description="floor on the Wilson lower bound")
     min_lift: float = Field(3.0, ge=1, description="Wilson lower bound over base rate")
@@ -40,6 +42,13 @@ def transactions_view(catalog: Catalog) -> pd.DataFrame:
 
 @task(name="evaluate")
 def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str, float]:
+    """Measure cluster quality and decide which clusters are risky.
+
+    Returns
+    -------
+    dict
+        The metrics logged to the run (quality, label and risk figures).
+    """
     catalog = Catalog(output_root)
     txn_ids, tokens, dwell = load_sequences(output_root)
     page_dwell = PageDwell.from_dict(catalog.load_json("page_dwell"))

@@ -78,6 +78,7 @@ class ChampionState:
 
     @classmethod
     def load(cls, root: str) -> ChampionState:
+        """Load the state :func:`fetch_champion` copied to ``root``."""
         catalog = Catalog(root)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / DATASETS["clusterer"].filename
@@ -98,8 +99,11 @@ class ChampionState:
         sequences: tuple[list[np.ndarray], list[np.ndarray]],
         vocabulary: list[str],
     ) -> np.ndarray:
-        """New rows in the clustered space: the fitted spec, page dwell table and scaling,
-        never refitted. ``sequences`` (tokens in ``vocabulary``'s ids, dwell) align with rows."""
+        """New rows in the clustered space.
+
+        The fitted spec, page dwell table and scaling, never refitted. ``sequences`` (tokens in
+        ``vocabulary``'s ids, dwell) align with rows.
+        """
         features = transform_features(self.spec, transactions)
         fit = fit_block(dwell_fit(self.page_dwell, *sequences, vocabulary))
         return apply_hybrid(self.scaling, [embeddings, features, fit])
@@ -172,6 +176,13 @@ def fetch_champion(alias: str, output_root: str, run_id: str) -> StagedChampion:
 
 @task(name="score")
 def score_transactions(output_root: str, staged: StagedChampion, run_id: str) -> dict[str, float]:
+    """Assign the new transactions to the champion's clusters; save scores and hits.
+
+    Returns
+    -------
+    dict
+        The metrics logged to the run (rows, hits, shares and throughput).
+    """
     champion = staged.champion
     catalog = Catalog(output_root)
     encoder, vocabulary = load_registered_encoder(champion.model_uri)

@@ -109,6 +109,7 @@ class SweepSpec(BaseModel):
             raise ValueError(f"{path}: {err}") from err
 
     def param_space(self) -> dict[str, Any]:
+        """The space as Ray Tune search distributions, keyed by dotted parameter path."""
         return {
             path: DISTRIBUTIONS[kind](*args)
             for path, entry in self.space.items()
@@ -117,6 +118,7 @@ class SweepSpec(BaseModel):
 
 
 def has_path(data: dict[str, Any], path: str) -> bool:
+    """Whether the dotted ``path`` names an entry of nested ``data``."""
     node: Any = data
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -191,6 +193,8 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 
 
 class SweepResult(BaseModel):
+    """What a sweep hands back: the best trial, its configuration and the ranked table."""
+
     best_run_id: str
     best_score: float
     best_config: str

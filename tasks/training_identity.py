@@ -54,6 +54,10 @@ def training_code_digest() -> str:
 def training_name(
     output_root: str, vocabulary_size: int, max_len: int, params: dict[str, Any], code: str
 ) -> str:
+    """The name of a training run: a digest of its data, destination, parameters and code.
+
+    The same name resumes the same Ray Train run; any change starts a new one.
+    """
     parts = {
         "sequences": digest_bytes(Catalog(output_root).load_bytes("sequences")),
         "output": output_root.rstrip("/"),

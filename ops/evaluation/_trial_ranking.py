@@ -41,6 +41,8 @@ def label_score(metrics: Mapping[str, float]) -> float:
 def trial_score(metrics: Mapping[str, float], basis: Basis = "auto") -> float:
     """The ranking criterion; ``auto`` uses labels when the data has them.
 
+    Examples
+    --------
     >>> trial_score({"quality.dbcv": 0.5, "quality.noise_share": 0.2})
     0.3
     >>> trial_score({"labels.fraud_caught": 0.5, "labels.risky_precision": 1.0}, "labels")

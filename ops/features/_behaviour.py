@@ -23,9 +23,12 @@ def session_stats(
     path_length: int = 8,
     page_dwell: PageDwell | None = None,
 ) -> pd.DataFrame:
-    """``median_dwell``, ``dwell_cv`` (gaps after the first event), ``duration`` (s),
+    """Measure each session's pace and path.
+
+    ``median_dwell``, ``dwell_cv`` (gaps after the first event), ``duration`` (s),
     ``n_events`` and ``path`` (the first ``path_length`` page names joined by ``>``); with
-    the window's fitted ``page_dwell``, also how the dwell fits the pages (`dwell_fit`)."""
+    the window's fitted ``page_dwell``, also how the dwell fits the pages (`dwell_fit`).
+    """
     row, _, flat, is_gap = flat_steps(tokens, dwell)
     gaps = pd.Series(flat[is_gap]).groupby(row[is_gap])
     names = np.array(["<pad>", "<oov>", *vocabulary], dtype=object)

@@ -67,6 +67,8 @@ def apply_hybrid(scaling: HybridScaling, blocks: list[np.ndarray]) -> np.ndarray
 def hybrid_vectors(blocks: list[np.ndarray], weights: list[float]) -> np.ndarray:
     """Concatenate weighted, standardised blocks (rows aligned): ``float32 [n, sum(d)]``.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> h = hybrid_vectors([rng.normal(size=(100, 32)), rng.normal(size=(100, 4))], [1.0, 1.0])

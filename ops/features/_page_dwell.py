@@ -89,7 +89,9 @@ def dwell_fit(
     dwell: Sequence[np.ndarray],
     vocabulary: Sequence[str],
 ) -> pd.DataFrame:
-    """Per session, against the fitted ``table`` (``vocabulary`` names the token ids):
+    """Per session, two measures against the fitted ``table`` (``vocabulary`` names the ids).
+
+    The measures:
 
     * ``dwell_page_fit``: sum over steps of (log dwell - the session's mean) x (the page's
       typical log dwell - the session's mean of those). Positive when the session lingers
@@ -122,9 +124,11 @@ def dwell_fit(
 
 
 def fit_block(fit: pd.DataFrame) -> np.ndarray:
-    """`dwell_fit` as a hybrid-vector block, compressed so a few long sessions do not stretch
-    the scale: signed log of ``dwell_page_fit`` (a sum over steps) and log of
-    ``dwell_off_page`` (a factor). ``float64 [n, 2]``."""
+    """`dwell_fit` as a hybrid-vector block, ``float64 [n, 2]``.
+
+    Compressed so a few long sessions do not stretch the scale: signed log of
+    ``dwell_page_fit`` (a sum over steps) and log of ``dwell_off_page`` (a factor).
+    """
     page_fit = fit["dwell_page_fit"].to_numpy(dtype=np.float64)
     off_page = fit["dwell_off_page"].to_numpy(dtype=np.float64)
     return np.column_stack([np.sign(page_fit) * np.log1p(np.abs(page_fit)), np.log(off_page)])

@@ -37,8 +37,10 @@ def as_dictionary(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
 
 
 def transaction_codes(txn: pa.ChunkedArray, known_txns: pa.Array, set_size: int) -> np.ndarray:
-    """Each id's position in ``known_txns`` (-1: absent), hashing ``set_size`` known ids at a
-    time: the lookup's table (~70 bytes an id) need not hold every id in a small worker."""
+    """Each id's position in ``known_txns`` (-1: absent), hashing ``set_size`` known ids at a time.
+
+    The lookup's table (~70 bytes an id) need not hold every id in a small worker.
+    """
     code = np.full(len(txn), -1, dtype=np.int64)
     for start in range(0, len(known_txns), set_size):
         found = pc.index_in(txn, value_set=known_txns.slice(start, set_size)).fill_null(-1)
@@ -83,8 +85,9 @@ def check_event_piece(
     row_col: str,
     lookup_size: int,
 ) -> CheckedEvents:
-    """Check one piece against the contract and the accepted transactions (``known_txns``,
-    looked up ``lookup_size`` at a time: see ``transaction_codes``).
+    """Check one piece against the contract and the accepted transactions.
+
+    ``known_txns`` are looked up ``lookup_size`` at a time (see ``transaction_codes``).
 
     A session's length is global, so its check needs ``session_sizes`` (events per accepted
     transaction over every piece, from a first pass); without them it is skipped. Rows of a
@@ -124,8 +127,10 @@ def check_event_piece(
 
 @dataclass(frozen=True)
 class EventsProfile:
-    """Counts over events, added up piece by piece: enough to judge sessions and build the
-    vocabulary before anything is written."""
+    """Counts over events, added up piece by piece.
+
+    Enough to judge sessions and build the vocabulary before anything is written.
+    """
 
     rows_in: int
     outside_window: int

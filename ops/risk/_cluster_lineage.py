@@ -144,7 +144,9 @@ def cluster_lineage(
     entity_columns: Sequence[str] = (),
     config: LineageConfig | None = None,
 ) -> pd.DataFrame:
-    """One row per current cluster (its best previous match, or ``new``), then one per
+    """Match the current clusters with the previous ones.
+
+    One row per current cluster (its best previous match, or ``new``), then one per
     previous cluster no current cluster matches (``vanished``, ``cluster`` = -1).
 
     ``strength`` is the strongest evidence as a multiple of its threshold (>= 1 is a match);

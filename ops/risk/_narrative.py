@@ -33,8 +33,11 @@ class Behaviour:
     complete: bool = False
 
     def describe(self) -> str:
-        """E.g. ``"88% follow home → item → checkout, reaching checkout in a median of 18 s
-        with a median of 0.6 s between pages"``; ``"start with"`` when only a prefix is shared."""
+        """Describe the shared path and its pace in words.
+
+        For example ``"88% follow home → item → checkout, reaching checkout in a median of 18 s
+        with a median of 0.6 s between pages"``; ``"start with"`` when only a prefix is shared.
+        """
         bits = []
         if self.typical_path:
             verb = "follow" if self.complete else "start with"

@@ -4,6 +4,8 @@ FinDeepBehaviorCluster turns each risky cluster into rules over the risk experts
 intuitive features, with support and precision, for investigators and for the
 real-time engine (learned in `ops.risk._rule_learner`). `Rule.to_dict` is the engine's contract.
 
+Examples
+--------
 >>> rule = Rule(cluster=3, conditions=(Condition("amount", ">", 500.0),))
 >>> Rule.from_dict(rule.to_dict()) == rule
 True

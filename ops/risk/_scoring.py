@@ -20,6 +20,8 @@ def translate_tokens(
     New data gets its own frequency-ordered vocabulary at ingest; the encoder only knows the
     ids of the window it was trained on, and an event it never saw is out-of-vocabulary.
 
+    Examples
+    --------
     >>> translate_tokens([np.array([2, 3, 1, 0])], ["b", "z"], ["a", "b"])
     [array([3, 1, 1, 0])]
     """

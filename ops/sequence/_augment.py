@@ -18,6 +18,8 @@ def random_crop(
 ) -> SequenceBatch:
     """Keep a random contiguous window of each session, at least ``min_ratio`` of it.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> from ops.sequence import collate_sequences
     >>> b = collate_sequences([np.arange(2, 12)], [np.ones(10)], max_len=10)
@@ -46,6 +48,8 @@ def mask_tokens(
 ) -> SequenceBatch:
     """Replace each real page token by OOV with probability ``prob``; dwell is untouched.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> from ops.sequence import collate_sequences
     >>> b = collate_sequences([np.arange(2, 12)], [np.ones(10)], max_len=10)
@@ -65,6 +69,8 @@ def jitter_time(
     Multiplicative and small on purpose: additive or large noise would make a 600 ms bot
     look like a human and teach the encoder to ignore the very timing signal we want.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> from ops.sequence import collate_sequences
     >>> b = collate_sequences([np.arange(2, 6)], [np.full(4, 0.6)], max_len=4)

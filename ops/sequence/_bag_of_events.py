@@ -45,6 +45,8 @@ class BagOfEventsEncoder(TransformerMixin, BaseEstimator):
     n_features_out_ : int
         Output width, ``svd_.n_components + 5``.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> tokens = [np.array([2, 3, 4]), np.array([2, 5]), np.array([3, 4, 5, 6])]
     >>> dwell = [np.array([0.0, 0.6, 0.6]), np.array([0.0, 3.0]), np.array([0, 2.0, 9, 1])]

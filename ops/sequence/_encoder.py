@@ -122,15 +122,25 @@ class TimeAttentionBiLSTM(nn.Module):
     spread, through the sines) reaches the embedding without waiting for the LSTM to
     learn to carry it.
 
-    Args:
-        vocab_size: number of token ids including ``0`` (PAD) and ``1`` (OOV).
-        token_dim: page embedding size.
-        time_dim: time-interval encoding size.
-        hidden_size: LSTM state size per direction.
-        embedding_dim: output size.
-        num_layers: stacked LSTM layers.
-        dropout: on LSTM inputs (and between layers when ``num_layers > 1``).
+    Parameters
+    ----------
+    vocab_size : int
+        Number of token ids including ``0`` (PAD) and ``1`` (OOV).
+    token_dim : int
+        Page embedding size.
+    time_dim : int
+        Time-interval encoding size.
+    hidden_size : int
+        LSTM state size per direction.
+    embedding_dim : int
+        Output size.
+    num_layers : int
+        Stacked LSTM layers.
+    dropout : float
+        On LSTM inputs (and between layers when ``num_layers > 1``).
 
+    Examples
+    --------
     >>> import numpy as np
     >>> from ops.sequence import collate_sequences
     >>> enc = TimeAttentionBiLSTM(vocab_size=50)

@@ -20,6 +20,8 @@ from ops.sequence._sequence_batch import SequenceBatch, collate_sequences
 class PackedSequenceEncoder(nn.Module):
     """Wraps an encoder to take ``float32 [B, 2, T]``: channel 0 token ids, channel 1 dwell (s).
 
+    Examples
+    --------
     >>> from ops.sequence import TimeAttentionBiLSTM
     >>> serving = PackedSequenceEncoder(TimeAttentionBiLSTM(vocab_size=10))
     >>> packed = pack_sequences([np.array([2, 3])], [np.array([0.0, 0.6])], max_len=4)

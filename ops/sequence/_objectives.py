@@ -93,6 +93,8 @@ class ContrastiveObjective(nn.Module):
 def build_objective(name: ObjectiveName, encoder: TimeAttentionBiLSTM, **cfg: Any) -> nn.Module:
     """Wrap ``encoder`` in the objective called ``name``; ``cfg`` goes to its constructor.
 
+    Examples
+    --------
     >>> enc = TimeAttentionBiLSTM(vocab_size=50)
     >>> type(build_objective("contrastive", enc, temperature=0.2)).__name__
     'ContrastiveObjective'

@@ -17,6 +17,8 @@ import torch
 def capture_rng() -> dict[str, torch.Tensor]:
     """The Python, numpy and torch (CPU and CUDA) generator states of this process.
 
+    Examples
+    --------
     >>> state = capture_rng(); a = torch.rand(3); restore_rng(state)
     >>> bool(torch.equal(a, torch.rand(3)))
     True

@@ -19,11 +19,15 @@ from torch.utils.data import Dataset
 class SequenceBatch:
     """Right-padded batch of sessions.
 
-    Attributes:
-        tokens: ``LongTensor [B, T]`` page ids, ``0`` where padded.
-        log_dwell: ``FloatTensor [B, T]`` ``log1p(dwell seconds)``; log-scale because dwell
-            spans 100 ms bot clicks to minutes of human reading.
-        mask: ``BoolTensor [B, T]``, ``True`` on real events.
+    Attributes
+    ----------
+    tokens : torch.Tensor
+        ``LongTensor [B, T]`` page ids, ``0`` where padded.
+    log_dwell : torch.Tensor
+        ``FloatTensor [B, T]`` ``log1p(dwell seconds)``; log-scale because dwell spans
+        100 ms bot clicks to minutes of human reading.
+    mask : torch.Tensor
+        ``BoolTensor [B, T]``, ``True`` on real events.
     """
 
     tokens: torch.Tensor
@@ -55,6 +59,8 @@ def collate_sequences(
     Sessions longer than ``max_len`` keep their *last* ``max_len`` events: the run-up to
     checkout is what distinguishes a scripted purchase from a browsing one.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> b = collate_sequences([np.array([5, 6, 7]), np.array([9])],
     ...                       [np.array([0.0, 1.0, 2.0]), np.array([0.0])], max_len=2)
@@ -89,6 +95,8 @@ def collate_sequences(
 class SequenceDataset(Dataset[tuple[np.ndarray, np.ndarray]]):
     """Map-style dataset of variable-length sessions; batch it with :class:`SequenceCollator`.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> from torch.utils.data import DataLoader
     >>> ds = SequenceDataset([np.array([2, 3]), np.array([4])], [np.zeros(2), np.zeros(1)])

@@ -77,6 +77,8 @@ def embed(
 ) -> np.ndarray:
     """Embed sessions with ``encoder`` in eval mode: ``float32 [N, embedding_dim]``.
 
+    Examples
+    --------
     >>> from ops.sequence import TimeAttentionBiLSTM
     >>> enc = TimeAttentionBiLSTM(vocab_size=50)
     >>> embed(enc, [np.array([2, 3])], [np.array([0.0, 0.6])]).shape

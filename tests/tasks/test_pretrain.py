@@ -1,5 +1,8 @@
-"""Pretraining on a real local Ray: DDP equivalence, surviving a killed worker, safe checkpoints,
-and Ray Data embedding equal to in-process embedding."""
+"""Pretraining on a real local Ray.
+
+DDP equivalence, surviving a killed worker, safe checkpoints, and Ray Data embedding equal to
+in-process embedding.
+"""
 
 from __future__ import annotations
 

@@ -17,11 +17,16 @@ class NTXentLoss(nn.Module):
     hard negatives more (the paper finds 0.1-0.5 best); too low and training overfits
     to a few near-duplicates.
 
-    Args:
-        temperature: softmax temperature, > 0.
-        gather_distributed: take negatives from every DDP rank. Raises if
-            ``torch.distributed`` is not initialised, rather than silently using one rank.
+    Parameters
+    ----------
+    temperature : float
+        Softmax temperature, > 0.
+    gather_distributed : bool
+        Take negatives from every DDP rank. Raises if ``torch.distributed`` is not
+        initialised, rather than silently using one rank.
 
+    Examples
+    --------
     >>> loss_fn = NTXentLoss(temperature=0.1)
     >>> z0, z1 = torch.randn(8, 16), torch.randn(8, 16)
     >>> loss = loss_fn(z0, z1)

@@ -30,16 +30,26 @@ class SequenceReconstructionLoss(nn.Module):
     tiny. That regularity is the signal Shoal is after (measured in
     ``tests/ops/sequence/test_training.py``). ``dwell_loss="mse"`` gives the plain MSE.
 
-    Args:
-        vocab_size: number of token ids including PAD and OOV.
-        embedding_dim: size of the encoder output.
-        hidden_size: decoder GRU size.
-        max_len: longest sequence the decoder positions cover (longer ones are cut).
-        dwell_weight: weight of the timing term; timing is the bot signal, so keep it ~1.
-        dwell_loss: ``"gaussian_nll"`` (predicted mean and spread) or ``"mse"``.
-        min_dwell_std: floor of the predicted spread in log1p-seconds; ~clock jitter,
-            so a perfectly regular bot cannot drive the likelihood to infinity.
+    Parameters
+    ----------
+    vocab_size : int
+        Number of token ids including PAD and OOV.
+    embedding_dim : int
+        Size of the encoder output.
+    hidden_size : int
+        Decoder GRU size.
+    max_len : int
+        Longest sequence the decoder positions cover (longer ones are cut).
+    dwell_weight : float
+        Weight of the timing term; timing is the bot signal, so keep it ~1.
+    dwell_loss : {"gaussian_nll", "mse"}
+        ``"gaussian_nll"`` (predicted mean and spread) or ``"mse"``.
+    min_dwell_std : float
+        Floor of the predicted spread in log1p-seconds; ~clock jitter, so a perfectly
+        regular bot cannot drive the likelihood to infinity.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> from ops.sequence import TimeAttentionBiLSTM
     >>> from ops.sequence import collate_sequences

@@ -105,8 +105,11 @@ def test_report_escapes_text(page: str) -> None:
 def test_markup_and_quotes_in_page_names_and_feature_values_come_out_as_text(
     ctx: ReportContext,
 ) -> None:
-    """Page names (the narrative), feature values (a rule, the reason), parameters, the title
-    and a figure's error all carry markup and both quotes: none survives as markup."""
+    """No markup from the data survives as markup.
+
+    Page names (the narrative), feature values (a rule, the reason), parameters, the title
+    and a figure's error all carry markup and both quotes.
+    """
     evil = """<script>alert("x")</script><img src=x onerror='alert(1)'>"""
     risk = ctx.risk.copy()
     risk["risk_reason"] = risk["risk_reason"].astype(str) + evil

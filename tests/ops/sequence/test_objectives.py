@@ -1,4 +1,4 @@
-"""Learning tests: does an objective put a timing-only bot pattern into the embedding?"""
+"""Learning tests: an objective must put a timing-only bot pattern into the embedding."""
 
 import pytest
 import torch
