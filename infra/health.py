@@ -93,7 +93,7 @@ def _probe(name: str, url: str, headers: Mapping[str, str], hint: str, timeout_s
         raise EngineUnreachable(f"{name} at {shown} answered HTTP {status}")
 
 
-def check_engines(settings: Settings | None = None, timeout_s: float = 5.0) -> None:
+def check_engines(settings: Settings | None = None, timeout_s: float = 20.0) -> None:
     """Probe the servers named in settings; embedded engines need no probe."""
     settings = settings or get_settings()
     uri = settings.tracking_uri.rstrip("/")
