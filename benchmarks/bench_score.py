@@ -71,7 +71,7 @@ def main() -> None:
     from infra.settings import configure_environment
 
     configure_environment()
-    import ops.phdbscan._estimator as phdbscan
+    import ops.phdbscan._attributes as phdbscan
     from catalog.datasets import Catalog
     from catalog.synthetic import generate_shop
     from flows.score import score

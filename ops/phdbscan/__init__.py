@@ -1,10 +1,22 @@
 """pHDBSCAN: HDBSCAN* on FAISS kNN graphs, a drop-in for ``hdbscan.HDBSCAN``.
 
-The public names live here; the modules behind them are private (``_estimator`` the
-estimator, ``_mst`` the spanning tree, ``_condensed_tree`` the hierarchy, ``_knn*`` the
-neighbour search). How they fit together: ``docs/phdbscan.md``.
+``PHDBSCAN`` takes hdbscan's parameters and gives its fitted attributes; the functions here
+are ``hdbscan.prediction``'s. The modules behind them are private: ``_estimator`` the
+estimator, ``_mst`` and ``_knn*`` the spanning tree, ``_level_tree`` and ``_condensed_tree``
+the hierarchy, ``_soft`` soft clustering. How they fit together: ``docs/phdbscan.md``.
 """
 
 from ops.phdbscan._estimator import PHDBSCAN, phdbscan
+from ops.phdbscan._prediction import (
+    all_points_membership_vectors,
+    approximate_predict,
+    membership_vector,
+)
 
-__all__ = ["PHDBSCAN", "phdbscan"]
+__all__ = [
+    "PHDBSCAN",
+    "all_points_membership_vectors",
+    "approximate_predict",
+    "membership_vector",
+    "phdbscan",
+]

@@ -16,7 +16,12 @@ from dataclasses import dataclass, fields
 
 import numba
 import numpy as np
-from hdbscan._hdbscan_tree import compute_stability, get_clusters, outlier_scores
+from hdbscan._hdbscan_tree import (
+    compute_stability,
+    get_clusters,
+    outlier_scores,
+    simplify_hierarchy,
+)
 
 from ops.phdbscan._level_tree import condense_mst
 
@@ -32,7 +37,7 @@ __all__ = [
 
 @numba.njit(cache=True)
 def _label(L: np.ndarray) -> np.ndarray:
-    """Same output as ``hdbscan._hdbscan_linkage.label``, which took 43 s at 1M rows."""
+    """Label merges as ``hdbscan._hdbscan_linkage.label`` does (same output, much faster)."""
     n = L.shape[0] + 1
     parent = np.full(2 * n - 1, -1, np.int64)
     size = np.zeros(2 * n - 1, np.int64)
@@ -79,6 +84,8 @@ def tree_to_labels(
     allow_single_cluster: bool = False,
     cluster_selection_epsilon: float = 0.0,
     max_cluster_size: int = 0,
+    cluster_selection_persistence: float = 0.0,
+    cluster_selection_epsilon_max: float = float("inf"),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Condense, score and select clusters as ``hdbscan._tree_to_labels``.
 
@@ -90,6 +97,8 @@ def tree_to_labels(
     labels, probabilities, stabilities, condensed_tree
     """
     condensed = condense_mst(mst, min_cluster_size)
+    if cluster_selection_persistence > 0.0 and condensed.shape[0] > 0:
+        condensed = simplify_hierarchy(condensed, cluster_selection_persistence)
     stability = compute_stability(condensed)
     labels, probs, stabilities = get_clusters(
         condensed,
@@ -99,7 +108,7 @@ def tree_to_labels(
         False,
         float(cluster_selection_epsilon),
         int(max_cluster_size),
-        float("inf"),
+        float(cluster_selection_epsilon_max),
     )
     return labels, probs, stabilities, condensed
 

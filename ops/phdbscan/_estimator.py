@@ -6,9 +6,12 @@ replaces tree-based neighbour search by approximate kNN on FAISS so that million
 behaviour embeddings can be clustered. The reference ``hdbscan`` library spends almost all
 its time building the minimum spanning tree with kd/ball-tree Borůvka, which degrades quickly
 above ~10 dimensions. Here the tree comes from :mod:`ops.phdbscan._mst` (kNN-seeded Borůvka, exact
-or approximate) and everything after the tree is hdbscan's own compiled code
-(:mod:`ops.phdbscan._condensed_tree`), so with ``mode="exact"`` labels match
-``hdbscan.HDBSCAN(approx_min_span_tree=False)`` up to float ties.
+or approximate) and everything after the tree follows hdbscan (condensing with canonical ties in
+:mod:`ops.phdbscan._level_tree`, then hdbscan's compiled selection), so with ``mode="exact"``
+labels match ``hdbscan.HDBSCAN(approx_min_span_tree=False)`` up to the order of tied merges,
+which hdbscan's own algorithms disagree on. The fitted attributes, ``prediction_data``, and
+the functions of :mod:`ops.phdbscan` (``membership_vector``, ``approximate_predict``, ...)
+carry hdbscan's names and meanings: swap ``hdbscan.HDBSCAN`` for ``PHDBSCAN``.
 
 Examples
 --------
@@ -22,43 +25,40 @@ Examples
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import validate_data
 
+from ops.phdbscan._attributes import HDBSCANAttributes
 from ops.phdbscan._component_join import join_components
-from ops.phdbscan._condensed_tree import (
-    PredictionTables,
-    glosh_scores,
-    predict_points,
-    prediction_tables,
-    tree_to_labels,
-)
+from ops.phdbscan._condensed_tree import glosh_scores, prediction_tables, tree_to_labels
 from ops.phdbscan._knn import KNNIndex, resolve_backend
 from ops.phdbscan._knn_forest import knn_forest
-from ops.phdbscan._knn_graph import CellIndex, cell_knn, refine_float64
-from ops.phdbscan._matrix_input import PhaseTimer, as_finite_matrix
+from ops.phdbscan._knn_graph import cell_knn, refine_float64
+from ops.phdbscan._level_tree import CONDENSED_DTYPE
+from ops.phdbscan._matrix_input import (
+    METRICS,
+    PhaseTimer,
+    check_finite_rows,
+    from_euclidean,
+    to_euclidean,
+    to_search_space,
+)
 from ops.phdbscan._mst import default_graph_k, mutual_reachability_mst
+from ops.phdbscan._persist import load_model, save_model
 
 __all__ = ["PHDBSCAN", "phdbscan"]
 
 Mode = Literal["auto", "exact", "approximate"]
 
-# Above this many points "auto" switches to the approximate tree. The exact tree's searches
-# between blob-sized components cost about an all-pairs pass: on the 50k x 64 hybrid vectors of
-# the demo it took 145 s against 15 s for the approximate tree (2 busy cores).
+# Above this many points "auto" switches to the approximate tree: the exact tree's searches
+# between blob-sized components cost about an all-pairs pass (figures: benchmarks/README.md).
 AUTO_EXACT_MAX_N = 20_000
-# approximate_predict: exact neighbour search up to this many training rows, cells above;
-# queries go in blocks of this many so a block's lists (k float64 + int64 each) stay small.
-PREDICT_EXACT_MAX_N = 20_000
-PREDICT_NPROBE = 8
-PREDICT_BLOCK = 65_536
 # On a GPU brute force is cheap, but the exact tree's complement searches repeat it; above
 # this size the approximate tree (still on exact GPU kNN lists) is used.
 AUTO_EXACT_MAX_N_GPU = 2_000_000
-_SAVE_VERSION = 1
 
 
 def _has_faiss() -> bool:
@@ -69,8 +69,11 @@ def _has_faiss() -> bool:
     return True
 
 
-class PHDBSCAN(ClusterMixin, BaseEstimator):
+class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
     """HDBSCAN* clustering whose spanning tree is built on FAISS/PyTorch kNN graphs.
+
+    Parameters follow ``hdbscan.HDBSCAN`` (same names, defaults and meanings) where both
+    have them; ``mode``, ``device``, ``knn_backend`` and ``random_state`` are pHDBSCAN's.
 
     Parameters
     ----------
@@ -79,9 +82,25 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
     min_samples : int, optional
         Neighbours defining the core distance, the point itself *excluded* (hdbscan's
         convention since 0.8.27). Defaults to ``min_cluster_size``.
+    cluster_selection_epsilon : float, default=0.0
+    cluster_selection_persistence : float, default=0.0
+        hdbscan's hierarchy simplification: splits less persistent than this are undone.
+    max_cluster_size : int, default=0
+        Clusters larger than this are split when selecting (0: no limit; EOM only).
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        Cosine is searched as Euclidean distance between L2-normalised rows
+        (``1 - cos = |a - b|^2 / 2``); distances, core distances and λ are in cosine units.
+    alpha : float, default=1.0
+        ``mr(a, b) = max(core(a), core(b), d(a, b) / alpha)``.
     cluster_selection_method : {"eom", "leaf"}, default="eom"
     allow_single_cluster : bool, default=False
-    cluster_selection_epsilon : float, default=0.0
+    prediction_data : bool, default=False
+        Build :attr:`prediction_data_` at fit (else on first use, as
+        :meth:`generate_prediction_data` does).
+    cluster_selection_epsilon_max : float, default=inf
+    algorithm, leaf_size, approx_min_span_tree, gen_min_span_tree, core_dist_n_jobs
+        hdbscan's tree-search settings, accepted so that hdbscan code runs unchanged. They have
+        no effect: the tree always comes from ``mode`` and is always kept.
     mode : {"auto", "exact", "approximate"}, default="auto"
         ``"exact"``: MST of the complete mutual-reachability graph (exact kNN plus certified
         Borůvka). ``"approximate"``: IVF kNN and kNN-only Borůvka, the pHDBSCAN trade-off
@@ -103,12 +122,13 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         Membership strength (lambda of the point over the cluster's maximal lambda).
     outlier_scores_ : ndarray (n,)
         GLOSH scores.
-    condensed_tree_ : ndarray
-        Structured array ``(parent, child, lambda_val, child_size)`` as hdbscan's raw tree.
-    minimum_spanning_tree_ : ndarray (n - 1, 3)
-        ``(a, b, mutual reachability)`` rows.
-    core_distances_ : ndarray (n,)
     cluster_persistence_ : ndarray (K,)
+    condensed_tree_, single_linkage_tree_, minimum_spanning_tree_ : hdbscan.plots objects
+        With ``.plot()``, ``.to_numpy()``, ``.to_pandas()``, ``.to_networkx()``.
+    prediction_data_, exemplars_, relative_validity_
+        As hdbscan's (:class:`ops.phdbscan._attributes.HDBSCANAttributes`).
+    core_distances_ : ndarray (n,)
+    n_features_in_ : int
     mode_ : str
         Mode actually used.
     knn_backend_ : str
@@ -126,9 +146,20 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         self,
         min_cluster_size: int = 5,
         min_samples: int | None = None,
+        cluster_selection_epsilon: float = 0.0,
+        cluster_selection_persistence: float = 0.0,
+        max_cluster_size: int = 0,
+        metric: str = "euclidean",
+        alpha: float = 1.0,
+        algorithm: str = "best",
+        leaf_size: int = 40,
+        approx_min_span_tree: bool = True,
+        gen_min_span_tree: bool = False,
+        core_dist_n_jobs: int = 4,
         cluster_selection_method: str = "eom",
         allow_single_cluster: bool = False,
-        cluster_selection_epsilon: float = 0.0,
+        prediction_data: bool = False,
+        cluster_selection_epsilon_max: float = float("inf"),
         mode: Mode = "auto",
         device: str = "auto",
         knn_backend: str | None = None,
@@ -136,9 +167,20 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
     ) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
+        self.cluster_selection_epsilon = cluster_selection_epsilon
+        self.cluster_selection_persistence = cluster_selection_persistence
+        self.max_cluster_size = max_cluster_size
+        self.metric = metric
+        self.alpha = alpha
+        self.algorithm = algorithm
+        self.leaf_size = leaf_size
+        self.approx_min_span_tree = approx_min_span_tree
+        self.gen_min_span_tree = gen_min_span_tree
+        self.core_dist_n_jobs = core_dist_n_jobs
         self.cluster_selection_method = cluster_selection_method
         self.allow_single_cluster = allow_single_cluster
-        self.cluster_selection_epsilon = cluster_selection_epsilon
+        self.prediction_data = prediction_data
+        self.cluster_selection_epsilon_max = cluster_selection_epsilon_max
         self.mode = mode
         self.device = device
         self.knn_backend = knn_backend
@@ -154,10 +196,16 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
             raise ValueError("min_samples must be a positive integer")
         if self.cluster_selection_method not in ("eom", "leaf"):
             raise ValueError("cluster_selection_method must be 'eom' or 'leaf'")
-        if self.cluster_selection_epsilon < 0:
-            raise ValueError("cluster_selection_epsilon must be >= 0")
+        if self.cluster_selection_epsilon < 0 or self.cluster_selection_persistence < 0:
+            raise ValueError("cluster_selection_epsilon and _persistence must be >= 0")
         if self.mode not in ("auto", "exact", "approximate"):
             raise ValueError("mode must be 'auto', 'exact' or 'approximate'")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if not self.alpha > 0:
+            raise ValueError("alpha must be > 0")
+        if int(self.max_cluster_size) != self.max_cluster_size or self.max_cluster_size < 0:
+            raise ValueError("max_cluster_size must be an integer >= 0")
 
     def _gpu(self) -> bool:
         if self.device == "cpu":
@@ -182,23 +230,83 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         device = "auto" if self.device in ("auto", "cuda") else self.device
         return KNNIndex(backend, device=device, random_state=self.random_state or 0)  # type: ignore[arg-type]
 
+    def _validate(self, X: Any, reset: bool) -> np.ndarray:
+        """Check input as scikit-learn does, name non-finite rows, map to the search space.
+
+        scikit-learn's checks: 2-d, numeric, not sparse or complex, ``n_features_in_``.
+        """
+        X = validate_data(
+            self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False
+        )
+        check_finite_rows(X)
+        return to_search_space(X, self.metric)
+
     # -- fitting -------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> PHDBSCAN:
-        """Cluster ``X`` (n_samples, n_features); ``y`` is ignored."""
+        """Cluster ``X`` (n_samples, n_features); ``y`` is ignored.
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        PHDBSCAN
+            ``self``, fitted.
+        """
         self._check_params()
-        X = as_finite_matrix(X)
+        X = self._validate(X, reset=True)
         n = X.shape[0]
         mcs = int(self.min_cluster_size)
         ms = int(self.min_samples or mcs)
         self._ms_predict = ms  # hdbscan predicts with the unclamped value
         ms = max(1, min(n - 1, ms))
         self.mode_, self.knn_backend_ = self._resolve(n)
-        self._X = X
+        self._raw_data = X
+        self._stats: dict[str, Any] = {}
+        self._reset_caches()
         if n < 2:
             return self._fit_degenerate(n)
-
-        self._stats: dict[str, Any] = {}
         timer = PhaseTimer(self._stats)
+        core, pred, mst = self._spanning_tree(X, ms, timer)
+        # searched in Euclidean units with scaled cores: f(weight) / alpha is hdbscan's mr
+        mst[:, 2] = from_euclidean(mst[:, 2], self.metric) / float(self.alpha)
+        self.core_distances_ = from_euclidean(core, self.metric)
+        self._pred_core = from_euclidean(pred, self.metric)
+        self._min_spanning_tree = mst
+        labels, probs, persistence, condensed = tree_to_labels(
+            mst,
+            mcs,
+            self.cluster_selection_method,
+            bool(self.allow_single_cluster),
+            float(self.cluster_selection_epsilon),
+            int(self.max_cluster_size),
+            float(self.cluster_selection_persistence),
+            float(self.cluster_selection_epsilon_max),
+        )
+        self.labels_ = np.asarray(labels, dtype=np.int64)
+        self.probabilities_ = np.asarray(probs, dtype=np.float64)
+        self.cluster_persistence_ = np.asarray(persistence)
+        self._condensed_tree = condensed
+        self.outlier_scores_ = glosh_scores(condensed)
+        self._tables = prediction_tables(condensed, self.labels_)
+        timer("tree")
+        if self.prediction_data:
+            self.generate_prediction_data()
+        return self
+
+    def _spanning_tree(
+        self, X: np.ndarray, ms: int, timer: PhaseTimer
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Euclidean core distances, prediction cores (the point counted) and the MST rows.
+
+        The MST is of ``max(s(core_a), s(core_b), d(a, b))`` with each core scaled by
+        ``s(c) = f^-1(alpha f(c))``, ``f`` the metric's :func:`from_euclidean`: since ``f``
+        increases, ``f(weight) = alpha max(f(core_a), f(core_b), f(d) / alpha)``, alpha times
+        hdbscan's mutual reachability in the metric, and the tree is the same.
+        """
+        n = X.shape[0]
         exact = self.mode_ == "exact"
         # exact: a few extra neighbours certify more Borůvka edges without search;
         # approximate: min_samples + 1 is all the core distance needs
@@ -211,17 +319,19 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
             dist32, idx = index.search(X, k_query)
             knn_is_exact = index.exact
         timer("knn")
+        alpha = float(self.alpha)
         if exact:
             dist, idx = refine_float64(X, idx)
             core = dist[:, ms - 1].copy()
             # hdbscan's prediction core distance counts the point itself
             pred = dist[:, min(max(self._ms_predict - 2, 0), dist.shape[1] - 1)]
             timer("float64")
+            scaled = self._scale_core(core, alpha)
             mst = mutual_reachability_mst(
                 X,
                 dist,
                 idx,
-                core,
+                scaled,
                 knn_is_exact=knn_is_exact,
                 seed=self.random_state or 0,
                 stats=self._stats,
@@ -230,30 +340,20 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
             # float32 FAISS distances as they are: the approximate tree has no ties to honour
             core = dist32[:, ms].astype(np.float64)
             pred = dist32[:, min(max(self._ms_predict - 1, 0), k_query - 1)]
-            forest, comp = knn_forest(idx, dist32, core)
+            scaled = self._scale_core(core, alpha)
+            forest, comp = knn_forest(idx, dist32, scaled)
             timer("knn_forest")
             self._stats["forest_components"] = len(np.unique(comp))
-            mst = np.vstack([forest, join_components(X, core, comp, exact=False)])
+            mst = np.vstack([forest, join_components(X, scaled, comp, exact=False)])
         timer("mst")
-        self.core_distances_ = core
-        self._pred_core = np.zeros(n) if self._ms_predict < 2 else pred.astype(np.float64)
-        self._mst = mst
-        labels, probs, persistence, condensed = tree_to_labels(
-            mst,
-            mcs,
-            self.cluster_selection_method,
-            bool(self.allow_single_cluster),
-            float(self.cluster_selection_epsilon),
-        )
-        self.labels_ = np.asarray(labels, dtype=np.int64)
-        self.probabilities_ = np.asarray(probs, dtype=np.float64)
-        self.cluster_persistence_ = np.asarray(persistence)
-        self.condensed_tree_ = condensed
-        self.outlier_scores_ = glosh_scores(condensed)
-        self._tables = prediction_tables(condensed, self.labels_)
-        timer("tree")
-        self._pred_index: KNNIndex | CellIndex | None = None
-        return self
+        if self._ms_predict < 2:
+            pred = np.zeros(n)
+        return core, pred.astype(np.float64), mst
+
+    def _scale_core(self, core: np.ndarray, alpha: float) -> np.ndarray:
+        if alpha == 1.0:
+            return core
+        return to_euclidean(alpha * from_euclidean(core, self.metric), self.metric)
 
     def _fit_degenerate(self, n: int) -> PHDBSCAN:
         self.labels_ = np.full(n, -1, np.int64)
@@ -261,134 +361,64 @@ class PHDBSCAN(ClusterMixin, BaseEstimator):
         self.outlier_scores_ = np.zeros(n)
         self.cluster_persistence_ = np.zeros(0)
         self.core_distances_ = np.zeros(n)
-        self._mst = np.zeros((0, 3))
-        self.condensed_tree_ = np.zeros(
-            0,
-            dtype=[
-                ("parent", np.intp),
-                ("child", np.intp),
-                ("lambda_val", np.float64),
-                ("child_size", np.intp),
-            ],
-        )
+        self._min_spanning_tree = np.zeros((0, 3))
+        self._condensed_tree = np.zeros(0, CONDENSED_DTYPE)
         self._pred_core = np.zeros(n)
-        self._tables = prediction_tables(self.condensed_tree_, self.labels_)
-        self._pred_index = None
+        self._tables = prediction_tables(self._condensed_tree, self.labels_)
         return self
 
     def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
-        """Fit and return ``labels_``."""
-        return self.fit(X).labels_
+        """Fit and return ``labels_``.
 
-    # -- prediction ----------------------------------------------------------------------
-    def approximate_predict(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and probabilities of new points without re-clustering.
-
-        Follows ``hdbscan.prediction.approximate_predict``: a new point attaches to its
-        training neighbour of smallest mutual reachability and takes the cluster alive at
-        that lambda; the tree is not rebuilt, so labels are those of the original fit.
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+        y : ignored
+        **kwargs
+            Ignored (scikit-learn's signature).
 
         Returns
         -------
-        labels : ndarray (m,) int64
-        probabilities : ndarray (m,) float64
+        ndarray (n_samples,)
         """
-        if not hasattr(self, "_tables"):
-            raise RuntimeError("PHDBSCAN.approximate_predict called before fit")
-        X = as_finite_matrix(X)
-        if X.shape[1] != self._X.shape[1]:
-            raise ValueError("new points' dimension does not match the fitted data")
-        n = self._X.shape[0]
-        if n < 2 or X.shape[0] == 0:
-            return np.full(X.shape[0], -1, np.int64), np.zeros(X.shape[0])
-        if self._pred_index is None:
-            self._pred_index = self._predict_index(n).fit(self._X)
-        k = min(n, 2 * self._ms_predict)
-        labels = np.empty(X.shape[0], np.int64)
-        probabilities = np.empty(X.shape[0], np.float64)
-        for start in range(0, X.shape[0], PREDICT_BLOCK):
-            block = X[start : start + PREDICT_BLOCK]
-            _, candidates = self._pred_index.search(block, k)
-            # Re-ranked in float64 from the coordinates (FAISS's float32 expansion blurs
-            # near-ties) so they resolve as hdbscan's would; a numba loop over the k
-            # candidates, ~10x cheaper than gathering them as a numpy block.
-            dist, idx = refine_float64(self._X, candidates, queries=block)
-            labels[start : start + len(block)], probabilities[start : start + len(block)] = (
-                predict_points(self._tables, dist, idx, self._pred_core, self._ms_predict)
-            )
-        return labels, probabilities
-
-    def _predict_index(self, n: int) -> KNNIndex | CellIndex:
-        """Exact search on small training sets; cell-grouped search above ``PREDICT_EXACT_MAX_N``.
-
-        A flat search costs every training row per new point (50k distances a point at the
-        demo's size); ``2 sqrt(n)`` k-means cells, each new point searched with the others of its
-        cell against ``PREDICT_NPROBE`` cells around it, cost about ``4 sqrt(n)`` (900 at 50k)
-        at GEMM speed (:class:`ops.phdbscan._knn_graph.CellIndex`; FAISS's IVF scanned them per
-        query at about 4x the cost). Only the attachment point must be
-        found, not a full kNN list: on 50k blobs x 48 the nearest neighbour was found for
-        99.5% of new points. ``benchmarks/bench_score.py`` prints the share of labels that
-        agree with exact search, and both rates.
-        """
-        approx = ("ivf", "hnsw", "cells")
-        backend = "flat" if self.knn_backend_ in approx else self.knn_backend_
-        if backend != "flat" or n <= PREDICT_EXACT_MAX_N:
-            return self._index(backend)
-        return CellIndex(int(2 * np.sqrt(n)), PREDICT_NPROBE, seed=self.random_state or 0)
+        return self.fit(X).labels_
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write what :meth:`approximate_predict` needs to ``path`` with ``np.savez``.
+        """Write the fitted model to ``path`` (``np.savez``; no pickle, so no code runs on load).
 
-        No pickle: arrays and a few scalars only, so a model file cannot execute code.
+        Parameters
+        ----------
+        path : path-like
         """
-        params = self.get_params()
-        arrays: dict[str, Any] = {
-            "version": np.int64(_SAVE_VERSION),
-            "X": self._X,
-            "labels": self.labels_,
-            "probabilities": self.probabilities_,
-            "outlier_scores": self.outlier_scores_,
-            "core_distances": self.core_distances_,
-            "pred_core": self._pred_core,
-            "ms_predict": np.int64(self._ms_predict),
-            "condensed_tree": self.condensed_tree_,
-            "mode_": np.str_(self.mode_),
-            "knn_backend_": np.str_(self.knn_backend_),
-        }
-        for key, val in params.items():
-            arrays["param_" + key] = np.array(val if val is not None else "__none__")
-        arrays.update(self._tables.to_dict())
-        with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
+        save_model(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PHDBSCAN:
-        """Rebuild a fitted model written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(Path(path), allow_pickle=False) as data:
-            if int(data["version"]) != _SAVE_VERSION:
-                raise ValueError(f"unsupported PHDBSCAN file version {int(data['version'])}")
-            params: dict[str, Any] = {}
-            for key in data.files:
-                if key.startswith("param_"):
-                    val = data[key].item()
-                    params[key[6:]] = None if val == "__none__" else val
-            model = cls(**params)
-            model._X = data["X"]
-            model.labels_ = data["labels"]
-            model.probabilities_ = data["probabilities"]
-            model.outlier_scores_ = data["outlier_scores"]
-            model.core_distances_ = data["core_distances"]
-            model._pred_core = data["pred_core"]
-            model._ms_predict = int(data["ms_predict"])
-            model.condensed_tree_ = data["condensed_tree"]
-            model.mode_ = str(data["mode_"])
-            model.knn_backend_ = str(data["knn_backend_"])
-            model._tables = PredictionTables.from_dict(dict(data))
-            model._pred_index = None
-        return model
+        """Rebuild a fitted model written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : path-like
+
+        Returns
+        -------
+        PHDBSCAN
+        """
+        return load_model(cls, path)
 
 
 def phdbscan(X: Any, **params: Any) -> np.ndarray:
-    """Functional form: ``PHDBSCAN(**params).fit(X).labels_``."""
+    """Functional form: ``PHDBSCAN(**params).fit(X).labels_``.
+
+    Parameters
+    ----------
+    X : array-like (n_samples, n_features)
+    **params
+        :class:`PHDBSCAN` parameters.
+
+    Returns
+    -------
+    ndarray (n_samples,)
+    """
     return PHDBSCAN(**params).fit(X).labels_

@@ -74,8 +74,11 @@ def default_cells(n: int, exact: bool) -> tuple[int, int]:
 
 
 def _centroids(X: np.ndarray, L: int, seed: int, n_iter: int) -> np.ndarray:
-    """k-means centroids from a sample of ``64 L`` rows, at most 100k (cells need compactness
-    only; training on more cost seconds at 1M rows and changed nothing measurable)."""
+    """Train k-means centroids on a sample of ``64 L`` rows, at most 100k.
+
+    Cells need compactness only; training on more rows costs seconds at 1M rows and changes
+    nothing measurable.
+    """
     faiss = _faiss()
     n, d = X.shape
     rng = np.random.default_rng(seed)
@@ -89,8 +92,11 @@ def _centroids(X: np.ndarray, L: int, seed: int, n_iter: int) -> np.ndarray:
 def _bisector_bound(
     P: np.ndarray, cent: np.ndarray, own: int, probed: np.ndarray, c_sq: np.ndarray
 ) -> np.ndarray:
-    """Per point of ``P`` (all in cell ``own``): lower bound on the distance to any point of
-    a cell not in ``probed`` (Voronoi half-space distance, float64)."""
+    """Bound from below the distance of each point of ``P`` to any unprobed cell's points.
+
+    All of ``P`` lie in cell ``own``; the bound is the Voronoi half-space distance (float64) to
+    the cells not in ``probed``.
+    """
     unprobed = np.ones(len(cent), bool)
     unprobed[probed] = False
     if not unprobed.any():
@@ -305,7 +311,7 @@ class CellIndex:
         return self
 
     def probed(self, a: int) -> tuple[np.ndarray, np.ndarray]:
-        """The cells probed around cell ``a`` (``a`` itself always among them) and their rows."""
+        """Return the cells probed around cell ``a`` (``a`` itself among them) and their rows."""
         cells = self.near[a][self.near[a] >= 0]
         if a not in cells:
             cells = np.r_[a, cells[:-1]]
@@ -337,8 +343,10 @@ def _search_group(
     dist: np.ndarray,
     idx: np.ndarray,
 ) -> int:
-    """Rows ``q`` of ``Q`` searched together (one GEMM) against rows ``db`` of ``X``, written
-    into ``dist``/``idx``; returns how many neighbours each got."""
+    """Search rows ``q`` of ``Q`` together (one GEMM) against rows ``db`` of ``X``.
+
+    Results go into ``dist``/``idx``; returns how many neighbours each row got.
+    """
     kk = min(k, len(db))
     if kk:
         D, nb = _faiss().knn(Q[q], X[db], kk)

@@ -1,4 +1,4 @@
-"""Input checks and phase timing shared by pHDBSCAN's fit and predict paths."""
+"""Input checks, the metric's relation to Euclidean search, and phase timing for pHDBSCAN."""
 
 from __future__ import annotations
 
@@ -7,7 +7,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PhaseTimer", "as_finite_matrix", "check_finite_rows"]
+__all__ = [
+    "METRICS",
+    "PhaseTimer",
+    "check_finite_rows",
+    "from_euclidean",
+    "to_euclidean",
+    "to_search_space",
+]
+
+#: Metrics PHDBSCAN clusters in. Both are searched as Euclidean distances: cosine on
+#: L2-normalised rows, where ``1 - cos(a, b) = |a - b|^2 / 2`` is increasing in ``|a - b|``,
+#: so neighbours, the MST's edges and the hierarchy's order are the same and only the
+#: distances are converted (:func:`from_euclidean`).
+METRICS = ("euclidean", "cosine")
 
 
 class PhaseTimer:
@@ -37,11 +50,25 @@ def check_finite_rows(X: np.ndarray) -> None:
         raise ValueError(f"input contains NaN or infinity in row(s) {shown}{more}")
 
 
-def as_finite_matrix(X: Any) -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"expected a 2-d array, got shape {X.shape}")
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    check_finite_rows(X)
-    return np.ascontiguousarray(X)
+def to_search_space(X: np.ndarray, metric: str) -> np.ndarray:
+    """Return the rows searched with Euclidean distance: ``X``, or unit rows for cosine."""
+    if metric == "euclidean":
+        return np.ascontiguousarray(X)
+    norms = np.linalg.norm(X.astype(np.float64), axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if len(zero):
+        shown = ", ".join(str(r) for r in zero[:5])
+        raise ValueError(f"cosine distance is undefined for the all-zero row(s) {shown}")
+    return np.ascontiguousarray((X / norms[:, None]).astype(X.dtype))
+
+
+def from_euclidean(d: np.ndarray, metric: str) -> np.ndarray:
+    """Convert distances between searched rows to the metric: ``d``, or ``d^2 / 2`` (cosine)."""
+    d = np.asarray(d, dtype=np.float64)
+    return d if metric == "euclidean" else d * d / 2.0
+
+
+def to_euclidean(d: np.ndarray, metric: str) -> np.ndarray:
+    """Invert :func:`from_euclidean`."""
+    d = np.asarray(d, dtype=np.float64)
+    return d if metric == "euclidean" else np.sqrt(2.0 * d)

@@ -63,9 +63,12 @@ def _lowest_per_component(
 
 
 def _projection_groups(comp: np.ndarray, pts: np.ndarray, max_groups: int) -> np.ndarray:
-    """Groups for :func:`_projection_bounds` that refine ``comp``: each component when there
-    are at most ``max_groups``; else the components of ``pts`` and one group for the rest,
-    whose bound is weaker (it spans scattered pieces) but as valid."""
+    """Group points for :func:`_projection_bounds`, refining ``comp``.
+
+    Each component is a group when there are at most ``max_groups``; else the components of
+    ``pts`` are, plus one group for the rest, whose bound is weaker (it spans scattered
+    pieces) but as valid.
+    """
     own = np.unique(comp)
     if len(own) > max_groups:
         own = np.unique(comp[pts])
@@ -76,7 +79,7 @@ def _projection_groups(comp: np.ndarray, pts: np.ndarray, max_groups: int) -> np
 def _projection_bounds(
     X: np.ndarray, pts: np.ndarray, comp: np.ndarray, groups: np.ndarray
 ) -> np.ndarray:
-    """A lower bound on the distance from each of ``pts`` to every point of other components.
+    """Bound from below the distance from each of ``pts`` to every point of other components.
 
     For groups ``A`` and ``B`` with centroids ``c_A``, ``c_B`` and the unit vector
     ``u = (c_B - c_A) / |c_B - c_A|``, every ``p`` in ``A`` and ``q`` in ``B`` have
@@ -117,8 +120,9 @@ def _projection_bounds(
 def _complement_search(
     X: np.ndarray, pts: np.ndarray, comp: np.ndarray, core: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``k`` nearest points of other components for each of ``pts``, via exact brute force
-    (FAISS flat, or torch on a GPU).
+    """Find the ``k`` nearest points of other components for each of ``pts``, exactly.
+
+    Brute force: FAISS flat, or torch on a GPU.
 
     Returns ``(idx, mr, radius)``: neighbour ids (``-1`` padded), their float64 mutual
     reachability, and a lower bound on the distance to any unlisted point of another
@@ -172,8 +176,11 @@ def _complement_round(
     wp: np.ndarray,
     qp: np.ndarray,
 ) -> None:
-    """Search ``pts`` against their complements; record the lists, raise ``bound`` to each
-    list's radius and lower the per-point best edges ``wp``/``qp`` in place."""
+    """Search ``pts`` against their complements.
+
+    Records the lists, raises ``bound`` to each list's radius and lowers the per-point best
+    edges ``wp``/``qp`` in place.
+    """
     if not len(pts):
         return
     lq, lw, rad = _complement_search(X, pts, comp, core, k)
@@ -361,7 +368,7 @@ def mutual_reachability_mst(
 
 
 def default_graph_k(min_samples: int, n: int) -> int:
-    """kNN list length (self included) for the seed graph.
+    """Choose the kNN list length (self included) for the seed graph.
 
     ``min_samples + 1`` is the minimum for core distances; at least 16, since lists shorter
     than that certify few Borůvka edges for small ``min_samples``. Longer lists stopped

@@ -83,7 +83,9 @@ def test_exact_matches_hdbscan(name: str, params: dict) -> None:
     assert ours.mode_ == "exact"
     # the tree is a true MST: same total weight as hdbscan's exact tree
     ref_w = np.sort(ref._min_spanning_tree[:, 2])
-    np.testing.assert_allclose(np.sort(ours._mst[:, 2]), ref_w, rtol=1e-9)
+    np.testing.assert_allclose(
+        np.sort(ours.minimum_spanning_tree_.to_numpy()[:, 2]), ref_w, rtol=1e-9
+    )
     ari = adjusted_rand_score(ref.labels_, ours.labels_)
     noise_agree = np.mean((ref.labels_ < 0) == (ours.labels_ < 0))
     if ari < 0.99:
@@ -138,10 +140,10 @@ def test_default_approximate_path_close_to_exact() -> None:
     exact = PHDBSCAN(min_cluster_size=20, mode="exact").fit(X)
     approx = PHDBSCAN(min_cluster_size=20, mode="approximate").fit(X)
     assert approx.knn_backend_ == "cells"
-    assert approx._mst.shape == (len(X) - 1, 3)
+    assert approx.minimum_spanning_tree_.to_numpy().shape == (len(X) - 1, 3)
     assert adjusted_rand_score(exact.labels_, approx.labels_) >= 0.99
-    w_exact = exact._mst[:, 2].sum()
-    assert w_exact <= approx._mst[:, 2].sum() <= 1.02 * w_exact
+    w_exact = exact.minimum_spanning_tree_.to_numpy()[:, 2].sum()
+    assert w_exact <= approx.minimum_spanning_tree_.to_numpy()[:, 2].sum() <= 1.02 * w_exact
 
 
 def test_knn_forest_and_exact_join_give_the_mst() -> None:
@@ -176,7 +178,7 @@ def test_auto_mode_and_attributes() -> None:
     assert model.probabilities_.shape == (n,)
     assert np.all((model.probabilities_ >= 0) & (model.probabilities_ <= 1))
     assert model.outlier_scores_.shape == (n,)
-    assert set(model.condensed_tree_.dtype.names) == {
+    assert set(model.condensed_tree_.to_numpy().dtype.names) == {
         "parent",
         "child",
         "lambda_val",

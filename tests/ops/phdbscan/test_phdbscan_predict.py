@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-import ops.phdbscan._estimator as phdbscan
+import ops.phdbscan._attributes as phdbscan
 from ops.phdbscan import PHDBSCAN
 from ops.phdbscan._knn_graph import CellIndex
 

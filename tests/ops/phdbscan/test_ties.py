@@ -64,7 +64,7 @@ def _references(X: np.ndarray, params: dict) -> tuple[np.ndarray, list[np.ndarra
 def test_labels_do_not_depend_on_the_order_of_tied_edges(case: str) -> None:
     X, params = CASES[case]
     model = PHDBSCAN(mode="exact", **params).fit(X)
-    mst = model._mst
+    mst = model.minimum_spanning_tree_.to_numpy()
     rng = np.random.default_rng(0)
     shuffled = mst[rng.permutation(len(mst))]
     flip = rng.random(len(mst)) < 0.5

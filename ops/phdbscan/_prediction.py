@@ -1,0 +1,81 @@
+"""hdbscan's prediction functions for a fitted PHDBSCAN: ``hdbscan.prediction``'s names.
+
+``membership_vector(model, X)``, ``all_points_membership_vectors(model)`` and
+``approximate_predict(model, X)`` return what ``hdbscan.prediction``'s functions of the same
+names return for an hdbscan model of the same tree; they run vectorised
+(:mod:`ops.phdbscan._soft`). Unlike hdbscan they build the prediction data on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ops.phdbscan._soft import all_points_vectors, membership_vectors
+
+if TYPE_CHECKING:
+    from ops.phdbscan._estimator import PHDBSCAN
+
+__all__ = ["all_points_membership_vectors", "approximate_predict", "membership_vector"]
+
+_BLOCK = 65_536  # new points per neighbour search
+
+
+def all_points_membership_vectors(model: PHDBSCAN) -> np.ndarray:
+    """Soft cluster membership of every training point.
+
+    Parameters
+    ----------
+    model : PHDBSCAN
+        A fitted model.
+
+    Returns
+    -------
+    ndarray (n_samples, n_clusters)
+        ``[i, j]``: probability that point ``i`` belongs to cluster ``j``; hdbscan returns
+        ``zeros(n_samples)`` when there is no cluster, and so does this.
+    """
+    return all_points_vectors(model.prediction_data_)
+
+
+def membership_vector(model: PHDBSCAN, points_to_predict: Any) -> np.ndarray:
+    """Soft cluster membership of new points.
+
+    Parameters
+    ----------
+    model : PHDBSCAN
+        A fitted model.
+    points_to_predict : array-like (m, n_features)
+
+    Returns
+    -------
+    ndarray (m, n_clusters)
+    """
+    data = model.prediction_data_
+    X = model._validate(points_to_predict, reset=False)
+    out = np.zeros((X.shape[0], data.selected.shape[0]))
+    for start in range(0, X.shape[0], _BLOCK):
+        block = X[start : start + _BLOCK]
+        dist, idx = model._neighbours(block, 2 * model._ms_predict)
+        out[start : start + len(block)] = membership_vectors(
+            data, block, dist, idx, model._ms_predict
+        )
+    return out
+
+
+def approximate_predict(model: PHDBSCAN, points_to_predict: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities of new points: :meth:`PHDBSCAN.approximate_predict`.
+
+    Parameters
+    ----------
+    model : PHDBSCAN
+        A fitted model.
+    points_to_predict : array-like (m, n_features)
+
+    Returns
+    -------
+    labels : ndarray (m,) int64
+    probabilities : ndarray (m,) float64
+    """
+    return model.approximate_predict(points_to_predict)
