@@ -26,6 +26,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.special import gammaln
 
+from ops.features import path_keys
+
 NOISE = -1
 
 SIGNALS = ("identical", "machine", "shared_ids", "young", "burst")
@@ -192,8 +194,8 @@ def assess_risk(
     ----------
     clusters : one row per transaction. Required: ``cluster`` (int, -1 noise),
         ``label`` (float 0/1, NaN unlabelled), ``ts`` (datetime, ISO string or
-        numeric). Optional: ``median_dwell`` (s), ``dwell_cv``, ``path`` (event path
-        as one string), ``age_column`` (days), and the columns in ``id_columns``
+        numeric). Optional: ``median_dwell`` (s), ``dwell_cv``, ``path`` (list of
+        page names), ``age_column`` (days), and the columns in ``id_columns``
         (device_id, ip, shipping address…).
     embeddings : optional sequence embeddings aligned with the rows, for the
         dispersion part of the "identical behaviour" signal.
@@ -267,7 +269,8 @@ def _coordination_table(
     t = pd.DataFrame(index=pd.Index(np.unique(key), name="cluster"))
 
     if "path" in df:
-        codes, uniques = pd.factorize(df["path"])  # NaN -> -1
+        # lists of page names, counted as tuples: names may hold any character
+        codes, uniques = pd.factorize(pd.Series(path_keys(df["path"]), dtype=object))  # None -> -1
         known = codes >= 0
         pairs = pd.DataFrame({"cluster": key[known], "code": codes[known]})
         counts = pairs.groupby(["cluster", "code"]).size().sort_values(ascending=False)
@@ -281,7 +284,7 @@ def _coordination_table(
         )
         n_known = pairs.groupby("cluster").size()
         t["path_share"] = (top / n_known).reindex(t.index)
-        t["modal_path"] = top_code.map(lambda c: uniques[c]).reindex(t.index)
+        t["modal_path"] = top_code.map(lambda c: list(uniques[c])).reindex(t.index)
     else:
         t["path_share"], t["modal_path"] = nan, None
 
