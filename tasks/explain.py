@@ -11,7 +11,16 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
 from ops.features import DWELL_FIT_COLUMNS, FeatureSpec
-from ops.risk import Rule, describe_behaviour, extract_all_rules, missed_fraud, narrate, review_list
+from ops.risk import (
+    RULE_SOURCE_SQL,
+    Rule,
+    describe_behaviour,
+    engine_forms,
+    extract_all_rules,
+    missed_fraud,
+    narrate,
+    review_list,
+)
 from tasks.io import log_dataset
 from tasks.risk import transactions_view
 
@@ -70,8 +79,10 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         narrative=risk["cluster"].map(lambda c: narratives.get(int(c), "")),
     )
     rules_doc = {
-        # what an engine loads: each rule once, with the clusters it stands for
-        "rules": [r.to_dict() for r in _distinct(rules)],
+        # what an engine loads: each rule once, with the clusters it stands for, and as a
+        # SQL predicate over `sql_from` and as JSON Logic (`ops.rule_export`)
+        "sql_from": RULE_SOURCE_SQL,
+        "rules": [{**r.to_dict(), **engine_forms(r)} for r in _distinct(rules)],
         "clusters": [
             {
                 "cluster": c,

@@ -9,11 +9,13 @@ from ops.risk._casework import missed_fraud, review_list
 from ops.risk._cluster_lineage import STATUSES, ClusterSet, LineageConfig, cluster_lineage
 from ops.risk._narrative import describe_behaviour, narrate
 from ops.risk._risk import CoordinationConfig, LabelConfig, RiskConfig, assess_risk
+from ops.risk._rule_export import RULE_SOURCE_SQL, engine_forms, rule_to_json_logic, rule_to_sql
 from ops.risk._rule_learner import extract_all_rules
 from ops.risk._rules import Condition, Rule, rules_from_json, rules_to_json
 from ops.risk._scoring import attach_risk, translate_tokens
 
 __all__ = [
+    "RULE_SOURCE_SQL",
     "STATUSES",
     "ClusterSet",
     "Condition",
@@ -26,10 +28,13 @@ __all__ = [
     "attach_risk",
     "cluster_lineage",
     "describe_behaviour",
+    "engine_forms",
     "extract_all_rules",
     "missed_fraud",
     "narrate",
     "review_list",
+    "rule_to_json_logic",
+    "rule_to_sql",
     "rules_from_json",
     "rules_to_json",
     "translate_tokens",
