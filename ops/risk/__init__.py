@@ -13,6 +13,7 @@ from ops.risk._rule_export import RULE_SOURCE_SQL, engine_forms, rule_to_json_lo
 from ops.risk._rule_learner import extract_all_rules
 from ops.risk._rules import Condition, Rule, rules_from_json, rules_to_json
 from ops.risk._scoring import attach_risk, translate_tokens
+from ops.risk._sibling_risk import SiblingConfig, cluster_parents, pool_siblings
 
 __all__ = [
     "RULE_SOURCE_SQL",
@@ -24,14 +25,17 @@ __all__ = [
     "LineageConfig",
     "RiskConfig",
     "Rule",
+    "SiblingConfig",
     "assess_risk",
     "attach_risk",
     "cluster_lineage",
+    "cluster_parents",
     "describe_behaviour",
     "engine_forms",
     "extract_all_rules",
     "missed_fraud",
     "narrate",
+    "pool_siblings",
     "review_list",
     "rule_to_json_logic",
     "rule_to_sql",

@@ -251,9 +251,14 @@ def _label_table(
         t["fraud_rate"] = np.where(n_lab > 0, t["n_fraud"] / n_lab, np.nan)
         t["lift"] = t["fraud_rate"] / base_rate if base_rate > 0 else np.nan
     t["wilson_lower"] = wilson_lower_bound(t["n_fraud"].to_numpy(), n_lab, cfg.z)
-    threshold = max(cfg.min_rate, cfg.min_lift * base_rate) if base_rate == base_rate else 1.0
+    threshold = label_threshold(base_rate, cfg)
     t["label_flag"] = (t["n_labelled"] >= cfg.min_labelled) & (t["wilson_lower"] >= threshold)
     return t
+
+
+def label_threshold(base_rate: float, cfg: LabelConfig) -> float:
+    """The fraud rate a Wilson bound is held against; 1 (never) when nothing is labelled."""
+    return max(cfg.min_rate, cfg.min_lift * base_rate) if base_rate == base_rate else 1.0
 
 
 def _coordination_table(
