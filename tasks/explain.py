@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
@@ -11,20 +12,29 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
 from ops.features import DWELL_FIT_COLUMNS, FeatureSpec
+from ops.phdbscan import PHDBSCAN
 from ops.risk import (
+    FLAG_REASONS,
     RULE_SOURCE_SQL,
+    MembershipCalibration,
+    MembershipConfig,
     Rule,
+    calibrate_membership,
+    cluster_parents,
     describe_behaviour,
     engine_forms,
     extract_all_rules,
+    flag_transactions,
+    membership_candidates,
     missed_fraud,
     narrate,
     review_list,
+    risky_membership,
 )
 from tasks.io import log_dataset
-from tasks.risk import transactions_view
+from tasks.risk import load_clusterer, transactions_view
 
-CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky"]
+CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky", "flag_reason"]
 #: Session statistics (`ops.features.session_stats`) an engine can compute from the live
 #: session at decision time (the dwell fit with the window's table of typical page dwell);
 #: a ring that differs only in its timing has no other trait.
@@ -32,6 +42,8 @@ SESSION_COLUMNS = ["median_dwell", "dwell_cv", "duration", "n_events", *DWELL_FI
 
 
 class ExplainParams(BaseModel):
+    """Rule learning and transaction flagging parameters."""
+
     max_depth: int = Field(4, ge=1, le=6, description="conditions per rule at most")
     max_rules: int = Field(3, ge=1, description="rules kept per risky cluster")
     min_precision: float = Field(0.5, ge=0, le=1, description="weaker rules are dropped")
@@ -40,10 +52,17 @@ class ExplainParams(BaseModel):
         0.6, gt=0.5, le=1, description="share of a cluster inside another's rules to group them"
     )
     session_features: bool = Field(True, description="rules may use session statistics")
+    flag_rule_precision: float = Field(
+        0.8, ge=0, le=1, description="rules at least this precise flag what they match"
+    )
+    membership_precision: float = Field(
+        0.9, ge=0, le=1, description="labelled precision the membership threshold must reach"
+    )
 
 
 @task(name="explain")
 def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, int]:
+    """Write rules, narratives and the flagged transactions (``clusters``, ``flags``)."""
     catalog = Catalog(output_root)
     view = transactions_view(catalog)
     risk = catalog.load_frame("risk")
@@ -70,8 +89,8 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         summary = risk.loc[risk["cluster"] == cluster_id].iloc[0]
         narratives[cluster_id] = narrate(summary, rules[cluster_id], describe_behaviour(members))
 
-    risky_by_cluster = dict(zip(risk["cluster"], risk["risky"], strict=True))
-    view["risky"] = view["cluster"].map(risky_by_cluster).fillna(False).astype(bool)
+    flags, calibration = flag_view(view, risky_ids, rules, catalog, params)
+    view["risky"], view["flag_reason"] = flags
     summary = risk.assign(
         rule_text=risk["cluster"].map(
             lambda c: " OR ".join(f"({r.describe()})" for r in rules.get(int(c), []))
@@ -99,6 +118,7 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
     catalog.save_table("clusters", view[CLUSTER_COLUMNS])
     catalog.save_table("clusters_summary", _parquet_safe(summary))
     catalog.save_json("rules", rules_doc)
+    catalog.save_json("flags", flag_summary(view["flag_reason"], calibration))
     catalog.save_table("missed", _parquet_safe(missed))
     catalog.save_table("review", _parquet_safe(review))
 
@@ -123,6 +143,55 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         len(review),
     )
     return {"risky_clusters": len(risky_ids), "missed_fraud": len(missed), "review": len(review)}
+
+
+def flag_view(
+    view: pd.DataFrame,
+    risky_ids: list[int],
+    rules: dict[int, list[Rule]],
+    catalog: Catalog,
+    params: ExplainParams,
+) -> tuple[tuple[np.ndarray, np.ndarray], MembershipCalibration | None]:
+    """``(risky, flag_reason)`` per transaction of ``view``, and the membership calibration.
+
+    The calibration is None while the clusterer offers no soft membership.
+    """
+    cluster = view["cluster"].to_numpy()
+    rule_hits = np.zeros(len(view), dtype=bool)
+    for rule in _distinct(rules):
+        if rule.precision >= params.flag_rule_precision:
+            rule_hits |= rule.mask(view)
+    clusterer = load_clusterer(catalog)
+    vectors = membership_vectors(clusterer)
+    if vectors is None:
+        return flag_transactions(cluster, risky_ids, rule_hits=rule_hits), None
+    parents = cluster_parents(clusterer.condensed_tree_, clusterer.labels_)["parent"]
+    candidate = membership_candidates(cluster, risky_ids, parents.to_dict())
+    score = risky_membership(vectors, risky_ids)
+    label = pd.to_numeric(view["label"], errors="coerce").to_numpy(dtype=np.float64)
+    config = MembershipConfig(min_precision=params.membership_precision)
+    calibration = calibrate_membership(score, candidate, label, config)
+    membership = candidate & (score >= calibration.threshold)
+    flags = flag_transactions(cluster, risky_ids, membership=membership, rule_hits=rule_hits)
+    return flags, calibration
+
+
+def membership_vectors(clusterer: PHDBSCAN) -> np.ndarray | None:
+    """hdbscan-style soft membership ``(n, n_clusters)``, once pHDBSCAN offers it."""
+    try:
+        from ops.phdbscan import all_points_membership_vectors  # type: ignore[attr-defined]
+    except ImportError:  # soft clustering is being added to pHDBSCAN alongside this task
+        return None
+    return np.asarray(all_points_membership_vectors(clusterer))
+
+
+def flag_summary(reason: pd.Series, calibration: MembershipCalibration | None) -> dict[str, object]:
+    """Per-reason counts and the membership threshold's precision-recall table."""
+    counts = reason.fillna("none").value_counts()
+    return {
+        "counts": {r: int(counts.get(r, 0)) for r in (*FLAG_REASONS, "none")},
+        "membership": calibration.to_dict() if calibration is not None else None,
+    }
 
 
 def _distinct(rules: dict[int, list[Rule]]) -> list[Rule]:

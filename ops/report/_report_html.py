@@ -47,6 +47,8 @@ class ReportContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     missed: pd.DataFrame | None = None
+    #: `tasks.explain.flag_summary`: transactions flagged per reason, membership calibration
+    flags: Mapping[str, Any] = field(default_factory=dict)
     title: str = "Shoal run report"
     created_at: str | None = None
     sample_size: int = 5000
@@ -109,6 +111,27 @@ def _kv_table(d: Mapping[str, Any]) -> str:
         return "<p class='meta'>none recorded</p>"
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in sorted(d.items()))
     return f"<table>{rows}</table>"
+
+
+def _flags_html(flags: Mapping[str, Any]) -> str:
+    if not flags:
+        return "<p class='meta'>none recorded</p>"
+    out = _kv_table(flags.get("counts", {}))
+    membership = flags.get("membership")
+    if not membership:
+        return out + "<p class='meta'>no soft membership from the clusterer</p>"
+    how = "calibrated on labels" if membership["calibrated"] else "fallback, too few labels"
+    cols = ["threshold", "n_flagged", "n_labelled", "n_fraud", "precision", "recall"]
+    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    rows = "".join(
+        "<tr>" + "".join(f"<td class='num'>{_e(_fmt(r[c]))}</td>" for c in cols) + "</tr>"
+        for r in membership["table"]
+    )
+    return (
+        f"{out}<p>Membership threshold {_e(_fmt(membership['threshold']))} ({_e(how)}); "
+        f"precision and recall over thresholds, on labelled candidates:</p>"
+        f"<table><tr>{head}</tr>{rows}</table>"
+    )
 
 
 def _rules_html(rules: Sequence[Rule]) -> str:
@@ -269,6 +292,8 @@ def render_report(ctx: ReportContext) -> str:
 <h2>Risky clusters</h2>
 {_risky_table(ctx)}
 {missed}
+<h2>Flagged transactions, by reason</h2>
+{_flags_html(ctx.flags)}
 <h2>Figures</h2>
 <div class="grid">{"".join(figs)}</div>
 <h2>All clusters</h2>

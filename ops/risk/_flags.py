@@ -1,0 +1,167 @@
+"""Which transactions are flagged, and why: their cluster, their soft membership, a rule.
+
+A ring that HDBSCAN cuts into a risky cluster, a few noise points and a sibling cluster too
+small or too unlabelled to be judged alone is still one ring. Three reasons flag a
+transaction, tried in this order (the first that holds is its ``flag_reason``):
+
+* ``cluster``: it is a member of a risky cluster;
+* ``membership``: it is noise or a member of a non-risky *sibling* of a risky cluster (same
+  parent in the condensed tree), and its soft membership in the risky clusters (hdbscan's
+  membership vectors, summed over the risky clusters) reaches a threshold calibrated on
+  the labelled part of the window (`calibrate_membership`);
+* ``rule``: a rule of a risky cluster, precise enough against its clusters, matches it, as
+  the real-time engine's copy of the rule would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ops.risk._risk import NOISE
+
+FLAG_REASONS = ("cluster", "membership", "rule")
+
+
+@dataclass(frozen=True)
+class MembershipConfig:
+    """How the membership threshold is chosen.
+
+    The threshold is the lowest of ``grid`` at which the labelled candidates reaching it
+    are fraud at a rate of at least ``min_precision``, counted over at least
+    ``min_labelled`` of them. Without that many labelled candidates (a window with no
+    labels yet, or none near a risky cluster) the threshold falls back to ``fallback``:
+    0.5, a point more likely in the risky clusters than in all other clusters together.
+    """
+
+    min_precision: float = 0.9
+    min_labelled: int = 20
+    fallback: float = 0.5
+    #: hdbscan's membership of a noise point is its share *times* its probability of being in
+    #: any cluster, so it is often a few hundredths: the grid is fine at the low end
+    grid: tuple[float, ...] = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
+                               0.6, 0.7, 0.8, 0.9)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MembershipCalibration:
+    """The chosen threshold, whether labels chose it, and the precision-recall table."""
+
+    threshold: float
+    calibrated: bool
+    table: pd.DataFrame
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict for ``summary.json``."""
+        table = self.table.astype(object).where(self.table.notna(), None)
+        return {
+            "threshold": self.threshold,
+            "calibrated": self.calibrated,
+            "table": table.to_dict("records"),
+        }
+
+
+def risky_membership(vectors: np.ndarray, risky_clusters: Collection[int]) -> np.ndarray:
+    """Each point's soft membership summed over the risky clusters.
+
+    ``vectors`` is hdbscan's ``all_points_membership_vectors`` output, ``(n, n_clusters)``
+    with column ``k`` for flat cluster ``k``. Summed, so a point between two risky
+    siblings of one ring counts as inside the ring.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim == 1:  # hdbscan returns a vector when there is a single cluster
+        vectors = vectors[:, None]
+    columns = [c for c in sorted(risky_clusters) if 0 <= c < vectors.shape[1]]
+    return vectors[:, columns].sum(axis=1) if columns else np.zeros(len(vectors))
+
+
+def membership_candidates(
+    cluster: np.ndarray, risky_clusters: Collection[int], parent: Mapping[int, int]
+) -> np.ndarray:
+    """Noise, and members of non-risky clusters that share a parent with a risky cluster.
+
+    ``parent`` maps each flat cluster to its parent node in the condensed tree
+    (`ops.sibling_risk.cluster_parents`).
+    """
+    cluster = np.asarray(cluster)
+    risky = {int(c) for c in risky_clusters}
+    risky_parents = {parent[c] for c in risky if c in parent}
+    siblings = [c for c, p in parent.items() if p in risky_parents and c not in risky]
+    return (cluster == NOISE) | np.isin(cluster, siblings)
+
+
+def membership_table(
+    score: np.ndarray, candidate: np.ndarray, label: np.ndarray, grid: Collection[float]
+) -> pd.DataFrame:
+    """Precision and recall of the membership flag over thresholds, on labelled candidates.
+
+    Returns
+    -------
+    DataFrame
+        One row per threshold: ``threshold``, ``n_flagged`` (candidates reaching it),
+        ``n_labelled`` and ``n_fraud`` among them, ``precision`` (fraud share of the
+        labelled flagged, NaN without any) and ``recall`` (share of the labelled fraud among
+        candidates that is flagged).
+    """
+    label = np.asarray(label, dtype=np.float64)
+    labelled = candidate & ~np.isnan(label)
+    fraud = labelled & (label == 1)
+    rows = []
+    for t in grid:
+        flagged = candidate & (score >= t)
+        n_lab, n_fraud = int((flagged & labelled).sum()), int((flagged & fraud).sum())
+        rows.append(
+            {
+                "threshold": float(t),
+                "n_flagged": int(flagged.sum()),
+                "n_labelled": n_lab,
+                "n_fraud": n_fraud,
+                "precision": n_fraud / n_lab if n_lab else np.nan,
+                "recall": n_fraud / fraud.sum() if fraud.any() else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def calibrate_membership(
+    score: np.ndarray,
+    candidate: np.ndarray,
+    label: np.ndarray,
+    config: MembershipConfig | None = None,
+) -> MembershipCalibration:
+    """Pick the membership threshold on the labelled candidates (see `MembershipConfig`)."""
+    cfg = config or MembershipConfig()
+    table = membership_table(score, candidate, label, cfg.grid)
+    good = table[
+        (table["n_labelled"] >= cfg.min_labelled) & (table["precision"] >= cfg.min_precision)
+    ]
+    if len(good):
+        return MembershipCalibration(float(good["threshold"].min()), True, table)
+    return MembershipCalibration(cfg.fallback, False, table)
+
+
+def flag_transactions(
+    cluster: np.ndarray,
+    risky_clusters: Collection[int],
+    *,
+    membership: np.ndarray | None = None,
+    rule_hits: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``risky`` (bool) and ``flag_reason`` (one of `FLAG_REASONS` or None) per transaction.
+
+    ``membership`` marks candidates whose soft membership reached the threshold,
+    ``rule_hits`` transactions a flagging rule matches; either may be absent.
+    """
+    cluster = np.asarray(cluster)
+    reason = np.full(len(cluster), None, dtype=object)
+    reasons = [("cluster", np.isin(cluster, list(risky_clusters)))]
+    if membership is not None:
+        reasons.append(("membership", np.asarray(membership, dtype=bool)))
+    if rule_hits is not None:
+        reasons.append(("rule", np.asarray(rule_hits, dtype=bool)))
+    for name, hit in reversed(reasons):  # the earliest reason wins
+        reason[hit] = name
+    return pd.notna(reason), reason
