@@ -120,8 +120,9 @@ def flag_scores(run: Path, truth_path: Path) -> pd.DataFrame:
     ``attrs`` holds the precision of the whole flagged set (share that is fraud of any
     pattern), overall and per reason, and the per-reason counts.
     """
-    from catalog.datasets import Catalog
     from ops.flags import FLAG_REASONS
+
+    from catalog.datasets import Catalog
 
     clusters = Catalog(str(run)).load_frame("clusters")
     truth = pd.read_parquet(truth_path).set_index("txn_id").loc[clusters["txn_id"]]

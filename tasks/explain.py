@@ -30,6 +30,7 @@ from ops.risk import (
     narrate,
     review_list,
     risky_membership,
+    rule_hits,
 )
 from tasks.io import log_dataset
 from tasks.risk import load_clusterer, transactions_view
@@ -53,7 +54,7 @@ class ExplainParams(BaseModel):
     )
     session_features: bool = Field(True, description="rules may use session statistics")
     flag_rule_precision: float = Field(
-        0.8, ge=0, le=1, description="rules at least this precise flag what they match"
+        0.8, ge=0, le=1, description="rules this precise (noise aside) flag what they match"
     )
     membership_precision: float = Field(
         0.9, ge=0, le=1, description="labelled precision the membership threshold must reach"
@@ -157,14 +158,11 @@ def flag_view(
     The calibration is None while the clusterer offers no soft membership.
     """
     cluster = view["cluster"].to_numpy()
-    rule_hits = np.zeros(len(view), dtype=bool)
-    for rule in _distinct(rules):
-        if rule.precision >= params.flag_rule_precision:
-            rule_hits |= rule.mask(view)
+    hits = rule_hits(_distinct(rules), view, cluster, params.flag_rule_precision)
     clusterer = load_clusterer(catalog)
     vectors = membership_vectors(clusterer)
     if vectors is None:
-        return flag_transactions(cluster, risky_ids, rule_hits=rule_hits), None
+        return flag_transactions(cluster, risky_ids, rule_hits=hits), None
     parents = cluster_parents(clusterer.condensed_tree_, clusterer.labels_)["parent"]
     candidate = membership_candidates(cluster, risky_ids, parents.to_dict())
     score = risky_membership(vectors, risky_ids)
@@ -172,7 +170,7 @@ def flag_view(
     config = MembershipConfig(min_precision=params.membership_precision)
     calibration = calibrate_membership(score, candidate, label, config)
     membership = candidate & (score >= calibration.threshold)
-    flags = flag_transactions(cluster, risky_ids, membership=membership, rule_hits=rule_hits)
+    flags = flag_transactions(cluster, risky_ids, membership=membership, rule_hits=hits)
     return flags, calibration
 
 

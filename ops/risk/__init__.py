@@ -15,6 +15,7 @@ from ops.risk._flags import (
     flag_transactions,
     membership_candidates,
     risky_membership,
+    rule_hits,
 )
 from ops.risk._narrative import describe_behaviour, narrate
 from ops.risk._risk import CoordinationConfig, LabelConfig, RiskConfig, assess_risk
@@ -53,6 +54,7 @@ __all__ = [
     "pool_siblings",
     "review_list",
     "risky_membership",
+    "rule_hits",
     "rule_to_json_logic",
     "rule_to_sql",
     "rules_from_json",

@@ -9,19 +9,20 @@ transaction, tried in this order (the first that holds is its ``flag_reason``):
   parent in the condensed tree), and its soft membership in the risky clusters (hdbscan's
   membership vectors, summed over the risky clusters) reaches a threshold calibrated on
   the labelled part of the window (`calibrate_membership`);
-* ``rule``: a rule of a risky cluster, precise enough against its clusters, matches it, as
-  the real-time engine's copy of the rule would.
+* ``rule``: a rule of a risky cluster, precise enough against its clusters (`rule_hits`),
+  matches it, as the real-time engine's copy of the rule would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ops.risk._risk import NOISE
+from ops.risk._rules import Rule
 
 FLAG_REASONS = ("cluster", "membership", "rule")
 
@@ -141,6 +142,27 @@ def calibrate_membership(
     if len(good):
         return MembershipCalibration(float(good["threshold"].min()), True, table)
     return MembershipCalibration(cfg.fallback, False, table)
+
+
+def rule_hits(
+    rules: Iterable[Rule], frame: pd.DataFrame, cluster: np.ndarray, min_precision: float
+) -> np.ndarray:
+    """Transactions matched by a rule precise enough to flag what it matches.
+
+    A rule's precision is recounted here without the noise it matches: HDBSCAN leaves part
+    of a ring in noise, and those are the very transactions a rule should recover, so noise
+    counts neither for nor against a rule; members of other clusters count against it.
+    """
+    cluster = np.asarray(cluster)
+    clustered = cluster != NOISE
+    hits = np.zeros(len(frame), dtype=bool)
+    for rule in rules:
+        matched = rule.mask(frame)
+        judged = int((matched & clustered).sum())
+        inside = int((matched & np.isin(cluster, rule.clusters)).sum())
+        if judged and inside / judged >= min_precision:
+            hits |= matched
+    return hits
 
 
 def flag_transactions(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hdbscan
 import numpy as np
+import pandas as pd
 import pytest
 
 from ops.risk import (
+    Condition,
     MembershipConfig,
+    Rule,
     calibrate_membership,
     flag_transactions,
     membership_candidates,
     risky_membership,
+    rule_hits,
 )
 
 
@@ -93,3 +97,14 @@ def test_membership_is_summed_over_risky_clusters() -> None:
     assert risky_membership(vectors, {0, 1}).tolist() == pytest.approx([0.6, 0.95])
     assert risky_membership(vectors, {7}).tolist() == [0.0, 0.0]
     assert risky_membership(np.array([0.2, 0.8]), {0}).tolist() == [0.2, 0.8]
+
+
+def test_rules_flag_when_precise_with_noise_left_aside() -> None:
+    frame = pd.DataFrame({"amount": [1.0, 2.0, 3.0, 4.0, 50.0, 60.0, np.nan]})
+    cluster = np.array([0, 0, -1, -1, 1, 1, -1])
+    cheap = Rule(0, (Condition("amount", "<=", 5.0),))  # 2 in cluster 0, 2 in noise
+    loose = Rule(0, (Condition("amount", "<=", 55.0),))  # also 1 of cluster 1: 2 of 3
+    assert rule_hits([cheap], frame, cluster, 0.8).tolist() == [True] * 4 + [False] * 3
+    assert not rule_hits([loose], frame, cluster, 0.8).any()
+    assert rule_hits([loose], frame, cluster, 0.6).sum() == 5
+    assert not rule_hits([], frame, cluster, 0.8).any()
