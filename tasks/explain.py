@@ -20,7 +20,6 @@ from ops.risk import (
     MembershipConfig,
     Rule,
     calibrate_membership,
-    cluster_parents,
     describe_behaviour,
     engine_forms,
     extract_all_rules,
@@ -57,7 +56,7 @@ class ExplainParams(BaseModel):
         0.8, ge=0, le=1, description="rules this precise (noise aside) flag what they match"
     )
     membership_precision: float = Field(
-        0.9, ge=0, le=1, description="labelled precision the membership threshold must reach"
+        0.95, ge=0, le=1, description="labelled precision the membership threshold must reach"
     )
 
 
@@ -90,7 +89,7 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         summary = risk.loc[risk["cluster"] == cluster_id].iloc[0]
         narratives[cluster_id] = narrate(summary, rules[cluster_id], describe_behaviour(members))
 
-    flags, calibration = flag_view(view, risky_ids, rules, catalog, params)
+    flags, calibration = flag_view(view, risk, risky_ids, rules, catalog, params)
     view["risky"], view["flag_reason"] = flags
     summary = risk.assign(
         rule_text=risk["cluster"].map(
@@ -148,12 +147,16 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
 
 def flag_view(
     view: pd.DataFrame,
+    risk: pd.DataFrame,
     risky_ids: list[int],
     rules: dict[int, list[Rule]],
     catalog: Catalog,
     params: ExplainParams,
 ) -> tuple[tuple[np.ndarray, np.ndarray], MembershipCalibration | None]:
     """``(risky, flag_reason)`` per transaction of ``view``, and the membership calibration.
+
+    ``risk`` is the evaluate stage's table (`ops.sibling_risk.pool_siblings`): its
+    ``parent`` column says which clusters are siblings.
 
     The calibration is None while the clusterer offers no soft membership.
     """
@@ -163,8 +166,8 @@ def flag_view(
     vectors = membership_vectors(clusterer)
     if vectors is None:
         return flag_transactions(cluster, risky_ids, rule_hits=hits), None
-    parents = cluster_parents(clusterer.condensed_tree_, clusterer.labels_)["parent"]
-    candidate = membership_candidates(cluster, risky_ids, parents.to_dict())
+    parent = risk.loc[risk["parent"] >= 0].set_index("cluster")["parent"]
+    candidate = membership_candidates(cluster, risky_ids, parent.to_dict())
     score = risky_membership(vectors, risky_ids)
     label = pd.to_numeric(view["label"], errors="coerce").to_numpy(dtype=np.float64)
     config = MembershipConfig(min_precision=params.membership_precision)

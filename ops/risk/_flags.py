@@ -7,8 +7,8 @@ transaction, tried in this order (the first that holds is its ``flag_reason``):
 * ``cluster``: it is a member of a risky cluster;
 * ``membership``: it is noise or a member of a non-risky *sibling* of a risky cluster (same
   parent in the condensed tree), and its soft membership in the risky clusters (hdbscan's
-  membership vectors, summed over the risky clusters) reaches a threshold calibrated on
-  the labelled part of the window (`calibrate_membership`);
+  membership vectors, `risky_membership`) reaches a threshold calibrated on the labelled
+  part of the window (`calibrate_membership`);
 * ``rule``: a rule of a risky cluster, precise enough against its clusters (`rule_hits`),
   matches it, as the real-time engine's copy of the rule would.
 """
@@ -16,7 +16,7 @@ transaction, tried in this order (the first that holds is its ``flag_reason``):
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,18 +33,20 @@ class MembershipConfig:
 
     The threshold is the lowest of ``grid`` at which the labelled candidates reaching it
     are fraud at a rate of at least ``min_precision``, counted over at least
-    ``min_labelled`` of them. Without that many labelled candidates (a window with no
-    labels yet, or none near a risky cluster) the threshold falls back to ``fallback``:
-    0.5, a point more likely in the risky clusters than in all other clusters together.
+    ``min_labelled`` of them; when the labels allow none, nothing is flagged by membership
+    (an infinite threshold). Without ``min_labelled`` labelled candidates at all (a window
+    with no labels yet) the threshold falls back to ``fallback``: 0.5, a point more likely
+    in the risky clusters than in all other clusters together.
     """
 
-    min_precision: float = 0.9
+    min_precision: float = 0.95
     min_labelled: int = 20
     fallback: float = 0.5
-    #: hdbscan's membership of a noise point is its share *times* its probability of being in
-    #: any cluster, so it is often a few hundredths: the grid is fine at the low end
-    grid: tuple[float, ...] = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
-                               0.6, 0.7, 0.8, 0.9)  # fmt: skip
+    #: fine steps: with many clusters a point's membership is spread thin over all of them,
+    #: so the risky clusters' share of a ring's straggler may be a fifth, not a half
+    grid: tuple[float, ...] = field(
+        default_factory=lambda: tuple(round(0.02 * i, 2) for i in range(1, 50))
+    )
 
 
 @dataclass(frozen=True)
@@ -56,27 +58,33 @@ class MembershipCalibration:
     table: pd.DataFrame
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dict for ``summary.json``."""
+        """JSON-ready dict for ``summary.json`` (an infinite threshold is None)."""
         table = self.table.astype(object).where(self.table.notna(), None)
         return {
-            "threshold": self.threshold,
+            "threshold": self.threshold if np.isfinite(self.threshold) else None,
             "calibrated": self.calibrated,
             "table": table.to_dict("records"),
         }
 
 
 def risky_membership(vectors: np.ndarray, risky_clusters: Collection[int]) -> np.ndarray:
-    """Each point's soft membership summed over the risky clusters.
+    """Each point's share of its soft membership that lies in the risky clusters.
 
     ``vectors`` is hdbscan's ``all_points_membership_vectors`` output, ``(n, n_clusters)``
-    with column ``k`` for flat cluster ``k``. Summed, so a point between two risky
-    siblings of one ring counts as inside the ring.
+    with column ``k`` for flat cluster ``k``. hdbscan scales a point's vector by its
+    probability of being in any cluster, which is small for every noise point; so the
+    memberships in the risky clusters are summed (a point between two risky siblings of one
+    ring is inside the ring) and divided by the point's total: the probability that it
+    belongs to the risky clusters *given* that it belongs to some cluster (0 when it has
+    no membership at all).
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     if vectors.ndim == 1:  # hdbscan returns a vector when there is a single cluster
         vectors = vectors[:, None]
     columns = [c for c in sorted(risky_clusters) if 0 <= c < vectors.shape[1]]
-    return vectors[:, columns].sum(axis=1) if columns else np.zeros(len(vectors))
+    risky = vectors[:, columns].sum(axis=1)
+    total = vectors.sum(axis=1)
+    return np.divide(risky, total, out=np.zeros(len(vectors)), where=total > 0)
 
 
 def membership_candidates(
@@ -84,8 +92,9 @@ def membership_candidates(
 ) -> np.ndarray:
     """Noise, and members of non-risky clusters that share a parent with a risky cluster.
 
-    ``parent`` maps each flat cluster to its parent node in the condensed tree
-    (`ops.sibling_risk.cluster_parents`).
+    ``parent`` maps flat clusters to their parent node in the condensed tree; only clusters
+    under a parent small enough to be one ring are listed (`ops.sibling_risk`'s ``parent``
+    column), so a large cluster of ordinary traffic is never a ring's sibling.
     """
     cluster = np.asarray(cluster)
     risky = {int(c) for c in risky_clusters}
@@ -136,12 +145,15 @@ def calibrate_membership(
     """Pick the membership threshold on the labelled candidates (see `MembershipConfig`)."""
     cfg = config or MembershipConfig()
     table = membership_table(score, candidate, label, cfg.grid)
+    n_labelled = int((candidate & ~np.isnan(np.asarray(label, dtype=np.float64))).sum())
+    if n_labelled < cfg.min_labelled:
+        return MembershipCalibration(cfg.fallback, False, table)
     good = table[
         (table["n_labelled"] >= cfg.min_labelled) & (table["precision"] >= cfg.min_precision)
     ]
-    if len(good):
-        return MembershipCalibration(float(good["threshold"].min()), True, table)
-    return MembershipCalibration(cfg.fallback, False, table)
+    # labels enough to judge, and no threshold precise enough: membership flags nothing
+    threshold = float(good["threshold"].min()) if len(good) else float("inf")
+    return MembershipCalibration(threshold, True, table)
 
 
 def rule_hits(

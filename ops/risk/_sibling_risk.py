@@ -94,9 +94,9 @@ def pool_siblings(
     Returns
     -------
     DataFrame
-        ``risk`` with ``parent`` (the pooled parent node, -1 when not pooled),
-        ``pool_clusters`` (the siblings pooled, a list), ``pool_risky`` (the pool is
-        risky), ``sibling_flag`` (risky only through its pool); ``risky`` and
+        ``risk`` with ``parent`` (the parent node when it is small enough to be judged,
+        else -1), ``pool_clusters`` (the siblings pooled, a list), ``pool_risky`` (the
+        pool is risky), ``sibling_flag`` (risky only through its pool); ``risky`` and
         ``risk_reason`` updated.
     """
     cfg = config or RiskConfig()
@@ -111,8 +111,10 @@ def pool_siblings(
     upper = 1.0 - wilson_lower_bound(n_lab - own["n_fraud"].to_numpy(), n_lab, cfg.labels.z)
     threshold = label_threshold(risk.attrs.get("base_rate", float("nan")), cfg.labels)
     ruled_out = (n_lab >= cfg.labels.min_labelled) & (upper < threshold)
-    small = parents[(parents["parent_size"] <= limit) & ~ruled_out]
-    shared = small.groupby("parent").filter(lambda g: len(g) >= 2)
+    small = parents[parents["parent_size"] <= limit]
+    out["parent"] = out["cluster"].map(small["parent"]).fillna(-1).astype(np.int64)
+    shared = small[~ruled_out[parents["parent_size"] <= limit]]
+    shared = shared.groupby("parent").filter(lambda g: len(g) >= 2)
     if shared.empty:
         return out
     pool_of = shared["parent"]
@@ -132,7 +134,6 @@ def pool_siblings(
         ids = sorted(int(c) for c in clusters)
         verdict = pooled.loc[node]
         for c in ids:
-            rows.at[c, "parent"] = int(node)
             rows.at[c, "pool_clusters"] = ids
             rows.at[c, "pool_risky"] = bool(verdict["risky"])
             if verdict["risky"] and not rows.at[c, "risky"]:

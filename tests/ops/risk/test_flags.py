@@ -64,7 +64,7 @@ def test_membership_threshold_is_calibrated_on_labelled_candidates(stragglers) -
     assert 0.04 < calibration.threshold <= 0.1  # where the stragglers part from the rest
     lower = table.index[table.index < calibration.threshold]
     assert all(table.loc[t, "precision"] < 0.9 for t in lower)
-    assert table["recall"].is_monotonic_decreasing and table.loc[0.01, "recall"] == 1.0
+    assert table["recall"].is_monotonic_decreasing and table.loc[0.02, "recall"] == 1.0
     # unlabelled candidates are flagged with the same threshold, at the same precision
     unlabelled = np.isnan(label) & (score >= calibration.threshold)
     assert unlabelled.sum() >= 10 and (np.arange(len(score))[unlabelled] < 80).mean() >= 0.9
@@ -92,11 +92,11 @@ def test_hdbscan_membership_vectors_feed_the_score() -> None:
     assert score[-1] > risky_membership(vectors, {1 - first})[-1]  # nearer the first blob
 
 
-def test_membership_is_summed_over_risky_clusters() -> None:
-    vectors = np.array([[0.3, 0.3, 0.4], [0.9, 0.05, 0.05]])
-    assert risky_membership(vectors, {0, 1}).tolist() == pytest.approx([0.6, 0.95])
-    assert risky_membership(vectors, {7}).tolist() == [0.0, 0.0]
-    assert risky_membership(np.array([0.2, 0.8]), {0}).tolist() == [0.2, 0.8]
+def test_membership_is_the_risky_clusters_share_of_the_point() -> None:
+    vectors = np.array([[0.3, 0.3, 0.4], [0.9, 0.05, 0.05], [0.02, 0.01, 0.01], [0, 0, 0]])
+    assert risky_membership(vectors, {0, 1}).tolist() == pytest.approx([0.6, 0.95, 0.75, 0])
+    assert risky_membership(vectors, {7}).tolist() == [0.0] * 4
+    assert risky_membership(np.array([0.2, 0.8]), {0}).tolist() == [1.0, 1.0]
 
 
 def test_rules_flag_when_precise_with_noise_left_aside() -> None:
@@ -108,3 +108,13 @@ def test_rules_flag_when_precise_with_noise_left_aside() -> None:
     assert not rule_hits([loose], frame, cluster, 0.8).any()
     assert rule_hits([loose], frame, cluster, 0.6).sum() == 5
     assert not rule_hits([], frame, cluster, 0.8).any()
+
+
+def test_labels_that_allow_no_precise_threshold_flag_nothing(stragglers) -> None:
+    score, candidate, _ = stragglers
+    rng = np.random.default_rng(3)
+    coin = np.where(rng.random(len(score)) < 0.5, 1.0, 0.0)  # fraud unrelated to the score
+    calibration = calibrate_membership(score, candidate, coin)
+    assert calibration.calibrated and calibration.threshold == np.inf
+    assert not (score >= calibration.threshold).any()
+    assert calibration.to_dict()["threshold"] is None

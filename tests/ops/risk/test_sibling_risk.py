@@ -59,7 +59,8 @@ def test_siblings_too_small_to_judge_alone_are_judged_as_their_parent() -> None:
     assert pooled.loc[0, "pool_clusters"] == [0, 1] and pooled.loc[0, "pool_risky"]
     assert pooled.loc[0, "risk_reason"].startswith("with its siblings (clusters 1): labels: 7/7")
     assert not pooled.loc[2, "risky"] and not pooled.loc[3, "risky"]
-    assert pooled.loc[2, "parent"] == -1 and pooled.loc[3, "parent"] == -1
+    assert pooled.loc[2, "pool_clusters"] == [] and pooled.loc[2, "parent"] == len(frame) + 1
+    assert pooled.loc[3, "parent"] == -1  # its parent, the root, is the whole window
 
 
 def test_parents_above_the_size_limit_are_not_pooled() -> None:
