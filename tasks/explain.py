@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
 from ops.features import DWELL_FIT_COLUMNS, FeatureSpec
-from ops.phdbscan import PHDBSCAN
+from ops.phdbscan import all_points_membership_vectors
 from ops.risk import (
     FLAG_REASONS,
     RULE_SOURCE_SQL,
@@ -99,7 +99,7 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
     )
     rules_doc = {
         # what an engine loads: each rule once, with the clusters it stands for, and as a
-        # SQL predicate over `sql_from` and as JSON Logic (`ops.rule_export`)
+        # SQL predicate over `sql_from` and as JSON Logic (`ops.risk.engine_forms`)
         "sql_from": RULE_SOURCE_SQL,
         "rules": [{**r.to_dict(), **engine_forms(r)} for r in _distinct(rules)],
         "clusters": [
@@ -152,20 +152,15 @@ def flag_view(
     rules: dict[int, list[Rule]],
     catalog: Catalog,
     params: ExplainParams,
-) -> tuple[tuple[np.ndarray, np.ndarray], MembershipCalibration | None]:
+) -> tuple[tuple[np.ndarray, np.ndarray], MembershipCalibration]:
     """``(risky, flag_reason)`` per transaction of ``view``, and the membership calibration.
 
-    ``risk`` is the evaluate stage's table (`ops.sibling_risk.pool_siblings`): its
+    ``risk`` is the evaluate stage's table (`ops.risk.pool_siblings`): its
     ``parent`` column says which clusters are siblings.
-
-    The calibration is None while the clusterer offers no soft membership.
     """
     cluster = view["cluster"].to_numpy()
     hits = rule_hits(_distinct(rules), view, cluster, params.flag_rule_precision)
-    clusterer = load_clusterer(catalog)
-    vectors = membership_vectors(clusterer)
-    if vectors is None:
-        return flag_transactions(cluster, risky_ids, rule_hits=hits), None
+    vectors = all_points_membership_vectors(load_clusterer(catalog))
     parent = risk.loc[risk["parent"] >= 0].set_index("cluster")["parent"]
     candidate = membership_candidates(cluster, risky_ids, parent.to_dict())
     score = risky_membership(vectors, risky_ids)
@@ -177,21 +172,12 @@ def flag_view(
     return flags, calibration
 
 
-def membership_vectors(clusterer: PHDBSCAN) -> np.ndarray | None:
-    """hdbscan-style soft membership ``(n, n_clusters)``, once pHDBSCAN offers it."""
-    try:
-        from ops.phdbscan import all_points_membership_vectors  # type: ignore[attr-defined]
-    except ImportError:  # soft clustering is being added to pHDBSCAN alongside this task
-        return None
-    return np.asarray(all_points_membership_vectors(clusterer))
-
-
-def flag_summary(reason: pd.Series, calibration: MembershipCalibration | None) -> dict[str, object]:
+def flag_summary(reason: pd.Series, calibration: MembershipCalibration) -> dict[str, object]:
     """Per-reason counts and the membership threshold's precision-recall table."""
     counts = reason.fillna("none").value_counts()
     return {
         "counts": {r: int(counts.get(r, 0)) for r in (*FLAG_REASONS, "none")},
-        "membership": calibration.to_dict() if calibration is not None else None,
+        "membership": calibration.to_dict(),
     }
 
 

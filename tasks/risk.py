@@ -28,7 +28,7 @@ from tasks.io import load_sequences, log_dataset
 
 
 class RiskParams(BaseModel):
-    """Thresholds of the risk stage (`ops.risk`, `ops.sibling_risk`)."""
+    """Thresholds of the risk stage (`ops.risk.assess_risk`, `ops.risk.pool_siblings`)."""
 
     min_labelled: int = Field(5, ge=1, description="labelled members before labels can flag")
     min_fraud_rate: float = Field(0.2, ge=0, le=1, description="floor on the Wilson lower bound")

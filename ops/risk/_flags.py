@@ -93,7 +93,7 @@ def membership_candidates(
     """Noise, and members of non-risky clusters that share a parent with a risky cluster.
 
     ``parent`` maps flat clusters to their parent node in the condensed tree; only clusters
-    under a parent small enough to be one ring are listed (`ops.sibling_risk`'s ``parent``
+    under a parent small enough to be one ring are listed (`ops.risk.pool_siblings`'s ``parent``
     column), so a large cluster of ordinary traffic is never a ring's sibling.
     """
     cluster = np.asarray(cluster)

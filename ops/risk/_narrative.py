@@ -74,7 +74,7 @@ def describe_behaviour(
 ) -> Behaviour:
     """Sequence profile of one cluster's transactions.
 
-    ``members`` may hold ``path`` (the list of page names, as `ops.behaviour.session_stats`
+    ``members`` may hold ``path`` (the list of page names, as `ops.features.session_stats`
     writes it; names may hold any character), ``median_dwell`` and ``duration`` (seconds),
     ``n_events``; absent columns leave their fields NaN. The typical path is the
     longest prefix shared by at least ``min_share`` of members (up to ``max_len``
