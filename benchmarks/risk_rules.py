@@ -1,11 +1,13 @@
-"""Risk and rules against the planted truth, per ring, on both synthetic worlds.
+"""Risk, rules and flags against the planted truth, per ring, on the synthetic worlds.
 
 For each generator the demo flow runs on 50k transactions (or a finished run is reused), then
 the truth is read and, per planted pattern, printed: how its risky clusters were flagged (by
 labels, by coordination), the share of the ring inside risky clusters and the purity of those
 clusters, and how the *rules* of those clusters do when applied to every transaction of the
 window, as a real-time engine would (no cluster id needed): precision against the ring itself
-and against fraud of any kind, and recall. See `ops.evaluation.ring_rule_scores`.
+and against fraud of any kind, and recall. See `ops.evaluation.ring_rule_scores`. Then the
+share of each pattern flagged (``risky`` in ``clusters.parquet``) by reason (cluster,
+membership, rule), and the precision of the whole flagged set.
 
     .venv/bin/python benchmarks/risk_rules.py                        # both worlds, runs the flow
     .venv/bin/python benchmarks/risk_rules.py --generator shop --run .shoal/runs/<run id>
@@ -114,7 +116,7 @@ def score(run: Path, truth_path: Path, rules: dict[int, list[Any]]) -> pd.DataFr
     return table
 
 
-def flag_scores(run: Path, truth_path: Path, clusters: pd.DataFrame | None = None) -> pd.DataFrame:
+def flag_scores(run: Path, truth_path: Path) -> pd.DataFrame:
     """Per planted pattern: the share flagged (``risky`` in ``clusters.parquet``), by reason.
 
     ``attrs`` holds the precision of the whole flagged set (share that is fraud of any
@@ -123,8 +125,7 @@ def flag_scores(run: Path, truth_path: Path, clusters: pd.DataFrame | None = Non
     from catalog.datasets import Catalog
     from ops.risk import FLAG_REASONS
 
-    if clusters is None:
-        clusters = Catalog(str(run)).load_frame("clusters")
+    clusters = Catalog(str(run)).load_frame("clusters")
     truth = pd.read_parquet(truth_path).set_index("txn_id").loc[clusters["txn_id"]]
     pattern = truth["pattern"].to_numpy()
     fraud = truth["is_fraud"].to_numpy(dtype=bool)
@@ -147,80 +148,6 @@ def flag_scores(run: Path, truth_path: Path, clusters: pd.DataFrame | None = Non
         },
     )
     return table
-
-
-def reference_membership(run: Path) -> pd.DataFrame:
-    """The run's ``clusters`` re-flagged with hdbscan's own soft clustering as membership.
-
-    Until pHDBSCAN offers ``all_points_membership_vectors``, this estimates what the
-    ``membership`` reason adds: hdbscan's reference implementation over the run's own
-    condensed tree and hybrid vectors, the threshold calibrated as `tasks.explain` does.
-    Only candidates' distance memberships are computed (the rest are never used).
-    """
-    from hdbscan import _prediction_utils as soft
-    from hdbscan.plots import CondensedTree
-    from hdbscan.prediction import PredictionData
-
-    from catalog.datasets import Catalog
-    from ops.risk import (
-        calibrate_membership,
-        flag_transactions,
-        membership_candidates,
-        risky_membership,
-    )
-    from tasks.risk import load_clusterer, transactions_view
-
-    catalog = Catalog(str(run))
-    clusters = catalog.load_frame("clusters")
-    label = pd.to_numeric(transactions_view(catalog)["label"], errors="coerce").to_numpy()
-    model = load_clusterer(catalog)
-    _, X = catalog.load_vectors("hybrid")
-    risk = catalog.load_frame("risk")
-    risky = [int(c) for c in risk.loc[risk["risky"], "cluster"]]
-    cluster = clusters["cluster"].to_numpy()
-    parent = risk.loc[risk["parent"] >= 0].set_index("cluster")["parent"].to_dict()
-    candidate = membership_candidates(cluster, risky, parent)
-
-    class _NoSearch:  # core distances are not used by soft clustering: skip the kNN search
-        def __init__(self, data: np.ndarray, **_: Any) -> None:
-            pass
-
-        def query(self, data: np.ndarray, k: int) -> tuple[np.ndarray, None]:
-            return np.zeros((len(data), k)), None
-
-    PredictionData._tree_type_map = {**PredictionData._tree_type_map, "none": _NoSearch}
-    tree = CondensedTree(model.condensed_tree_, model.labels_)
-    data = PredictionData(np.asarray(X, np.float64), tree, 1, tree_type="none")
-    selected = np.array(sorted(tree._select_clusters()), dtype=np.intp)
-    rows = np.flatnonzero(candidate)
-    dist = soft.all_points_dist_membership_vector(
-        data.raw_data[rows], data.exemplars, data.dist_metric
-    )
-    raw = model.condensed_tree_
-    outlier = soft.all_points_outlier_membership_vector(
-        selected, raw, data.leaf_max_lambdas, data.cluster_tree
-    )[rows]
-    in_some = soft.all_points_prob_in_some_cluster(
-        selected, raw, data.leaf_max_lambdas, data.cluster_tree
-    )[rows]
-    vectors = np.zeros((len(cluster), len(selected)))
-    both = dist * outlier
-    vectors[rows] = both / both.sum(axis=1, keepdims=True) * in_some[:, None]
-    score = risky_membership(vectors, risky)
-    calibration = calibrate_membership(score, candidate, label)
-    reason = clusters["flag_reason"].to_numpy(dtype=object)
-    flagged, reason = flag_transactions(
-        cluster,
-        risky,
-        membership=candidate & (score >= calibration.threshold),
-        rule_hits=reason == "rule",
-    )
-    print(
-        f"\nreference membership: threshold {calibration.threshold:g} "
-        f"({'calibrated' if calibration.calibrated else 'fallback'}) over {len(rows):,} candidates"
-    )
-    print(calibration.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return clusters.assign(risky=flagged, flag_reason=reason)
 
 
 def show_flags(title: str, table: pd.DataFrame) -> None:
@@ -262,11 +189,6 @@ def main() -> None:
     ap.add_argument("--transactions", type=int, default=50_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compare", action="store_true", help="old vs new learner on --run")
-    ap.add_argument(
-        "--reference-membership",
-        action="store_true",
-        help="also estimate the membership reason with hdbscan's own soft clustering",
-    )
     ap.add_argument("--config", type=Path, help="pipeline parameters (YAML) for the flow runs")
     args = ap.parse_args()
     if args.run and args.generator == "both":
@@ -288,9 +210,6 @@ def main() -> None:
             print(f"\n{gen}: flow ran in {time.perf_counter() - start:.0f} s, outputs in {run}")
         show(f"{gen}: rules of the run ({run.name})", score(run, truth, saved_rules(run)))
         show_flags(f"{gen}: flagged transactions ({run.name})", flag_scores(run, truth))
-        if args.reference_membership:
-            estimate = flag_scores(run, truth, reference_membership(run))
-            show_flags(f"{gen}: with hdbscan's soft clustering as membership", estimate)
         if args.compare:
             for legacy, name in ((True, "before: cluster vs rest"), (False, "now: grouped")):
                 start = time.perf_counter()
