@@ -60,6 +60,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("clusters_summary", "clusters_summary.parquet", "parquet", "one row a cluster"),
         Dataset("metrics", "metrics.json", "json", "cluster quality and risk figures"),
         Dataset("rules", "rules.json", "json", "rules of risky clusters"),
+        Dataset("flags", "flags.json", "json", "flagged transactions per reason"),
         Dataset("summary", "summary.json", "json", "the run in brief"),
         Dataset("report", "report.html", "html", "the investigator's report"),
         Dataset("scores", "scores.parquet", "parquet", "champion cluster of scored txns"),

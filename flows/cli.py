@@ -43,6 +43,7 @@ class Generator(StrEnum):
 
     shop = "shop"
     marketplace = "marketplace"
+    travel = "travel"
 
 
 # Options shared by the commands that read a user's data.

@@ -1,22 +1,34 @@
-"""Evaluate: cluster quality, and which clusters are risky (by labels or by coordination)."""
+"""Evaluate: cluster quality, and which clusters are risky (by labels, coordination, siblings)."""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
-from catalog.datasets import Catalog
+from catalog.datasets import DATASETS, Catalog
 from infra.tracking import RunLogger
 from ops.evaluation import cluster_quality
 from ops.features import FeatureSpec, PageDwell, session_stats
-from ops.risk import CoordinationConfig, LabelConfig, RiskConfig, assess_risk
+from ops.phdbscan import PHDBSCAN
+from ops.risk import (
+    CoordinationConfig,
+    LabelConfig,
+    RiskConfig,
+    SiblingConfig,
+    assess_risk,
+    cluster_parents,
+    pool_siblings,
+)
 from tasks.io import load_sequences, log_dataset
 
 
 class RiskParams(BaseModel):
-    """When a cluster counts as risky, by its labels or by its coordination."""
+    """When a cluster, or a parent pooling its siblings, counts as risky."""
 
     min_labelled: int = Field(5, ge=1, description="labelled members before labels can flag")
     min_fraud_rate: float = Field(0.2, ge=0, le=1, description="floor on the Wilson lower bound")
@@ -26,11 +38,22 @@ class RiskParams(BaseModel):
         None, description="shared-id signals; default: high-cardinality text columns"
     )
     age_column: str = "account_age_days"
+    max_parent_share: float = Field(
+        0.05, ge=0, le=1, description="sibling clusters under a parent this small are pooled"
+    )
     quality_sample: int = Field(5000, ge=100)
 
 
+def load_clusterer(catalog: Catalog) -> PHDBSCAN:
+    """Load the run's fitted pHDBSCAN model (condensed tree, labels, prediction tables)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / DATASETS["clusterer"].filename
+        path.write_bytes(catalog.load_bytes("clusterer"))
+        return PHDBSCAN.load(path)
+
+
 def transactions_view(catalog: Catalog) -> pd.DataFrame:
-    """Accepted transactions joined with their cluster and session stats, in clustering order."""
+    """Join accepted transactions with their cluster and session stats, in clustering order."""
     assignments = catalog.load_frame("assignments")
     txns = catalog.load_frame("transactions").set_index("txn_id")
     behaviour = catalog.load_frame("behaviour").set_index("txn_id")
@@ -42,7 +65,7 @@ def transactions_view(catalog: Catalog) -> pd.DataFrame:
 
 @task(name="evaluate")
 def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str, float]:
-    """Measure cluster quality and decide which clusters are risky.
+    """Measure cluster quality and judge every cluster and its siblings' parent.
 
     Returns
     -------
@@ -70,12 +93,20 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         ),
         coordination=CoordinationConfig(score_threshold=params.coordination_threshold),
     )
-    risk = assess_risk(
+    judged = {
+        "id_columns": id_columns,
+        "embeddings": embeddings,
+        "age_column": params.age_column,
+        "config": config,
+    }
+    clusterer = load_clusterer(catalog)
+    parents = cluster_parents(clusterer.condensed_tree_, clusterer.labels_)
+    risk = pool_siblings(
         view,
-        id_columns=id_columns,
-        embeddings=embeddings,
-        age_column=params.age_column,
-        config=config,
+        assess_risk(view, **judged),
+        parents,
+        siblings=SiblingConfig(max_parent_share=params.max_parent_share),
+        **judged,
     )
     _, hybrid = catalog.load_vectors("hybrid")
     metrics = {
@@ -94,11 +125,12 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
     tracker.metrics(metrics)
     log_dataset(tracker, catalog, "risk", "evaluate")
     get_run_logger().info(
-        "%d of %d clusters risky (%d by labels, %d by coordination)",
+        "%d of %d clusters risky (%d by labels, %d by coordination, %d with their siblings)",
         int(risk["risky"].sum()),
         int((risk["cluster"] >= 0).sum()),
         int(risk["label_flag"].sum()),
         int(risk["coordination_flag"].sum()),
+        int(risk["sibling_flag"].sum()),
     )
     return metrics
 

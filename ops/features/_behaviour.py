@@ -6,14 +6,13 @@ names), which the learned embedding cannot give; these come straight from the se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from ops.features._page_dwell import PageDwell, dwell_fit, flat_steps
-
-PATH_SEPARATOR = ">"
 
 
 def session_stats(
@@ -23,16 +22,30 @@ def session_stats(
     path_length: int = 8,
     page_dwell: PageDwell | None = None,
 ) -> pd.DataFrame:
-    """Measure each session's pace and path.
+    """Measure each session's pace and path, in human units.
 
-    ``median_dwell``, ``dwell_cv`` (gaps after the first event), ``duration`` (s),
-    ``n_events`` and ``path`` (the first ``path_length`` page names joined by ``>``); with
-    the window's fitted ``page_dwell``, also how the dwell fits the pages (`dwell_fit`).
+    Parameters
+    ----------
+    tokens, dwell : sequence of ndarray
+        Each session's page tokens and seconds before each event.
+    vocabulary : sequence of str
+        Page names; any character is allowed, since a path is a list, never a joined string.
+    path_length : int
+        Pages kept in ``path``.
+    page_dwell : PageDwell, optional
+        The window's fitted typical dwell per page; adds how the dwell fits the pages
+        (`dwell_fit`).
+
+    Returns
+    -------
+    DataFrame
+        ``median_dwell``, ``dwell_cv`` (gaps after the first event), ``duration`` (s),
+        ``n_events`` and ``path`` (the list of the first ``path_length`` page names).
     """
     row, _, flat, is_gap = flat_steps(tokens, dwell)
     gaps = pd.Series(flat[is_gap]).groupby(row[is_gap])
     names = np.array(["<pad>", "<oov>", *vocabulary], dtype=object)
-    paths = [PATH_SEPARATOR.join(names[t[:path_length]]) for t in tokens]
+    paths = [names[t[:path_length]].tolist() for t in tokens]
     median = gaps.median().reindex(range(len(tokens)))
     mean, std = (
         gaps.mean().reindex(range(len(tokens))),
@@ -50,3 +63,21 @@ def session_stats(
     if page_dwell is None:
         return stats
     return pd.concat([stats, dwell_fit(page_dwell, tokens, dwell, vocabulary)], axis=1)
+
+
+def path_keys(paths: pd.Series) -> list[tuple[str, ...] | None]:
+    """Paths as hashable tuples of page names (``None`` where missing), for counting.
+
+    A path is a list of names: Shoal's own ``behaviour`` table stores lists, and Parquet
+    hands them back as arrays. A plain string is taken as a single page, never split, so a
+    name holding ``>``, ``|`` or commas stays one page.
+    """
+    return [_path_key(p) for p in paths]
+
+
+def _path_key(p: object) -> tuple[str, ...] | None:
+    if p is None or (isinstance(p, float) and np.isnan(p)):
+        return None
+    if isinstance(p, str):
+        return (p,)
+    return tuple(str(x) for x in cast(Iterable[object], p))

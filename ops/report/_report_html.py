@@ -51,6 +51,8 @@ class ReportContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     missed: pd.DataFrame | None = None
+    #: `tasks.explain.flag_summary`: transactions flagged per reason, membership calibration
+    flags: Mapping[str, Any] = field(default_factory=dict)
     title: str = "Shoal run report"
     created_at: str | None = None
     sample_size: int = 5000
@@ -111,6 +113,23 @@ def _figures(ctx: ReportContext) -> list[dict[str, str]]:
 
 def _key_values(d: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(str(k), _fmt(v)) for k, v in sorted(d.items())]
+
+
+def _flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Counts per flag reason and the membership threshold's precision-recall table."""
+    membership = flags.get("membership") or {}
+    columns = ["threshold", "n_flagged", "n_labelled", "n_fraud", "precision", "recall"]
+    return {
+        "recorded": bool(flags),
+        "counts": _key_values(flags.get("counts", {})),
+        "membership": bool(membership),
+        "threshold": _fmt(membership.get("threshold")),
+        "how": (
+            "calibrated on labels" if membership.get("calibrated") else "fallback, too few labels"
+        ),
+        "columns": columns,
+        "table": [[_fmt(row[c]) for c in columns] for row in membership.get("table", [])],
+    }
 
 
 def _rule(rule: Rule) -> dict[str, str]:
@@ -245,6 +264,7 @@ def render_report(ctx: ReportContext) -> str:
         kpis=_kpis(ctx),
         risky=_risky_clusters(ctx),
         missed=_missed_fraud(ctx.missed),
+        flags=_flags(ctx.flags),
         figures=_figures(ctx),
         all_clusters=_all_clusters(ctx.risk),
         metrics=_key_values(ctx.metrics),

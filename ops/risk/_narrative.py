@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from ops.features import path_keys
 from ops.risk._rules import Rule, format_seconds, json_float
 
 
@@ -69,24 +69,13 @@ class Behaviour:
         }
 
 
-def _split_path(p: object, sep: str | None) -> tuple[str, ...]:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return ()
-    if isinstance(p, list | tuple | np.ndarray):
-        return tuple(str(x) for x in p)
-    s = str(p)
-    if sep is None:
-        sep = next((c for c in (">", "|", ",", " ") if c in s), None)
-    return tuple(t.strip() for t in s.split(sep)) if sep else (s,)
-
-
 def describe_behaviour(
-    members: pd.DataFrame, *, sep: str | None = None, min_share: float = 0.5, max_len: int = 8
+    members: pd.DataFrame, *, min_share: float = 0.5, max_len: int = 8
 ) -> Behaviour:
     """Sequence profile of one cluster's transactions.
 
-    ``members`` may hold ``path`` (event path as a string joined by ``>``, ``|``,
-    ``,`` or spaces, or as a list), ``median_dwell`` and ``duration`` (seconds),
+    ``members`` may hold ``path`` (the list of page names, as `ops.features.session_stats`
+    writes it; names may hold any character), ``median_dwell`` and ``duration`` (seconds),
     ``n_events``; absent columns leave their fields NaN. The typical path is the
     longest prefix shared by at least ``min_share`` of members (up to ``max_len``
     events), which survives the odd extra click that kills an exact-match mode.
@@ -103,7 +92,7 @@ def describe_behaviour(
     typical_share = same_share = float("nan")
     modal: tuple[str, ...] | None = None
     if "path" in members and len(members):
-        paths = [_split_path(p, sep) for p in members["path"]]
+        paths = [p or () for p in path_keys(members["path"])]
         n = len(paths)
         modal, count = Counter(paths).most_common(1)[0]
         same_share = count / n

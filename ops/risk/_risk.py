@@ -27,6 +27,7 @@ from scipy import sparse
 from scipy.special import gammaln
 
 from ops.constants import NOISE
+from ops.features import path_keys
 
 SIGNALS = ("identical", "machine", "shared_ids", "young", "burst")
 
@@ -192,8 +193,8 @@ def assess_risk(
     ----------
     clusters : one row per transaction. Required: ``cluster`` (int, -1 noise),
         ``label`` (float 0/1, NaN unlabelled), ``ts`` (datetime, ISO string or
-        numeric). Optional: ``median_dwell`` (s), ``dwell_cv``, ``path`` (event path
-        as one string), ``age_column`` (days), and the columns in ``id_columns``
+        numeric). Optional: ``median_dwell`` (s), ``dwell_cv``, ``path`` (list of
+        page names), ``age_column`` (days), and the columns in ``id_columns``
         (device_id, ip, shipping address…).
     embeddings : optional sequence embeddings aligned with the rows, for the
         dispersion part of the "identical behaviour" signal.
@@ -249,9 +250,14 @@ def _label_table(
         t["fraud_rate"] = np.where(n_lab > 0, t["n_fraud"] / n_lab, np.nan)
         t["lift"] = t["fraud_rate"] / base_rate if base_rate > 0 else np.nan
     t["wilson_lower"] = wilson_lower_bound(t["n_fraud"].to_numpy(), n_lab, cfg.z)
-    threshold = max(cfg.min_rate, cfg.min_lift * base_rate) if base_rate == base_rate else 1.0
+    threshold = label_threshold(base_rate, cfg)
     t["label_flag"] = (t["n_labelled"] >= cfg.min_labelled) & (t["wilson_lower"] >= threshold)
     return t
+
+
+def label_threshold(base_rate: float, cfg: LabelConfig) -> float:
+    """The fraud rate a Wilson bound is held against; 1 (never) when nothing is labelled."""
+    return max(cfg.min_rate, cfg.min_lift * base_rate) if base_rate == base_rate else 1.0
 
 
 def _coordination_table(
@@ -267,7 +273,8 @@ def _coordination_table(
     t = pd.DataFrame(index=pd.Index(np.unique(key), name="cluster"))
 
     if "path" in df:
-        codes, uniques = pd.factorize(df["path"])  # NaN -> -1
+        # lists of page names, counted as tuples: names may hold any character
+        codes, uniques = pd.factorize(pd.Series(path_keys(df["path"]), dtype=object))  # None -> -1
         known = codes >= 0
         pairs = pd.DataFrame({"cluster": key[known], "code": codes[known]})
         counts = pairs.groupby(["cluster", "code"]).size().sort_values(ascending=False)
@@ -281,7 +288,7 @@ def _coordination_table(
         )
         n_known = pairs.groupby("cluster").size()
         t["path_share"] = (top / n_known).reindex(t.index)
-        t["modal_path"] = top_code.map(lambda c: uniques[c]).reindex(t.index)
+        t["modal_path"] = top_code.map(lambda c: list(uniques[c])).reindex(t.index)
     else:
         t["path_share"], t["modal_path"] = nan, None
 

@@ -123,7 +123,8 @@ def test_wording() -> None:
 def test_behaviour_and_narrative() -> None:
     members = pd.DataFrame(
         {
-            "path": ["home>item>checkout"] * 7 + ["home>item>cart>checkout", "search>item", "x"],
+            "path": [["home", "item", "checkout"]] * 7
+            + [["home", "item", "cart", "checkout"], ["search", "item"], ["x"]],
             "median_dwell": 0.6,
             "duration": 15.0,
         }
