@@ -27,7 +27,7 @@ import s3fs
 from infra.durable import ray_storage, result_storage
 from infra.locks import LocationBusy, hold_location
 from infra.settings import Settings, get_settings
-from infra.storage import runs_uri
+from infra.storage import resolve_output, runs_uri
 from tests.infra.s3_server import list_keys, s3_server
 
 pytestmark = pytest.mark.slow
@@ -91,6 +91,8 @@ def test_one_setting_moves_durable_state_to_s3(storage: str, s3: dict[str, str])
     assert path == f"{BUCKET}/{storage}/ray_results"
     assert filesystem is not None and filesystem.type_name == "s3"
     assert runs_uri() == f"s3://{BUCKET}/{storage}/runs"
+    assert resolve_output("2026-11-26").uri == f"s3://{BUCKET}/{storage}/runs/2026-11-26"
+    assert resolve_output("./d/").uri == f"s3://{BUCKET}/{storage}/runs/d"
     filesystem.create_dir(f"{path}/probe")  # the endpoint is moto's, not AWS's
     assert any(k.startswith(f"{storage}/ray_results/probe") for k in list_keys(s3, BUCKET))
 
