@@ -30,6 +30,8 @@ from tasks.io import log_dataset
 
 
 class ClusterParams(BaseModel):
+    """pHDBSCAN's parameters, and where the fit runs (``placement``)."""
+
     min_cluster_size: int = Field(40, ge=2)
     min_samples: int | None = Field(10, ge=1, description="default: min_cluster_size")
     cluster_selection_method: Literal["eom", "leaf"] = "eom"
@@ -111,6 +113,7 @@ def _fit_on_ray(output_root: str, params: ClusterParams) -> dict[str, Any]:
 
 @task(name="cluster")
 def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
+    """Cluster the run's hybrid vectors, here or as a Ray task; log to MLflow; return a digest."""
     on_ray = _runs_on_ray(output_root, params)
     fitted = _fit_on_ray(output_root, params) if on_ray else fit_clusters(output_root, params)
     tracker = RunLogger(run_id)

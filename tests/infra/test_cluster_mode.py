@@ -61,11 +61,13 @@ def cluster() -> Iterator[dict[str, Any]]:
 
 
 def finish(process: subprocess.Popen, log: Path, timeout_s: float = 1500) -> None:
+    """Wait for ``process`` to succeed, showing its log if it did not."""
     code = process.wait(timeout=timeout_s)
     assert code == 0, log.read_text()[-5000:]
 
 
 def mlflow_run(cluster: dict[str, Any], output: str, status: str = "FINISHED") -> Any:
+    """Return the one MLflow run at ``output`` with ``status``."""
     client = MlflowClient(cluster["env"]["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("shoal").experiment_id
     runs = client.search_runs(
@@ -77,6 +79,7 @@ def mlflow_run(cluster: dict[str, Any], output: str, status: str = "FINISHED") -
 
 
 def training_runs() -> set[str]:
+    """Name the Ray Train runs stored on S3."""
     return {
         posixpath.basename(p)
         for p in s3fs.S3FileSystem().glob(f"{BUCKET}/state/ray_results/pretrain-*")
@@ -86,8 +89,10 @@ def training_runs() -> set[str]:
 def wait_for_epoch(
     cluster: dict[str, Any], output: str, process: subprocess.Popen, log: Path
 ) -> None:
-    """Return once the run at ``output`` has logged its second epoch: the first one's
-    checkpoint is then on S3 (each epoch logs its losses, then reports its checkpoint)."""
+    """Return once the run at ``output`` has logged its second epoch.
+
+    The first epoch's checkpoint is then on S3: each epoch logs its losses, then reports it.
+    """
     client = MlflowClient(cluster["env"]["MLFLOW_TRACKING_URI"])
     deadline = time.monotonic() + 1200
     while time.monotonic() < deadline:
@@ -101,7 +106,7 @@ def wait_for_epoch(
 
 
 def local_files(home: Path) -> list[str]:
-    """What a run left under its ``SHOAL_HOME``, Prefect's client settings aside."""
+    """List what a run left under its ``SHOAL_HOME``, Prefect's client settings aside."""
     if not home.exists():
         return []
     return sorted(
@@ -112,10 +117,12 @@ def local_files(home: Path) -> list[str]:
 
 
 def clusters(output: str) -> pd.DataFrame:
+    """Read the published clusters of ``output``."""
     return pd.read_parquet(f"{STATE}/runs/{output}/clusters.parquet")
 
 
 def node_id(node: Any) -> str:
+    """Return the Ray node id of a ``ray.cluster_utils`` node."""
     return str(node.node_id)
 
 
@@ -141,6 +148,7 @@ def test_a_run_on_the_cluster_keeps_its_state_on_s3(cluster: dict[str, Any]) -> 
 
 
 def wait_for_line(text: str, process: subprocess.Popen, log: Path) -> None:
+    """Wait until ``text`` appears in the log of the live ``process``."""
     deadline = time.monotonic() + 900
     while text not in log.read_text():
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-5000:]
