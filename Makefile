@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test soak lint mlflow-ui prefect-ui bench clean
+.PHONY: demo test soak cluster-demo lint mlflow-ui prefect-ui bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (Python 3.11 or 3.12)"; exit 1; }
@@ -26,6 +26,10 @@ test: $(STAMP)
 # flow runs: SIGKILL and resume, five-run leak check, two-window retrain, real servers, sweep.
 soak: $(STAMP)
 	$(BIN)/pytest -m soak
+
+# A Ray head + 2 nodes, Dask, Prefect, MLflow and S3 (moto) on 127.0.0.1; docs/operations.md
+cluster-demo: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m tests.infra.local_cluster
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,11 +1,14 @@
-"""One run at a time per output location: an OS file lock, refused at once when taken.
+"""One run at a time per output location: a lock refused at once when taken.
 
-The lock is ``flock(2)`` on a file under ``SHOAL_HOME/locks`` named by a hash of the location
-(not inside the location: a run refused for bad input must leave no trace there). The kernel
-drops it when its holder dies, SIGKILL included, so a crashed run never blocks the rerun. A
-second run on a taken location fails at once, naming the location and its holder, instead of
-waiting: a scheduler retries, a person reads who holds it. Runs that share the location from
-machines that do not share ``SHOAL_HOME`` are not seen (object-store outputs included).
+The lock lives under ``<durable root>/locks`` (``SHOAL_HOME``, or ``SHOAL_STORAGE_URI`` in
+cluster mode), named by a hash of the location (not inside the location: a run refused for bad
+input must leave no trace there). On a disk it is ``flock(2)`` on a file, dropped by the kernel
+when its holder dies, SIGKILL included. On S3 it is a lease object created only if absent
+(``infra.lease``): every machine sees it, and a dead holder's lease runs out after
+``SHOAL_LOCK_LEASE_S``. Either way a crashed run never blocks the rerun for long, and a second
+run on a taken location fails at once, naming the location and its holder, instead of waiting:
+a scheduler retries, a person reads who holds it. Without ``SHOAL_STORAGE_URI``, runs that
+share a location from machines that do not share ``SHOAL_HOME`` are not seen.
 
 Holding the lock also proves that no live process writes the location, so an MLflow run tagged
 with it and still RUNNING belongs to a killed process: it is marked FAILED before the new run
@@ -21,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import socket
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,8 +36,9 @@ from typing import Any
 from filelock import FileLock, Timeout
 from mlflow.tracking import MlflowClient
 
+from infra.lease import LeaseHeld, ObjectLease
 from infra.settings import get_settings
-from infra.storage import OutputError, OutputLocation, is_remote, output_root
+from infra.storage import OutputError, OutputLocation, is_remote, runs_uri
 from infra.tracking import RunLogger, configure, tracked_run
 
 OUTPUT_TAG = "shoal.output"
@@ -45,10 +50,10 @@ class LocationBusy(OutputError):
 
 
 class Holder:
-    """Who holds a location: written beside the lock so a refused run can name them."""
+    """Who holds a location: written with the lock so a refused run can name them."""
 
-    def __init__(self, path: Path, location: str) -> None:
-        self.path = path
+    def __init__(self, location: str, write: Callable[[dict[str, object]], None]) -> None:
+        self._write = write
         self.info: dict[str, object] = {
             "location": location,
             "pid": os.getpid(),
@@ -56,56 +61,91 @@ class Holder:
             "run_id": None,
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        self._write()
 
     def record(self, run_id: str) -> None:
+        """Name the holder's MLflow run, once it exists, where refused runs read it."""
         self.info["run_id"] = run_id
-        self._write()
-
-    def _write(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(self.info))
-        tmp.replace(self.path)
+        self._write(self.info)
 
 
-def _lock_directory() -> Path:
+def _local_lock_directory() -> Path:
     directory = get_settings().root / "locks"
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
 
-def _lock_paths(location: str) -> tuple[Path, Path]:
-    directory = _lock_directory()
-    key = hashlib.sha256(location.rstrip("/").encode()).hexdigest()[:24]
-    return directory / f"{key}.lock", directory / f"{key}.holder.json"
+def _lock_name(location: str) -> str:
+    return hashlib.sha256(location.rstrip("/").encode()).hexdigest()[:24]
 
 
-def _describe(holder_path: Path) -> str:
-    try:
-        info = json.loads(holder_path.read_text())
-    except (OSError, ValueError):
+def _describe(info: Mapping[str, object] | None) -> str:
+    if not info or "pid" not in info:
         return "another run (holder not yet recorded)"
     run = info.get("run_id") or "not yet created"
     return f"pid {info['pid']} on {info['host']} (MLflow run {run}, since {info['since']})"
 
 
+def _busy(location: str, info: Mapping[str, object] | None) -> LocationBusy:
+    return LocationBusy(
+        f"output location {location} is in use by {_describe(info)}; "
+        "wait for that run to end or choose another --output"
+    )
+
+
 @contextmanager
 def hold_location(location: str) -> Iterator[Holder]:
     """Hold ``location`` for the duration, or raise ``LocationBusy`` at once."""
-    lock_path, holder_path = _lock_paths(location)
-    lock = FileLock(lock_path, timeout=0)
+    settings = get_settings()
+    if is_remote(settings.durable_root):
+        with _hold_lease(location, settings.durable_root, settings.lock_lease_s) as holder:
+            yield holder
+        return
+    directory = Path(settings.durable_root) / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    with _hold_file_lock(location, directory) as holder:
+        yield holder
+
+
+@contextmanager
+def _hold_file_lock(location: str, directory: Path) -> Iterator[Holder]:
+    key = _lock_name(location)
+    holder_path = directory / f"{key}.holder.json"
+    lock = FileLock(directory / f"{key}.lock", timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        raise LocationBusy(
-            f"output location {location} is in use by {_describe(holder_path)}; "
-            "wait for that run to end or choose another --output"
-        ) from None
+        try:
+            info = json.loads(holder_path.read_text())
+        except (OSError, ValueError):
+            info = None
+        raise _busy(location, info) from None
+
+    def write(info: dict[str, object]) -> None:
+        tmp = holder_path.with_name(f".{holder_path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(holder_path)
+
     try:
-        yield Holder(holder_path, location)
+        holder = Holder(location, write)
+        write(holder.info)
+        yield holder
     finally:
         holder_path.unlink(missing_ok=True)  # before the release: the next holder's is theirs
         lock.release()
+
+
+@contextmanager
+def _hold_lease(location: str, root: str, lease_s: float) -> Iterator[Holder]:
+    lease = ObjectLease(f"{root}/locks/{_lock_name(location)}.json", lease_s)
+    holder = Holder(location, lease.update)
+    try:
+        lease.acquire(holder.info)
+    except LeaseHeld as held:
+        raise _busy(location, held.info) from None
+    try:
+        yield holder
+    finally:
+        lease.release()
 
 
 def fail_abandoned_runs(location: str) -> list[str]:
@@ -148,10 +188,10 @@ def unfinished_location(key: str) -> OutputLocation | None:
         order_by=["attributes.start_time DESC"],
         max_results=100,
     )
-    root = output_root()
+    root = runs_uri()
     for run in runs:
         uri = run.data.tags.get(OUTPUT_TAG)
-        if uri is None or Path(uri).parent != root:
+        if uri is None or posixpath.dirname(uri) != root:
             continue
         location = OutputLocation(uri)
         if not location.published:
@@ -193,10 +233,11 @@ def claim_output(
     directory there (``OutputLocation.publish``) rather than write into it, so a directory of
     someone else's files is refused up front.
     """
-    with FileLock(_lock_directory() / "mlflow-store.lock"):
+    if get_settings().tracking_uri.startswith("sqlite:"):
         # Two processes creating the embedded SQLite store at once race in its migrations
         # (measured: "Online migration expected to match one row"); later opens find it made.
-        configure()
+        with FileLock(_local_lock_directory() / "mlflow-store.lock"):
+            configure()
     with ExitStack() as stack:
         if location is None and command is not None:
             tags = {**tags, COMMAND_TAG: command}
@@ -211,7 +252,7 @@ def claim_output(
             fail_abandoned_runs(location.uri)
         run_id = stack.enter_context(tracked_run(run_name, tags))
         if location is None:
-            location = OutputLocation(str(output_root() / run_id))
+            location = OutputLocation(posixpath.join(runs_uri(), run_id))
             holder = stack.enter_context(hold_location(location.uri))
         holder.record(run_id)
         RunLogger(run_id).tags({OUTPUT_TAG: location.uri})

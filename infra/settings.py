@@ -3,6 +3,9 @@
 A fresh machine needs nothing running (SQLite MLflow, Prefect's ephemeral API, a local Ray and
 Dask's threaded scheduler); pointing the same code at real servers is a matter of setting
 ``MLFLOW_TRACKING_URI``, ``PREFECT_API_URL``, ``RAY_ADDRESS`` or ``SHOAL_DASK_SCHEDULER``.
+``SHOAL_STORAGE_URI`` (``s3://bucket/shoal``) moves everything durable a run leaves, its
+checkpoints, cached stage results, outputs and locks, off ``SHOAL_HOME`` onto storage every
+node reaches (``infra.storage``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ class Settings(BaseSettings):
     registered_model: str = Field(default="shoal-encoder", validation_alias="SHOAL_MODEL_NAME")
     # Local outputs must lie under this directory (default: runs/ under SHOAL_HOME).
     output_root: Path | None = Field(default=None, validation_alias="SHOAL_OUTPUT_ROOT")
+    # Shared storage for durable state (cluster mode); unset, it all stays under ``home``.
+    storage_uri: str | None = Field(default=None, validation_alias="SHOAL_STORAGE_URI")
+    # On a Ray cluster without GPUs, the cluster stage runs on a node offering this resource.
+    cluster_resource: str = Field(default="accelerator", validation_alias="SHOAL_CLUSTER_RESOURCE")
+    # Locks on shared storage expire this long after their holder stops renewing them.
+    lock_lease_s: float = Field(default=60.0, gt=0, validation_alias="SHOAL_LOCK_LEASE_S")
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     prefect_api_url: str | None = Field(default=None, validation_alias="PREFECT_API_URL")
     alert_webhook: str | None = Field(default=None, validation_alias="SHOAL_ALERT_WEBHOOK")
@@ -72,8 +81,13 @@ class Settings(BaseSettings):
         return self.root / "runs"
 
     @property
-    def ray_storage(self) -> Path:
-        return self.root / "ray_results"
+    def durable_root(self) -> str:
+        """Where durable state lives: the storage URI, or ``home`` when none is set."""
+        return self.storage_uri.rstrip("/") if self.storage_uri else str(self.root)
+
+    @property
+    def ray_storage(self) -> str:
+        return f"{self.durable_root}/ray_results"
 
     @property
     def prefect_home(self) -> Path:

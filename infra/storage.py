@@ -12,6 +12,9 @@ then atomically replaces the symlink ``<name>`` with one to it: a reader of ``<n
 the previous complete outputs or the new complete outputs, never a mix and never a half-written
 file. An object store has no atomic rename of many objects: there the files are copied one by
 one, ``summary.json`` removed first and written last, so its presence marks a complete set.
+
+With ``SHOAL_STORAGE_URI`` set (cluster mode, ``infra.durable``) and no ``SHOAL_OUTPUT_ROOT``,
+default and relative outputs go under ``<storage uri>/runs``, where every node reads them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ def output_root(settings: Settings | None = None) -> Path:
     """The directory every local output must lie under."""
     settings = settings or get_settings()
     return (settings.output_root or settings.runs_dir).expanduser().resolve()
+
+
+def runs_uri(settings: Settings | None = None) -> str:
+    """Return where default and relative outputs go: ``<storage uri>/runs`` or the root."""
+    settings = settings or get_settings()
+    if settings.storage_uri and settings.output_root is None:
+        return f"{settings.durable_root}/runs"
+    return str(output_root(settings))
 
 
 def is_remote(uri: str) -> bool:
@@ -108,6 +119,9 @@ def resolve_output(output: str, settings: Settings | None = None) -> OutputLocat
         if not urlpath_has_name(text):
             raise OutputError(f"output location {output!r} needs a folder below the bucket")
         return OutputLocation(text.rstrip("/"))
+    runs = runs_uri(settings)
+    if is_remote(runs) and not text.startswith(("/", "file://", "~")):
+        return OutputLocation(posixpath.join(runs, text.rstrip("/").removeprefix("./")))
     root = output_root(settings)
     path = Path(text.removeprefix("file://")).expanduser()
     path = path if path.is_absolute() else root / path

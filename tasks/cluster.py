@@ -1,11 +1,19 @@
-"""Cluster: pHDBSCAN over the hybrid vectors; persists what scoring's approximate_predict needs."""
+"""Cluster: pHDBSCAN over the hybrid vectors; persists what scoring's approximate_predict needs.
+
+On a Ray cluster, with the run's outputs on storage every node reads (``SHOAL_STORAGE_URI`` or
+an ``s3://`` output), the fit runs as a Ray task placed where the accelerator is: a GPU when the
+cluster has one, else a node offering the custom resource ``SHOAL_CLUSTER_RESOURCE`` (default
+``accelerator``), else any node. The task reads the hybrid vectors from storage and writes the
+labels and the clusterer back; the Prefect task that launched it only logs. Elsewhere the fit
+runs in the Prefect task's own process, as before.
+"""
 
 from __future__ import annotations
 
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -13,30 +21,36 @@ from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
+from infra.ray import ensure_ray, on_cluster
+from infra.settings import get_settings
+from infra.storage import is_remote
 from infra.tracking import RunLogger
 from ops.phdbscan import PHDBSCAN
 from tasks.io import log_dataset
 
 
 class ClusterParams(BaseModel):
-    """pHDBSCAN's parameters for the cluster stage."""
+    """pHDBSCAN's parameters, and where the fit runs (``placement``)."""
 
     min_cluster_size: int = Field(40, ge=2)
     min_samples: int | None = Field(10, ge=1, description="default: min_cluster_size")
     cluster_selection_method: Literal["eom", "leaf"] = "eom"
     mode: Literal["auto", "exact", "approximate"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    placement: Literal["auto", "local", "ray"] = Field(
+        "auto", description="auto: a Ray task on a Ray cluster when outputs are on shared storage"
+    )
     seed: int = 0
 
 
-@task(name="cluster")
-def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
-    """Cluster the hybrid vectors with pHDBSCAN; save assignments and the fitted clusterer.
+def fit_clusters(output_root: str, params: ClusterParams) -> dict[str, Any]:
+    """Fit pHDBSCAN on ``output_root``'s hybrid vectors; save labels and clusterer there.
 
     Returns
     -------
-    str
-        The digest of the ``assignments`` dataset.
+    dict
+        The ``assignments`` digest, cluster count, noise share, fit seconds, mode, kNN
+        backend and the Ray node that ran the fit (``"local"`` outside Ray).
     """
     catalog = Catalog(output_root)
     txn_ids, vectors = catalog.load_vectors("hybrid")
@@ -50,10 +64,11 @@ def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
         random_state=params.seed,
     ).fit(vectors)
     seconds = time.perf_counter() - started
+    labels = model.labels_.astype(np.int64)
     assignments = pd.DataFrame(
         {
             "txn_id": txn_ids,
-            "cluster": model.labels_.astype(np.int64),
+            "cluster": labels,
             "probability": model.probabilities_.astype(np.float64),
             "outlier_score": model.outlier_scores_.astype(np.float64),
         }
@@ -62,20 +77,70 @@ def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         model.save(f"{tmp}/clusterer.npz")
         catalog.save_bytes("clusterer", Path(f"{tmp}/clusterer.npz").read_bytes())
-    n_clusters = int(assignments["cluster"].max() + 1)
-    noise = float((assignments["cluster"] < 0).mean())
+    return {
+        "digest": digest,
+        "n_clusters": int(labels.max() + 1),
+        "noise_share": float((labels < 0).mean()),
+        "seconds": seconds,
+        "mode": model.mode_,
+        "knn_backend": model.knn_backend_,
+        "node": _node_id(),
+    }
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+
+
+def placement_options(cluster_resources: dict[str, float], resource: str) -> dict[str, Any]:
+    """Ray task options for the fit: a GPU, else one unit of ``resource``, else a CPU."""
+    if cluster_resources.get("GPU", 0) >= 1:
+        return {"num_gpus": 1}
+    if cluster_resources.get(resource, 0) >= 1:
+        return {"resources": {resource: 1}}
+    return {"num_cpus": 1}
+
+
+def _runs_on_ray(output_root: str, params: ClusterParams) -> bool:
+    if params.placement == "auto":
+        return on_cluster() and is_remote(output_root)
+    return params.placement == "ray"
+
+
+def _fit_on_ray(output_root: str, params: ClusterParams) -> dict[str, Any]:
+    import ray
+
+    ensure_ray()
+    options = placement_options(ray.cluster_resources(), get_settings().cluster_resource)
+    remote = ray.remote(fit_clusters).options(max_retries=1, **options)
+    return dict(ray.get(remote.remote(output_root, params)))
+
+
+@task(name="cluster")
+def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
+    """Cluster the run's hybrid vectors, here or as a Ray task; log to MLflow; return a digest."""
+    on_ray = _runs_on_ray(output_root, params)
+    fitted = _fit_on_ray(output_root, params) if on_ray else fit_clusters(output_root, params)
     tracker = RunLogger(run_id)
-    tracker.params({**params.model_dump(), "mode_used": model.mode_}, prefix="cluster.")
+    tracker.params({**params.model_dump(), "mode_used": fitted["mode"]}, prefix="cluster.")
     tracker.metrics(
-        {"cluster.n_clusters": n_clusters, "cluster.noise_share": noise, "cluster.seconds": seconds}
+        {
+            "cluster.n_clusters": fitted["n_clusters"],
+            "cluster.noise_share": fitted["noise_share"],
+            "cluster.seconds": fitted["seconds"],
+        }
     )
-    log_dataset(tracker, catalog, "clusterer", "clusterer")
+    tracker.tags({"shoal.cluster.node": fitted["node"]})
+    log_dataset(tracker, Catalog(output_root), "clusterer", "clusterer")
     get_run_logger().info(
-        "pHDBSCAN (%s mode, %s kNN): %d clusters, %.1f%% noise, %.1f s",
-        model.mode_,
-        model.knn_backend_,
-        n_clusters,
-        100 * noise,
-        seconds,
+        "pHDBSCAN (%s mode, %s kNN%s): %d clusters, %.1f%% noise, %.1f s",
+        fitted["mode"],
+        fitted["knn_backend"],
+        f", Ray task on node {fitted['node']}" if on_ray else "",
+        fitted["n_clusters"],
+        100 * fitted["noise_share"],
+        fitted["seconds"],
     )
-    return digest
+    return str(fitted["digest"])

@@ -30,6 +30,7 @@ from catalog.datasets import Catalog
 from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, read_source
 from catalog.schemas import TRANSACTIONS
 from infra.dask import dask_scheduler
+from infra.durable import result_storage
 from infra.tracking import RunLogger
 from ops.ingest import (
     NO_EVENTS,
@@ -254,9 +255,9 @@ def ingest(
     )
     lineage = read_provenance(output_root)
     current = lineage is not None and lineage.get("cache_key") == key
-    # Results persist in Prefect's local storage, ``$PREFECT_HOME/storage``, which
-    # ``configure_environment`` places under ``SHOAL_HOME`` (an unsaved storage block is refused).
-    inner = _ingest_outputs.with_options(refresh_cache=not current)
+    # Results persist where ``infra.storage.result_storage`` says: shared storage in cluster
+    # mode, else Prefect's local storage under ``SHOAL_HOME``.
+    inner = _ingest_outputs.with_options(refresh_cache=not current, result_storage=result_storage())
     state = inner(events_uri, transactions_uri, output_root, params, key, return_state=True)
     result: IngestResult = state.result()
     if state.is_completed() and state.name == "Cached":

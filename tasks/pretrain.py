@@ -7,6 +7,7 @@ is in ``tasks.pretrain_worker``.
 from __future__ import annotations
 
 import json
+import posixpath
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -19,13 +20,14 @@ from prefect.cache_policies import INPUTS
 from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
+from infra.durable import durable_uri, ray_storage, result_storage
 from infra.ray import ensure_ray
 from infra.settings import get_settings
 from infra.tracking import RunLogger, log_torch_model
 from ops.sequence import PackedSequenceEncoder, pack_sequences
 from tasks.io import load_sequences
 from tasks.pretrain_worker import STATE_FILE, load_encoder, train_loop_per_worker
-from tasks.training_identity import CHECKPOINT_SNAPSHOT, training_code_digest, training_name
+from tasks.training_identity import training_code_digest, training_name
 
 
 class EncoderParams(BaseModel):
@@ -73,13 +75,15 @@ class PretrainResult(BaseModel):
 def run_trainer(config: dict[str, Any], params: PretrainParams, name: str) -> ray.train.Result:
     """A reused ``name`` resumes that training run from its storage; a new name starts afresh."""
     use_gpu = torch.cuda.is_available() if params.use_gpu is None else params.use_gpu
+    storage_path, filesystem = ray_storage()
     trainer = ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=params.num_workers, use_gpu=use_gpu),
         run_config=ray.train.RunConfig(
             name=name,
-            storage_path=str(get_settings().ray_storage),
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=params.keep_checkpoints,
                 checkpoint_score_attribute="val_loss",
@@ -129,8 +133,27 @@ def train(config: dict[str, Any], params: PretrainParams, name: str) -> Training
     with result.checkpoint.as_directory() as directory:
         latest = torch.load(Path(directory) / STATE_FILE, weights_only=True)
     return Training(
-        name=name, checkpoint=best.path, history=latest["history"], starts=latest["starts"]
+        name=name,
+        checkpoint=durable_uri(best.path),
+        history=latest["history"],
+        starts=latest["starts"],
     )
+
+
+def has_checkpoint(name: str) -> bool:
+    """Tell whether the Ray Train run ``name`` is in storage with a checkpoint.
+
+    Returns
+    -------
+    bool
+        True where a checkpoint exists to resume from or reuse.
+    """
+    storage_path, filesystem = ray_storage()
+    try:
+        stored = ray.train.Result.from_path(posixpath.join(storage_path, name), filesystem)
+    except RuntimeError:  # no such run, or one that never recorded a checkpoint
+        return False
+    return stored.checkpoint is not None
 
 
 # The name digests the config and parameters that matter (tasks.training_identity).
@@ -157,8 +180,8 @@ def pretrain(
     tracker.params(params.model_dump(), prefix="pretrain.")
     code = training_code_digest()
     name = training_name(output_root, vocabulary_size, max_len, params.model_dump(), code)
-    stored = (get_settings().ray_storage / name / CHECKPOINT_SNAPSHOT).exists()
-    state = _fit.with_options(refresh_cache=not stored)(config, params, name, return_state=True)
+    fit = _fit.with_options(refresh_cache=not has_checkpoint(name), result_storage=result_storage())
+    state = fit(config, params, name, return_state=True)
     training: Training = state.result()
     reused = state.name == "Cached"
     _log_missing_epochs(tracker, training.history)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import ray.train
 import ray.train.torch
@@ -142,6 +143,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         state.update(saved)
     state["starts"] = [*state["starts"], state["epoch"]]
 
+    if config.get("run_id"):  # which node each rank trained on (last placement after restarts)
+        node = ray.get_runtime_context().get_node_id()
+        MlflowClient(config["tracking_uri"]).set_tag(
+            config["run_id"], f"shoal.pretrain.node.{rank}", node
+        )
     tracker = MlflowClient(config["tracking_uri"]) if rank == 0 and config.get("run_id") else None
     # A run restored after it stopped early must not train on.
     while state["epoch"] < config["epochs"] and state["stale"] < config["patience"]:
@@ -200,8 +206,9 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def load_encoder(checkpoint_dir: str, encoder_config: dict[str, Any]) -> TimeAttentionBiLSTM:
-    """The encoder of a checkpoint, loaded without unpickling anything but tensors."""
-    saved = torch.load(Path(checkpoint_dir) / STATE_FILE, weights_only=True)
+    """The encoder of a checkpoint (a path or a URI), loaded unpickling nothing but tensors."""
+    with fsspec.open(f"{checkpoint_dir.rstrip('/')}/{STATE_FILE}", "rb") as file:
+        saved = torch.load(file, weights_only=True)
     encoder = TimeAttentionBiLSTM(**encoder_config)
     prefix = "encoder."
     encoder.load_state_dict(

@@ -38,6 +38,7 @@ from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from catalog.datasets import Catalog
+from infra.durable import ray_storage
 from infra.ray import ensure_ray
 from infra.settings import get_settings
 from infra.tracking import RunLogger, tracked_run
@@ -243,6 +244,8 @@ def tune_trials(
         # Trial encoders are candidates, not releases: they stay out of the served model's list.
         "SHOAL_MODEL_NAME": f"{settings.registered_model}-sweep",
     }
+    if settings.storage_uri:  # trials on other nodes keep their training runs there too
+        environment["SHOAL_STORAGE_URI"] = settings.storage_uri
     context = TrialContext(
         base=base,
         ingest_root=ingest_root,
@@ -255,6 +258,7 @@ def tune_trials(
         environment=environment,
         prefect_api=str(get_client(sync_client=True).api_url).rstrip("/"),  # ephemeral too
     )
+    storage_path, filesystem = ray_storage(settings)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, context=context), {"cpu": 0, "memory": DRIVER_MEMORY}
     )
@@ -271,7 +275,10 @@ def tune_trials(
             ),
         ),
         run_config=tune.RunConfig(
-            name=f"sweep-{run_id}", storage_path=str(settings.ray_storage), verbose=0
+            name=f"sweep-{run_id}",
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
+            verbose=0,
         ),
     )
     grid = tuner.fit()

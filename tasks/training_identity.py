@@ -27,9 +27,6 @@ import ops.sequence.losses._reconstruction
 import tasks.pretrain_worker
 from catalog.datasets import Catalog, digest_bytes
 
-# Where Ray Train V2 records a run's checkpoints; a run without it has nothing to resume.
-CHECKPOINT_SNAPSHOT = "checkpoint_manager_snapshot.json"
-
 _TRAINING_CODE: tuple[ModuleType, ...] = (
     ops.sequence._augment,
     ops.sequence._encoder,

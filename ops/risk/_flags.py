@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ops.risk._risk import NOISE
+from ops.constants import NOISE
 from ops.risk._rules import Rule
 
 FLAG_REASONS = ("cluster", "membership", "rule")

@@ -19,12 +19,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import ray.train
 import yaml
 from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from catalog.synthetic import generate_shop
-from tasks.training_identity import CHECKPOINT_SNAPSHOT
 from tests.flows.shoal_process import finish, shoal_env, start_shoal
 
 pytestmark = [pytest.mark.soak, pytest.mark.usefixtures("prefect_harness")]
@@ -53,16 +53,16 @@ def shoal_run(
 
 
 def wait_for_first_checkpoint(home: Path, process: subprocess.Popen[bytes], log: Path) -> Path:
-    """The training run whose snapshot first lists a checkpoint (Ray has recorded it)."""
+    """The training run that first has a checkpoint Ray has recorded (its public Result)."""
     deadline = time.monotonic() + 420
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()[-4000:]
-        for snapshot in (home / "ray_results").glob(f"pretrain-*/{CHECKPOINT_SNAPSHOT}"):
+        for run in (home / "ray_results").glob("pretrain-*"):
             try:
-                if json.loads(snapshot.read_text())["checkpoint_results"]:
-                    return snapshot.parent
-            except (OSError, ValueError):
-                pass  # being written
+                if ray.train.Result.from_path(run).checkpoint is not None:
+                    return run
+            except (OSError, ValueError, RuntimeError):
+                pass  # not recorded yet, or being written
         time.sleep(0.1)
     raise AssertionError("no checkpoint within 7 minutes\n" + log.read_text()[-4000:])
 
