@@ -25,7 +25,9 @@ def ensure_ray(settings: Settings | None = None) -> None:
         return
     settings = settings or get_settings()
     ray.init(
-        address=settings.ray_address,
+        # "local", not None: None joins any Ray already started on this machine (another
+        # user's `ray start`), whose lifetime and resources are not ours.
+        address=settings.ray_address or "local",
         include_dashboard=False,
         dashboard_host=LOOPBACK,
         log_to_driver=False,
