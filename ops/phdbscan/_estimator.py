@@ -39,9 +39,11 @@ from ops.phdbscan._knn_forest import knn_forest
 from ops.phdbscan._knn_graph import cell_knn, refine_float64
 from ops.phdbscan._level_tree import CONDENSED_DTYPE
 from ops.phdbscan._matrix_input import (
+    HDBSCAN_ALGORITHMS,
     METRICS,
     PhaseTimer,
     check_finite_rows,
+    check_number,
     from_euclidean,
     to_euclidean,
     to_search_space,
@@ -59,25 +61,6 @@ AUTO_EXACT_MAX_N = 20_000
 # On a GPU brute force is cheap, but the exact tree's complement searches repeat it; above
 # this size the approximate tree (still on exact GPU kNN lists) is used.
 AUTO_EXACT_MAX_N_GPU = 2_000_000
-
-
-_HDBSCAN_ALGORITHMS = (
-    "best",
-    "generic",
-    "prims_kdtree",
-    "prims_balltree",
-    "boruvka_kdtree",
-    "boruvka_balltree",
-)
-
-
-def _number(name: str, value: Any, low: float, integer: bool = False, strict: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a number (an integer if asked) >= ``low``."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and (not integer or float(value).is_integer())
-    if not ok or value < low or (strict and value == low):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {kind} {'>' if strict else '>='} {low}, got {value!r}")
 
 
 def _has_faiss() -> bool:
@@ -208,23 +191,23 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
     # -- configuration -------------------------------------------------------------------
     def _check_params(self) -> None:
         """Raise ``ValueError`` (as hdbscan does) for a parameter out of its range."""
-        _number("min_cluster_size", self.min_cluster_size, 2, integer=True)
+        check_number("min_cluster_size", self.min_cluster_size, 2, integer=True)
         if self.min_samples is not None:
-            _number("min_samples", self.min_samples, 1, integer=True)
-        _number("cluster_selection_epsilon", self.cluster_selection_epsilon, 0)
-        _number("cluster_selection_persistence", self.cluster_selection_persistence, 0)
-        _number("cluster_selection_epsilon_max", self.cluster_selection_epsilon_max, 0)
-        _number("max_cluster_size", self.max_cluster_size, 0, integer=True)
-        _number("alpha", self.alpha, 0, strict=True)
-        _number("leaf_size", self.leaf_size, 1, integer=True)
+            check_number("min_samples", self.min_samples, 1, integer=True)
+        check_number("cluster_selection_epsilon", self.cluster_selection_epsilon, 0)
+        check_number("cluster_selection_persistence", self.cluster_selection_persistence, 0)
+        check_number("cluster_selection_epsilon_max", self.cluster_selection_epsilon_max, 0)
+        check_number("max_cluster_size", self.max_cluster_size, 0, integer=True)
+        check_number("alpha", self.alpha, 0, strict=True)
+        check_number("leaf_size", self.leaf_size, 1, integer=True)
         if self.cluster_selection_method not in ("eom", "leaf"):
             raise ValueError("cluster_selection_method must be 'eom' or 'leaf'")
         if self.mode not in ("auto", "exact", "approximate"):
             raise ValueError("mode must be 'auto', 'exact' or 'approximate'")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
-        if self.algorithm not in _HDBSCAN_ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {_HDBSCAN_ALGORITHMS}")
+        if self.algorithm not in HDBSCAN_ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {HDBSCAN_ALGORITHMS}")
 
     def _gpu(self) -> bool:
         if self.device == "cpu":
