@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test soak lint mlflow-ui bench clean
+.PHONY: demo test soak lint mlflow-ui prefect-ui bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (Python 3.11 or 3.12)"; exit 1; }
@@ -39,6 +39,12 @@ bench: $(STAMP)
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.shoal/mlflow.db --host 127.0.0.1 --port 5000
+
+# The demo's flow and task runs: Prefect's ephemeral API kept them in the SQLite database under
+# PREFECT_HOME (.shoal/prefect, infra/settings.py); this serves the UI on that same database.
+prefect-ui: $(STAMP)
+	PREFECT_HOME=$(CURDIR)/.shoal/prefect PREFECT_SERVER_ANALYTICS_ENABLED=false \
+		$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 clean:
 	rm -rf .shoal

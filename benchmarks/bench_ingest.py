@@ -40,8 +40,11 @@ PAGES = [f"page_{i:02d}" for i in range(60)]
 
 
 def generate(folder: Path, n_events: int, n_txns: int, files: int, seed: int = 0) -> None:
-    """Events in ``files`` Parquet files, each with events of any transaction (so the shuffle
-    is real), and a transactions file; built from numpy and Arrow, no Python loop per row."""
+    """Write ``files`` Parquet files of events and one of transactions.
+
+    Each events file holds events of any transaction, so the shuffle is real; built from numpy
+    and Arrow, with no Python loop per row.
+    """
     rng = np.random.default_rng(seed)
     (folder / "events").mkdir(parents=True, exist_ok=True)
     txn_ts = 1_767_225_600_000 + rng.integers(0, 72 * 3_600_000, n_txns)

@@ -8,7 +8,7 @@ random ``--exact-sub``-row subsample and ARI compares the default mode's labels 
 
 Datasets: ``blobs`` (``make_blobs``, 20 centres) and ``hybrid`` -- the FinDeepBehaviorCluster
 hybrid vector built from the synthetic shop (``catalog.synthetic.shop_tables``): standardised
-numeric transaction features joined (``ops.hybrid.hybrid_vectors``) with a seeded Gaussian
+numeric transaction features joined (``ops.features.hybrid_vectors``) with a seeded Gaussian
 random projection of each transaction's bag of page events, ``--dims`` columns in all. Above
 200k rows the shop's rows are resampled with 1% jitter (generating 1M transactions is slow).
 
@@ -67,7 +67,7 @@ def _hybrid(n: int, d: int, seed: int) -> np.ndarray:
     import pandas as pd
 
     from catalog.synthetic.shop import shop_tables
-    from ops.hybrid import hybrid_vectors
+    from ops.features import hybrid_vectors
 
     m = min(n, HYBRID_MAX_GENERATED)
     tables = shop_tables(max(m, 200), seed)

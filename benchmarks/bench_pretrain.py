@@ -25,7 +25,7 @@ import torch
 from catalog.datasets import Catalog
 from infra.ray import ensure_ray
 from infra.settings import configure_environment
-from ops.training import set_seed, train_epoch
+from ops.sequence import set_seed, train_epoch
 from tasks.pretrain import PretrainParams, build_config, run_trainer
 from tasks.pretrain_worker import STATE_FILE, build_encoder_objective, build_loaders
 

@@ -1,5 +1,6 @@
-"""How far the content-blind rings can be told apart one session at a time: the dwell fit
-against the best test there is, on a finished run.
+"""How far the content-blind rings can be told apart one session at a time.
+
+The dwell fit against the best test there is, on a finished run.
 
 A content-blind bot (shop ``rhythm_bot``, marketplace ``shuffled_replay``) keeps a shopper's
 pages and delays and only shuffles which page each delay is spent on. Whatever a clusterer or
@@ -8,7 +9,7 @@ That test, under the generators' own dwell model (log dwell = page's typical + s
 + noise), is the likelihood ratio of the observed pairing against a random shuffle of it,
 estimated here with ``--permutations`` shuffles per session (the "oracle"). Printed per
 world: AUC against normal shoppers, and the precision (against all other traffic) of the most
-shuffled-looking sessions that hold ``k`` ring members, for `ops.page_dwell`'s statistics and
+shuffled-looking sessions that hold ``k`` ring members, for `ops.features`' dwell statistics and
 the oracle. Truth is read only to score.
 
     .venv/bin/python benchmarks/dwell_fit_ceiling.py --run <shop run> --generator shop
@@ -37,7 +38,7 @@ def oracle(
     tokens: list[np.ndarray], dwell: list[np.ndarray], typical: np.ndarray, sigma: float, k: int
 ) -> np.ndarray:
     """Log likelihood ratio "shuffled" over "as observed" per session (pace profiled out)."""
-    from ops.page_dwell import MIN_DWELL_S
+    from ops.features import MIN_DWELL_S
 
     rng = np.random.default_rng(0)
     out = np.zeros(len(tokens))
@@ -70,8 +71,8 @@ def main() -> None:
     ap.add_argument("--permutations", type=int, default=300)
     args = ap.parse_args()
     from catalog.datasets import Catalog
-    from ops.page_dwell import PageDwell, dwell_fit, fit_page_dwell
-    from ops.sessionize import FIRST_TOKEN
+    from ops.features import PageDwell, dwell_fit, fit_page_dwell
+    from ops.ingest import FIRST_TOKEN
     from tasks.io import load_sequences
 
     catalog = Catalog(str(args.run))

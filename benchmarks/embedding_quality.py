@@ -14,7 +14,7 @@ time-attention Bi-LSTM trained with reconstruction, and with contrastive. Report
   marketplace ``shuffled_replay``: normal paths *and* a human's set of delays, spent on the
   wrong pages), which neither pages nor dwell statistics can see.
 
-The encoders train in-process with ``ops.training`` (the loop Ray Train runs per worker).
+The encoders train in-process with ``ops.sequence._training`` (the loop Ray Train runs per worker).
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/embedding_quality.py
 """
@@ -35,12 +35,17 @@ from sklearn.neighbors import NearestNeighbors
 from torch.utils.data import DataLoader, Subset
 
 from catalog.synthetic import marketplace_tables, shop_tables
-from ops.bag_of_events import BagOfEventsEncoder
-from ops.encoder import TimeAttentionBiLSTM
-from ops.objectives import build_objective
-from ops.sequence_batch import SequenceCollator, SequenceDataset
-from ops.sessionize import sessionize_events
-from ops.training import embed, set_seed, train_epoch
+from ops.ingest import sessionize_events
+from ops.sequence import (
+    BagOfEventsEncoder,
+    SequenceCollator,
+    SequenceDataset,
+    TimeAttentionBiLSTM,
+    build_objective,
+    embed,
+    set_seed,
+    train_epoch,
+)
 from tasks.io import split_lists
 
 # Per generator: the machine-timing ring, then the content-blind one.

@@ -1,6 +1,6 @@
 """One epoch of encoder pretraining on one device: sequences/second after a warm-up epoch.
 
-The plain PyTorch loop of ``ops.training`` (what each Ray Train worker runs) on random
+The plain PyTorch loop of ``ops.sequence._training`` (what each Ray Train worker runs) on random
 sessions of exactly ``--length`` events, so every batch is the full ``[batch, length]``.
 
     .venv/bin/python benchmarks/gpu_train.py                 # CUDA
@@ -15,10 +15,14 @@ import time
 import numpy as np
 import torch
 
-from ops.encoder import TimeAttentionBiLSTM
-from ops.objectives import build_objective
-from ops.sequence_batch import SequenceBatch, collate_sequences
-from ops.training import set_seed, train_epoch
+from ops.sequence import (
+    SequenceBatch,
+    TimeAttentionBiLSTM,
+    build_objective,
+    collate_sequences,
+    set_seed,
+    train_epoch,
+)
 
 VOCAB = 40
 

@@ -1,11 +1,13 @@
-"""Risk and rules against the planted truth, per ring, on both synthetic worlds.
+"""Risk, rules and flags against the planted truth, per ring, on the synthetic worlds.
 
 For each generator the demo flow runs on 50k transactions (or a finished run is reused), then
 the truth is read and, per planted pattern, printed: how its risky clusters were flagged (by
 labels, by coordination), the share of the ring inside risky clusters and the purity of those
 clusters, and how the *rules* of those clusters do when applied to every transaction of the
 window, as a real-time engine would (no cluster id needed): precision against the ring itself
-and against fraud of any kind, and recall. See `ops.metrics.ring_rule_scores`.
+and against fraud of any kind, and recall. See `ops.evaluation.ring_rule_scores`. Then the
+share of each pattern flagged (``risky`` in ``clusters.parquet``) by reason (cluster,
+membership, rule), and the precision of the whole flagged set.
 
     .venv/bin/python benchmarks/risk_rules.py                        # both worlds, runs the flow
     .venv/bin/python benchmarks/risk_rules.py --generator shop --run .shoal/runs/<run id>
@@ -50,12 +52,12 @@ COLUMNS = {
 
 
 def learned_rules(run: Path, *, legacy: bool) -> dict[int, list[Any]]:
-    """The rules of a finished run's risky clusters, re-learned with the old or new learner."""
+    """Re-learn a finished run's rules with the old or the new learner."""
     from catalog.datasets import Catalog
     from ops.features import FeatureSpec
-    from ops.rule_learner import extract_all_rules
-    from tasks.evaluate import transactions_view
+    from ops.risk import extract_all_rules
     from tasks.explain import SESSION_COLUMNS
+    from tasks.risk import transactions_view
 
     catalog = Catalog(str(run))
     view = transactions_view(catalog)
@@ -72,8 +74,9 @@ def learned_rules(run: Path, *, legacy: bool) -> dict[int, list[Any]]:
 
 
 def saved_rules(run: Path) -> dict[int, list[Any]]:
+    """Read the rules a finished run wrote, by risky cluster."""
     from catalog.datasets import Catalog
-    from ops.rules import Rule
+    from ops.risk import Rule
 
     doc = Catalog(str(run)).load_json("rules")
     return {c["cluster"]: [Rule.from_dict(r) for r in c["rules"]] for c in doc["clusters"]}
@@ -82,8 +85,8 @@ def saved_rules(run: Path) -> dict[int, list[Any]]:
 def score(run: Path, truth_path: Path, rules: dict[int, list[Any]]) -> pd.DataFrame:
     """Per-pattern table of `ring_rule_scores`, plus an "all rings" row in ``attrs``."""
     from catalog.datasets import Catalog
-    from ops.metrics import ring_rule_scores
-    from tasks.evaluate import transactions_view
+    from ops.evaluation import ring_rule_scores
+    from tasks.risk import transactions_view
 
     catalog = Catalog(str(run))
     view = transactions_view(catalog)
@@ -113,7 +116,55 @@ def score(run: Path, truth_path: Path, rules: dict[int, list[Any]]) -> pd.DataFr
     return table
 
 
+def flag_scores(run: Path, truth_path: Path) -> pd.DataFrame:
+    """Per planted pattern: the share flagged (``risky`` in ``clusters.parquet``), by reason.
+
+    ``attrs`` holds the precision of the whole flagged set (share that is fraud of any
+    pattern), overall and per reason, and the per-reason counts.
+    """
+    from catalog.datasets import Catalog
+    from ops.risk import FLAG_REASONS
+
+    clusters = Catalog(str(run)).load_frame("clusters")
+    truth = pd.read_parquet(truth_path).set_index("txn_id").loc[clusters["txn_id"]]
+    pattern = truth["pattern"].to_numpy()
+    fraud = truth["is_fraud"].to_numpy(dtype=bool)
+    risky = clusters["risky"].to_numpy(dtype=bool)
+    reason = clusters["flag_reason"].to_numpy(dtype=object)
+    rows = []
+    for name in pd.unique(pattern):
+        mine = pattern == name
+        row = {"pattern": name, "n": int(mine.sum()), "flagged": float(risky[mine].mean())}
+        row.update({f"by {r}": float((reason[mine] == r).mean()) for r in FLAG_REASONS})
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values("n", ascending=False, kind="stable")
+    table.attrs.update(
+        n_flagged=int(risky.sum()),
+        precision=float(fraud[risky].mean()) if risky.any() else float("nan"),
+        **{f"n_{r}": int((reason == r).sum()) for r in FLAG_REASONS},
+        **{
+            f"precision_{r}": float(fraud[reason == r].mean()) if (reason == r).any() else np.nan
+            for r in FLAG_REASONS
+        },
+    )
+    return table
+
+
+def show_flags(title: str, table: pd.DataFrame) -> None:
+    """Print `flag_scores` with its overall and per-reason precision."""
+    a = table.attrs
+    print(f"\n== {title}")
+    per_reason = ", ".join(
+        f"{r} {a[f'n_{r}']:,} (precision {a[f'precision_{r}']:.3f})"
+        for r in ("cluster", "membership", "rule")
+    )
+    print(f"{a['n_flagged']:,} flagged, precision (fraud) {a['precision']:.3f}: {per_reason}")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
 def show(title: str, table: pd.DataFrame) -> None:
+    """Print `score`'s table with its totals."""
     a = table.attrs
     print(f"\n== {title}")
     print(
@@ -129,8 +180,11 @@ def show(title: str, table: pd.DataFrame) -> None:
 
 
 def main() -> None:
+    """Run the flows (or read ``--run``) and print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--generator", choices=["shop", "marketplace", "both"], default="both")
+    ap.add_argument(
+        "--generator", choices=["shop", "marketplace", "travel", "both"], default="both"
+    )
     ap.add_argument("--run", type=Path, help="a finished run's output folder (one generator)")
     ap.add_argument("--transactions", type=int, default=50_000)
     ap.add_argument("--seed", type=int, default=0)
@@ -138,7 +192,7 @@ def main() -> None:
     ap.add_argument("--config", type=Path, help="pipeline parameters (YAML) for the flow runs")
     args = ap.parse_args()
     if args.run and args.generator == "both":
-        ap.error("--run needs --generator shop or marketplace")
+        ap.error("--run needs one --generator")
     configure_environment()
     from flows.demo import demo_data, run_demo
     from flows.params import PipelineParams
@@ -155,6 +209,7 @@ def main() -> None:
             run = Path(summary["output"])
             print(f"\n{gen}: flow ran in {time.perf_counter() - start:.0f} s, outputs in {run}")
         show(f"{gen}: rules of the run ({run.name})", score(run, truth, saved_rules(run)))
+        show_flags(f"{gen}: flagged transactions ({run.name})", flag_scores(run, truth))
         if args.compare:
             for legacy, name in ((True, "before: cluster vs rest"), (False, "now: grouped")):
                 start = time.perf_counter()

@@ -1,0 +1,1 @@
+"""Persistence: dataset declarations, the input contract, readers and synthetic worlds."""

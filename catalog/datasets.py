@@ -28,6 +28,8 @@ Format = Literal["parquet", "json", "html", "npz", "text"]
 
 @dataclass(frozen=True)
 class Dataset:
+    """One dataset of a run: its catalog name, file name, format and meaning."""
+
     name: str
     filename: str
     format: Format
@@ -58,6 +60,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("clusters_summary", "clusters_summary.parquet", "parquet", "one row a cluster"),
         Dataset("metrics", "metrics.json", "json", "cluster quality and risk figures"),
         Dataset("rules", "rules.json", "json", "rules of risky clusters"),
+        Dataset("flags", "flags.json", "json", "flagged transactions per reason"),
         Dataset("summary", "summary.json", "json", "the run in brief"),
         Dataset("report", "report.html", "html", "the investigator's report"),
         Dataset("scores", "scores.parquet", "parquet", "champion cluster of scored txns"),
@@ -73,6 +76,7 @@ FOR_PEOPLE = frozenset({"summary", "report"})
 
 
 def digest_bytes(data: bytes) -> str:
+    """The first 16 hex digits of the SHA-256 of ``data``: a dataset's identity in lineage."""
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -83,6 +87,7 @@ class Catalog:
     root: str
 
     def uri(self, name: str) -> str:
+        """Where dataset ``name`` lives under this catalog's root."""
         return posixpath.join(self.root.rstrip("/"), DATASETS[name].filename)
 
     def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -90,6 +95,7 @@ class Catalog:
         return fs, path
 
     def exists(self, name: str) -> bool:
+        """Whether dataset ``name`` has been written (transient I/O errors retried)."""
         fs, _ = self._fs()
         path = fsspec.core.url_to_fs(self.uri(name))[1]
         return retry_io(f"check {self.uri(name)}", lambda: fs.exists(path))
@@ -118,11 +124,13 @@ class Catalog:
             raise
 
     def load_bytes(self, name: str) -> bytes:
+        """Dataset ``name``'s bytes (transient I/O errors retried)."""
         fs, _ = self._fs()
         path = fsspec.core.url_to_fs(self.uri(name))[1]
         return retry_io(f"read {self.uri(name)}", lambda: fs.cat_file(path))
 
     def save_table(self, name: str, table: pa.Table | pd.DataFrame) -> str:
+        """Write ``table`` as Parquet without the pandas index; return its digest."""
         if isinstance(table, pd.DataFrame):
             table = pa.Table.from_pandas(table, preserve_index=False)
         sink = pa.BufferOutputStream()
@@ -130,9 +138,11 @@ class Catalog:
         return self.save_bytes(name, sink.getvalue().to_pybytes())
 
     def load_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """Read a Parquet dataset, or only ``columns`` of it."""
         return pq.read_table(pa.BufferReader(self.load_bytes(name)), columns=columns)
 
     def load_frame(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read a Parquet dataset, or only ``columns`` of it, as a DataFrame."""
         return self.load_table(name, columns).to_pandas()
 
     def save_vectors(self, name: str, txn_ids: np.ndarray, vectors: np.ndarray) -> str:
@@ -142,6 +152,7 @@ class Catalog:
         return self.save_table(name, pa.table({"txn_id": pa.array(txn_ids), "vector": column}))
 
     def load_vectors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Read vectors saved by :meth:`save_vectors`: transaction ids and a 2-D float array."""
         table = self.load_table(name)
         column = table.column("vector").combine_chunks()
         width = column.type.list_size
@@ -149,9 +160,11 @@ class Catalog:
         return table.column("txn_id").to_numpy(zero_copy_only=False).astype(str), matrix
 
     def save_json(self, name: str, obj: Any) -> str:
+        """Write ``obj`` as indented JSON (anything else as its ``str``); return its digest."""
         return self.save_text(name, json.dumps(obj, indent=2, default=str))
 
     def load_json(self, name: str) -> Any:
+        """Read a JSON dataset."""
         return json.loads(self.load_bytes(name))
 
     def save_text(self, name: str, text: str) -> str:

@@ -17,6 +17,8 @@ ColumnKind = Literal["string", "timestamp", "number", "label"]
 
 @dataclass(frozen=True)
 class Column:
+    """One column of an input contract: its name, kind and whether it must be present."""
+
     name: str
     kind: ColumnKind
     required: bool = True
@@ -31,6 +33,7 @@ class Contract:
 
     @property
     def required(self) -> list[str]:
+        """The names of the columns the source must have."""
         return [c.name for c in self.columns if c.required]
 
 

@@ -34,6 +34,8 @@ from catalog.schemas import Contract, InputError, check_contract
 
 @dataclass(frozen=True)
 class Piece:
+    """A part of one input file, read as one unit: row groups of a Parquet file, or the file."""
+
     fs: fsspec.AbstractFileSystem
     path: str
     source: str  # the file as messages and the quarantine name it
@@ -43,8 +45,11 @@ class Piece:
 
 
 def plan_pieces(uri: str, max_rows: int) -> list[Piece]:
-    """Consecutive Parquet row groups up to ``max_rows`` rows (at least one group) a piece, one
-    piece per file of another format; only Parquet footers are read here."""
+    """Cut the files at ``uri`` into pieces of at most ``max_rows`` rows.
+
+    A Parquet piece is consecutive row groups up to ``max_rows`` rows (at least one group); a
+    file of another format is one piece. Only Parquet footers are read here.
+    """
     fs, files = list_files(uri)
     base = fsspec.core.url_to_fs(uri)[1].rstrip("/")
     pieces = []

@@ -1,0 +1,1 @@
+"""Prefect flows and the ``shoal`` command line: wiring only (see ``docs/architecture.md``)."""

@@ -1,53 +1,151 @@
-"""``shoal``: the command line of data engineers and the demo."""
+"""``shoal``: the command line of data engineers and the demo.
+
+A failure ends in one line on stderr and a documented exit code: 2 for rejected input or
+parameters, 3 for a server that cannot be reached or refuses the credentials, 4 for a refused
+output, 1 for anything else. Tracebacks stay in the Prefect run's log; ``--verbose`` also
+prints them here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.console import quiet_terminal
 from infra.credentials import CredentialInParameter
 from infra.health import EngineUnreachable, check_engines
+from infra.redact import redact
 from infra.settings import configure_environment
 from infra.storage import OutputError
+
+
+def _iso_datetime(text: str) -> datetime:
+    """ISO-8601, ``Z`` or an offset allowed; naive means UTC (the pipeline's convention)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO-8601 date or time") from None
+
+
+class Generator(StrEnum):
+    """The synthetic worlds of ``flows.demo.GENERATORS``."""
+
+    shop = "shop"
+    marketplace = "marketplace"
+    travel = "travel"
+
 
 # Options shared by the commands that read a user's data.
 EventsOption = Annotated[str, typer.Option(help="events file, directory or URI")]
 TransactionsOption = Annotated[str, typer.Option(help="transactions file, directory or URI")]
-ConfigOption = Annotated[Path | None, typer.Option(help="YAML of pipeline parameters")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(help="YAML of pipeline parameters", exists=True, dir_okay=False, readable=True),
+]
 
-app = typer.Typer(add_completion=False, help="Find fraud rings in payment click-streams.")
+
+def _date_option(help_text: str) -> Any:
+    """Declare a typed ISO-8601 option: a bad value is a usage error naming it (exit 2)."""
+    return typer.Option(help=help_text, parser=_iso_datetime, metavar="ISO-8601")
+
+
+# Tracebacks are for --verbose; a pretty one would also print local variables such as URIs.
+app = typer.Typer(
+    add_completion=False,
+    help="Find fraud rings in payment click-streams.",
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
 console = Console()
+_verbose = {"on": False}
+
+
+def _show_version(requested: bool) -> None:
+    if requested:
+        try:
+            typer.echo(f"shoal {version('shoal')}")
+        except PackageNotFoundError:  # a checkout that was never installed
+            typer.echo("shoal (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="also print tracebacks and failed runs' logs")
+    ] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="print and exit"),
+    ] = False,
+) -> None:
+    """Find fraud rings in payment click-streams."""
+    _verbose["on"] = verbose
+
+
+def _say_failure(label: str, err: BaseException) -> None:
+    """One line on stderr, whatever the message holds (validation errors span lines)."""
+    message = " ".join(redact(str(err)).split()) or type(err).__name__
+    print(f"shoal: {label}: {message}", file=sys.stderr, flush=True)
+
+
+def _failure(err: Exception) -> tuple[int, str]:
+    """Return the documented exit code of an exception and the words that introduce it."""
+    from pydantic import ValidationError
+
+    from catalog.schemas import InputError
+
+    if isinstance(err, InputError | CredentialInParameter):
+        return 2, "input rejected"
+    if isinstance(err, ValidationError):
+        return 2, "bad parameters"
+    if isinstance(err, OutputError):
+        return 4, "output refused"
+    if isinstance(err, EngineUnreachable):
+        return 3, "cannot start"
+    return 1, f"failed ({type(err).__name__}; the traceback is in the run's log, or use --verbose)"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reports_failures(command: Callable[P, R]) -> Callable[P, R]:
+    """Make a command end its failures in one line on stderr and their documented exit code."""
+
+    @functools.wraps(command)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as err:
+            code, label = _failure(err)
+            if _verbose["on"]:
+                traceback.print_exception(err, file=sys.stderr)
+            _say_failure(label, err)
+            raise typer.Exit(code) from err
+
+    return guarded
 
 
 def _prepare() -> None:
     """Engine settings first (Prefect reads them at import), then the servers must answer."""
     configure_environment()
-    try:
-        check_engines()
-    except EngineUnreachable as err:
-        console.print(f"[bold red]cannot start:[/] {err}")
-        raise typer.Exit(3) from err
-
-
-@contextmanager
-def _exit_codes() -> Iterator[None]:
-    """The documented exit codes: 2 for rejected input or parameters, 4 for a refused output."""
-    from catalog.schemas import InputError
-
-    try:
-        yield
-    except (InputError, CredentialInParameter) as err:
-        console.print(f"[bold red]input rejected:[/] {err}")
-        raise typer.Exit(2) from err
-    except OutputError as err:
-        console.print(f"[bold red]output refused:[/] {err}")
-        raise typer.Exit(4) from err
+    if not _verbose["on"]:
+        quiet_terminal()
+    check_engines()
 
 
 def _params(config: Path | None) -> Any:
@@ -86,17 +184,18 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 @app.command()
+@_reports_failures
 def demo(
     transactions: Annotated[int, typer.Option(help="synthetic transactions")] = 50_000,
     seed: Annotated[int, typer.Option(help="generator seed")] = 0,
     config: ConfigOption = None,
-    generator: Annotated[str, typer.Option(help="synthetic world: shop or marketplace")] = "shop",
+    generator: Annotated[Generator, typer.Option(help="synthetic world")] = Generator.shop,
 ) -> None:
     """Generate a synthetic world with known fraud rings and run the whole flow on it."""
     _prepare()
     from flows.demo import run_demo
 
-    summary, rings = run_demo(transactions, seed, _params(config), generator)
+    summary, rings = run_demo(transactions, seed, _params(config), generator.value)
     _print_summary(summary)
     table = Table(
         "pattern",
@@ -121,6 +220,7 @@ def demo(
 
 
 @app.command()
+@_reports_failures
 def run(
     events: EventsOption,
     transactions: TransactionsOption,
@@ -134,12 +234,12 @@ def run(
     _prepare()
     from flows.fraud_clustering import fraud_clustering
 
-    with _exit_codes():
-        summary = fraud_clustering(events, transactions, output, _params(config))
+    summary = fraud_clustering(events, transactions, output, _params(config))
     _print_summary(summary)
 
 
 @app.command()
+@_reports_failures
 def ingest(
     events: EventsOption,
     transactions: TransactionsOption,
@@ -147,9 +247,9 @@ def ingest(
         str | None, typer.Option(help="output location (default .shoal/ingest/<digests>)")
     ] = None,
     start: Annotated[
-        str | None, typer.Option(help="keep transactions at or after (ISO-8601, naive = UTC)")
+        datetime | None, _date_option("keep transactions at or after (naive = UTC)")
     ] = None,
-    end: Annotated[str | None, typer.Option(help="keep transactions before (ISO-8601)")] = None,
+    end: Annotated[datetime | None, _date_option("keep transactions before (naive = UTC)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Ingest alone: check the contract, quarantine bad rows, sessionize, version the outputs."""
@@ -158,13 +258,8 @@ def ingest(
 
     window = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
     base = _params(config).ingest
-    try:
-        params = type(base).model_validate({**base.model_dump(), **window})
-    except ValueError as err:
-        console.print(f"[bold red]bad parameters:[/] {err}")
-        raise typer.Exit(2) from err
-    with _exit_codes():
-        result = ingest_flow(events, transactions, output, params)
+    params = type(base).model_validate({**base.model_dump(), **window})
+    result = ingest_flow(events, transactions, output, params)
     for source, c in result["counts"].items():
         console.print(
             f"[bold]{source}[/]: {c['rows_in']:,} rows in = {c['accepted']:,} accepted"
@@ -177,24 +272,21 @@ def ingest(
 
 
 @app.command()
+@_reports_failures
 def retrain(
     events: EventsOption,
     transactions: TransactionsOption,
     window_hours: Annotated[float, typer.Option(help="length of the rolling window")] = 72.0,
     end: Annotated[
-        str | None, typer.Option(help="window end, ISO-8601 (default: latest transaction)")
+        datetime | None, _date_option("window end (default: latest transaction)")
     ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Retrain on the latest window, compare with the champion, alert, gate the promotion."""
     _prepare()
-    from datetime import datetime
-
     from flows.retrain import retrain as retrain_flow
 
-    with _exit_codes():
-        until = datetime.fromisoformat(end) if end else None
-        result = retrain_flow(events, transactions, window_hours, until, params=_params(config))
+    result = retrain_flow(events, transactions, window_hours, end, params=_params(config))
     _print_summary(result)
     for a in result["alerts"]:
         console.print(f"[bold red]ALERT[/] new risky cluster {a['cluster']}: {a['why']}")
@@ -211,6 +303,7 @@ DeploymentOption = Annotated[
 
 
 @app.command()
+@_reports_failures
 def deploy(
     pool: Annotated[str, typer.Option(help="process work pool (created if missing)")] = "shoal",
     deployment: DeploymentOption = None,
@@ -226,6 +319,7 @@ def deploy(
 
 
 @app.command()
+@_reports_failures
 def serve(deployment: DeploymentOption = None) -> None:
     """Serve prefect.yaml's deployments from this process, schedules included (Ctrl-C stops)."""
     _prepare()
@@ -235,6 +329,7 @@ def serve(deployment: DeploymentOption = None) -> None:
 
 
 @app.command()
+@_reports_failures
 def sweep(
     events: EventsOption,
     transactions: TransactionsOption,
@@ -250,10 +345,7 @@ def sweep(
 
     from flows.sweep import sweep as sweep_flow
 
-    with _exit_codes():
-        result = sweep_flow(
-            events, transactions, str(space), output, str(config) if config else None
-        )
+    result = sweep_flow(events, transactions, str(space), output, str(config) if config else None)
     trials = pd.read_parquet(result["results"])
     table = Table("rank", "score", "status", "child run", title="Sweep trials (best first)")
     for row in trials.itertuples():
@@ -264,6 +356,7 @@ def sweep(
 
 
 @app.command()
+@_reports_failures
 def score(
     events: EventsOption,
     transactions: TransactionsOption,
@@ -279,10 +372,9 @@ def score(
     from flows.score import score as score_flow
 
     try:
-        with _exit_codes():
-            result = score_flow(events, transactions, output, alias)
+        result = score_flow(events, transactions, output, alias)
     except LookupError as err:
-        console.print(f"[bold red]no model to score with:[/] {err}")
+        _say_failure("no model to score with", err)
         raise typer.Exit(2) from err
     champion, metrics = result["champion"], result["metrics"]
     console.print(

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
 from flows.params import PipelineParams
-from infra.credentials import refuse_credentials
-from infra.locks import claim_output, command_key
-from infra.storage import resolve_output
-from infra.tracking import RunLogger
+from flows.run_output import requested_output
+from infra.locks import command_key
 from tasks.cluster import cluster
 from tasks.embed import embed_sequences
-from tasks.evaluate import evaluate
 from tasks.explain import explain
 from tasks.features import build_features
 from tasks.ingest import ingest
 from tasks.pretrain import pretrain
 from tasks.report import report
+from tasks.risk import cluster_risk
 
 
 @flow(name="fraud_clustering")
@@ -44,30 +41,22 @@ def fraud_clustering(
     or failed before publishing, unless a live run holds it (``infra.locks.claim_output``).
     URIs carry no credentials: they come from the environment (``infra.credentials``).
     """
-    refuse_credentials(events=events, transactions=transactions, output=output)
     params = params or PipelineParams()
-    location = resolve_output(output) if output is not None else None
+    requested = requested_output("fraud_clustering", events, transactions, output)
     key = command_key(events, transactions, params.model_dump(mode="json"))
-    tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "fraud_clustering"}
-    name = str(flow_run.get_name() or "fraud_clustering")
-    with claim_output(location, name, tags, command=key) as (run_id, location):
-        root = location.staging
-        RunLogger(run_id).params(
-            {"events": events, "transactions": transactions, "output": location.uri}
-        )
-        get_run_logger().info("run %s writes to %s (staged in %s)", run_id, location.uri, root)
-
+    with requested.claim(command=key) as run:
+        root, run_id = run.root, run.run_id
         ingested = ingest(events, transactions, root, params.ingest, run_id)
         max_len = params.ingest.max_sequence_length
         pretrained = pretrain(root, ingested.vocabulary_size, max_len, params.pretrain, run_id)
         embed_sequences(root, pretrained, params.embed, run_id)
         build_features(root, params.features, run_id)
         cluster(root, params.cluster, run_id)
-        evaluate(root, params.risk, run_id)
+        cluster_risk(root, params.risk, run_id)
         explain(root, params.explain, run_id)
         losses = [h["val_loss"] for h in pretrained.history]
         summary = report(
-            root, run_id, losses, params.model_dump(mode="json"), published_as=location.uri
+            root, run_id, losses, params.model_dump(mode="json"), published_as=run.location.uri
         )
-        location.publish(run_id)
+        run.publish()
         return summary

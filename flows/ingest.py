@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
-from infra.credentials import refuse_credentials
-from infra.locks import claim_output
+from flows.run_output import requested_output
 from infra.settings import get_settings
-from infra.storage import OutputLocation, resolve_output
-from infra.tracking import RunLogger
+from infra.storage import OutputLocation
 from tasks.ingest import IngestParams, ingest
-from tasks.ingest_lineage import cached_source_digest
+from tasks.ingest_provenance import cached_source_digest
 
 
 @flow(name="ingest")
@@ -31,18 +28,20 @@ def ingest_flow(
     params: IngestParams | None = None,
 ) -> dict[str, Any]:
     """Read, check and sessionize both sources; return counts, digests and where they went."""
-    refuse_credentials(events=events, transactions=transactions, output=output)
     params = params or IngestParams()
-    if output is None:
-        digests = f"{cached_source_digest(events)}-{cached_source_digest(transactions)}"
-        location = OutputLocation(str(get_settings().root / "ingest" / digests))
-    else:
-        location = resolve_output(output)
-    tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "ingest"}
-    name = str(flow_run.get_name() or "ingest")
-    with claim_output(location, name, tags, published=False) as (run_id, _):
-        root = location.uri
-        RunLogger(run_id).params({"events": events, "transactions": transactions, "output": root})
-        get_run_logger().info("ingest run %s writes to %s", run_id, root)
-        result = ingest(events, transactions, root, params, run_id)
-        return {"output": root, "run_id": run_id, **result.model_dump(mode="json")}
+    requested = requested_output(
+        "ingest",
+        events,
+        transactions,
+        output,
+        default=lambda: _digest_location(events, transactions),
+    )
+    with requested.claim(published=False) as run:
+        result = ingest(events, transactions, run.root, params, run.run_id)
+        return {"output": run.root, "run_id": run.run_id, **result.model_dump(mode="json")}
+
+
+def _digest_location(events: str, transactions: str) -> OutputLocation:
+    """``<home>/ingest/<events digest>-<transactions digest>``: unchanged inputs, same place."""
+    digests = f"{cached_source_digest(events)}-{cached_source_digest(transactions)}"
+    return OutputLocation(str(get_settings().root / "ingest" / digests))

@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.cluster import ClusterParams
 from tasks.embed import EmbedParams
-from tasks.evaluate import RiskParams
 from tasks.explain import ExplainParams
 from tasks.features import FeatureParams
 from tasks.ingest import IngestParams
 from tasks.pretrain import PretrainParams
+from tasks.risk import RiskParams
 
 
 class PipelineParams(BaseModel):
@@ -31,5 +31,6 @@ class PipelineParams(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineParams:
+        """Read and validate a ``--config`` YAML; an empty file means every default."""
         data = yaml.safe_load(Path(path).read_text()) or {}
         return cls.model_validate(data)

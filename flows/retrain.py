@@ -31,8 +31,11 @@ def retrain(
     params: PipelineParams | None = None,
     champion: ChampionParams | None = None,
 ) -> dict[str, Any]:
-    """Cluster ``[end - window_hours, end)``; ``end`` defaults to just after the latest
-    transaction, so a schedule over a growing lake always takes its newest window."""
+    """Cluster ``[end - window_hours, end)``, then compare with the champion and gate it.
+
+    ``end`` defaults to just after the latest transaction, so a schedule over a growing lake
+    always takes its newest window.
+    """
     refuse_credentials(events=events, transactions=transactions, output=output)
     params = params or PipelineParams()
     champion = champion or ChampionParams()

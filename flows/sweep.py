@@ -9,15 +9,10 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
-from catalog.datasets import Catalog
 from flows.params import PipelineParams
-from infra.credentials import refuse_credentials
-from infra.locks import claim_output
-from infra.storage import resolve_output
-from infra.tracking import RunLogger
+from flows.run_output import requested_output
 from tasks.ingest import ingest
 from tasks.sweep import SweepSpec, tune_trials
 
@@ -36,29 +31,21 @@ def sweep(
     defaults to ``<output root>/<parent run id>``, confined, locked and published at once like
     the main flow's.
     """
-    refuse_credentials(events=events, transactions=transactions, output=output)
+    requested = requested_output("sweep", events, transactions, output)
     base = PipelineParams.from_yaml(base_config) if base_config else PipelineParams()
     spec = SweepSpec.from_yaml(space, base.model_dump(mode="json"))
-    location = resolve_output(output) if output is not None else None
-    tags = {"prefect.flow_run_id": str(flow_run.get_id() or ""), "shoal.flow": "sweep"}
-    with claim_output(location, str(flow_run.get_name() or "sweep"), tags) as (run_id, location):
-        root = location.staging
-        RunLogger(run_id).params(
-            {"events": events, "transactions": transactions, "output": location.uri, "space": space}
-        )
-        get_run_logger().info("sweep run %s writes to %s (staged)", run_id, location.uri)
-        ingest_root = posixpath.join(root.rstrip("/"), "ingest")
-        ingested = ingest(events, transactions, ingest_root, base.ingest, run_id)
+    with requested.claim(params={"space": space}) as run:
+        ingest_root = posixpath.join(run.root.rstrip("/"), "ingest")
+        ingested = ingest(events, transactions, ingest_root, base.ingest, run.run_id)
         result = tune_trials(
-            root, ingest_root, ingested, base.model_dump(mode="json"), spec, run_id
+            run.root, ingest_root, ingested, base.model_dump(mode="json"), spec, run.run_id
         )
-        summary = {
-            "run_id": run_id,
-            "output": location.uri,
-            **result.model_dump(),
-            "best_config": location.published_path(result.best_config),
-            "results": location.published_path(result.results),
-        }
-        Catalog(root).save_json("summary", summary)  # the completion marker, written last
-        location.publish(run_id)
-        return summary
+        return run.publish(
+            {
+                "run_id": run.run_id,
+                "output": run.location.uri,
+                **result.model_dump(),
+                "best_config": run.location.published_path(result.best_config),
+                "results": run.location.published_path(result.results),
+            }
+        )

@@ -1,0 +1,1 @@
+"""Engines and settings: MLflow, Ray, Dask, storage, locks, retries and redaction."""

@@ -16,6 +16,11 @@ from infra.settings import Settings, get_settings
 
 @contextmanager
 def dask_scheduler(settings: Settings | None = None) -> Iterator[None]:
+    """Run the enclosed Dask work on the configured scheduler, else on local threads.
+
+    A configured ``SHOAL_DASK_SCHEDULER`` gets a client for the duration; an already active
+    distributed client is kept; otherwise Dask's threaded scheduler runs the graph here.
+    """
     settings = settings or get_settings()
     if settings.dask_scheduler:
         from distributed import Client

@@ -29,6 +29,8 @@ class DeploymentConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DeploymentSpec:
+    """One deployment of ``prefect.yaml``: its name, flow entrypoint and schedule."""
+
     name: str
     entrypoint: str  # "flows/retrain.py:retrain", as prefect.yaml writes it
     description: str = ""
@@ -38,6 +40,7 @@ class DeploymentSpec:
 
     @property
     def module_and_flow(self) -> tuple[str, str]:
+        """The flow's module and function name, from ``path/to/file.py:function``."""
         path, _, function = self.entrypoint.partition(":")
         return path.removesuffix(".py").replace("/", "."), function
 
@@ -96,8 +99,11 @@ def check_parameters(spec: DeploymentSpec, flow: Any) -> None:
 
 
 def runner_deployments(specs: list[DeploymentSpec]) -> list[Any]:
-    """``RunnerDeployment`` objects whose entrypoint is a module path (the package is
-    installed wherever a worker or ``shoal serve`` runs, so no code storage is needed)."""
+    """Build ``RunnerDeployment`` objects whose entrypoint is a module path.
+
+    The package is installed wherever a worker or ``shoal serve`` runs, so no code storage is
+    needed.
+    """
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
@@ -126,8 +132,10 @@ def serve(names: list[str] | None = None, limit: int | None = None) -> None:
 
 
 def deploy(work_pool: str, names: list[str] | None = None) -> list[UUID]:
-    """Register the deployments on ``work_pool`` (a process pool, created when missing);
-    ``prefect worker start --pool <work_pool>`` then runs them."""
+    """Register the deployments on ``work_pool`` (a process pool, created when missing).
+
+    ``prefect worker start --pool <work_pool>`` then runs them.
+    """
     from prefect import deploy as prefect_deploy
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate

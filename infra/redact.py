@@ -30,8 +30,11 @@ _SECRET_QUERY = re.compile(
     r"|password|passwd|pwd|sig|awsaccesskeyid)=)[^&;#\s\"'<>]*",
     re.IGNORECASE,
 )
-# Environment variables whose values are credentials, by name.
-_SECRET_ENV = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|API_KEY")
+# Environment variables whose values are credentials, by name. A webhook URL is one too (a
+# Slack webhook's path is its key), and so is PagerDuty's routing key.
+_SECRET_ENV = re.compile(
+    r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|API_KEY|AUTH_STRING|WEBHOOK|ROUTING_KEY"
+)
 _MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
 

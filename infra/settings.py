@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     prefect_api_url: str | None = Field(default=None, validation_alias="PREFECT_API_URL")
     alert_webhook: str | None = Field(default=None, validation_alias="SHOAL_ALERT_WEBHOOK")
+    # slack, pagerduty or json; by default what the webhook's host implies (infra.webhooks).
+    alert_format: str | None = Field(default=None, validation_alias="SHOAL_ALERT_FORMAT")
+    alert_routing_key: str | None = Field(default=None, validation_alias="SHOAL_ALERT_ROUTING_KEY")
     dask_scheduler: str | None = Field(
         default=None,
         validation_alias=AliasChoices("SHOAL_DASK_SCHEDULER", "DASK_SCHEDULER_ADDRESS"),

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.time import get_current_time_millis
 
+from infra.dataset_source import dataset_source
 from infra.redact import install_log_redaction, redact, redact_value
 from infra.retry import retry_io
 from infra.settings import Settings, get_settings
@@ -65,53 +68,74 @@ class RunLogger:
         self.client = MlflowClient(tracking_uri or get_settings().tracking_uri)
 
     def params(self, params: Mapping[str, Any], prefix: str = "") -> None:
+        """Log nested ``params`` flattened to dotted keys, redacted, in one batch.
+
+        One ``log_batch`` call rather than a request per item; MLflow splits it at its
+        per-request limits.
+        """
         flat = _flatten(params, prefix)
-        for key, value in flat.items():
-            self.client.log_param(self.run_id, key, redact(str(value))[:6000])
+        batch = [Param(key, redact(str(value))[:6000]) for key, value in flat.items()]
+        if batch:
+            self.client.log_batch(self.run_id, params=batch)
 
     def metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        for key, value in metrics.items():
-            if value is not None and value == value:  # NaN metrics are noise in the UI
-                self.client.log_metric(self.run_id, key, float(value), step=step or 0)
+        """Log ``metrics`` at ``step`` in one batch, leaving out None and NaN."""
+        now = get_current_time_millis()
+        batch = [
+            Metric(key, float(value), now, step or 0)
+            for key, value in metrics.items()
+            if value is not None and value == value  # NaN metrics are noise in the UI
+        ]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
 
     def tags(self, tags: Mapping[str, str]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, redact(str(value)))
+        """Set ``tags``, redacted, in one batch."""
+        batch = [RunTag(key, redact(str(value))) for key, value in tags.items()]
+        if batch:
+            self.client.log_batch(self.run_id, tags=batch)
 
     def artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
-        """Uploading the same file again is harmless, so transient failures are retried."""
+        """Upload a file, retried on transient failures (uploading it again is harmless)."""
         retry_io(
             f"log artifact {local_path}",
             lambda: self.client.log_artifact(self.run_id, str(local_path), artifact_path),
         )
 
     def json(self, obj: Any, artifact_file: str) -> None:
+        """Log ``obj`` as a redacted JSON artifact."""
         clean = redact_value(json.loads(json.dumps(obj, default=str)))
         retry_io(
             f"log {artifact_file}", lambda: self.client.log_dict(self.run_id, clean, artifact_file)
         )
 
     def text(self, text: str, artifact_file: str) -> None:
+        """Log ``text`` as a redacted text artifact."""
         clean = redact(text)
         retry_io(
             f"log {artifact_file}", lambda: self.client.log_text(self.run_id, clean, artifact_file)
         )
 
     def dataset(self, uri: str, name: str, digest: str, context: str, rows: int) -> None:
-        """Record an input or output dataset with its content digest, so runs can be compared."""
+        """Record an input or output dataset with its content digest, so runs can be compared.
+
+        Its source is one ``mlflow.data.get_source`` reads back (local, s3, http…).
+        """
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
+        source = dataset_source(redact(uri))
         dataset = Dataset(
             name=name,
             digest=digest,
-            source_type="path",
-            source=json.dumps({"uri": redact(uri)}),
+            source_type=source._get_source_type(),  # what MLflow's own datasets record
+            source=source.to_json(),
             profile=json.dumps({"num_rows": rows}),
         )
         tags = [InputTag(key="mlflow.data.context", value=context)]
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset=dataset, tags=tags)])
 
     def bytes_artifact(self, data: bytes, artifact_file: str) -> None:
+        """Log ``data`` as the artifact ``artifact_file``."""
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, os.path.basename(artifact_file))
             Path(path).write_bytes(data)
@@ -130,7 +154,7 @@ def _flatten(params: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def aliased_version(alias: str) -> ModelVersion | None:
-    """The registered encoder's version behind ``alias``; None when there is none (yet)."""
+    """Return the registered encoder's version behind ``alias``; None when there is none yet."""
     settings = get_settings()
     try:
         return MlflowClient(settings.tracking_uri).get_model_version_by_alias(

@@ -23,11 +23,14 @@ LEAK_TOLERANCE = {"fds": 4, "processes": 1, "rss_mb": 64.0}
 
 @dataclass(frozen=True)
 class Usage:
+    """What a process holds: open file descriptors, child processes and resident memory."""
+
     fds: int
     processes: int
     rss_mb: float
 
     def __str__(self) -> str:
+        """One aligned line, for logs that compare runs."""
         return f"fds {self.fds:4d}  processes {self.processes:3d}  rss {self.rss_mb:8.1f} MB"
 
 

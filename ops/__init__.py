@@ -1,0 +1,1 @@
+"""Pure computation, one subpackage per concern; nothing here imports Prefect, MLflow or Ray."""

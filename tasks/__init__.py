@@ -1,0 +1,1 @@
+"""One Prefect task per pipeline stage: I/O through the catalog, tracking through infra."""

@@ -1,38 +1,30 @@
 """Alerts: a new risky cluster is news for the investigators, wherever they look.
 
 It becomes a Prefect artifact (the UI's run page), a warning in the flow run's log, and, when
-``SHOAL_ALERT_WEBHOOK`` is set, a JSON POST (Slack, PagerDuty or a ticketing bridge).
+``SHOAL_ALERT_WEBHOOK`` is set, a POST in the body its service documents: a Slack incoming
+webhook, PagerDuty Events v2 or generic JSON (``infra.webhooks``). The webhook's URL is a
+secret: it is never logged.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.error
-import urllib.request
 from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from infra.redact import redact
 from infra.settings import get_settings
+from infra.webhooks import alert_payload, post_json, webhook_kind
 
 ALERT_COLUMNS = ["cluster", "status", "previous", "size", "previous_size", "why", "rules"]
 
 
-def post_json(url: str, payload: dict[str, Any], timeout_s: float = 10.0) -> int:
-    """POST ``payload`` as JSON and return the HTTP status."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload, default=str).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        return int(response.status)
-
-
 def alerts_markdown(run_id: str, alerts: pd.DataFrame) -> str:
+    """Render ``alerts`` as the markdown table of the run's Prefect artifact."""
     lines = [
         f"# {len(alerts)} new risky cluster(s) in run `{run_id}`",
         "",
@@ -64,12 +56,16 @@ def alert(run_id: str, alerts: pd.DataFrame) -> dict[str, Any]:
         key="shoal-alerts",
         description=f"Shoal: new risky clusters in run {run_id}",
     )
-    url = get_settings().alert_webhook
-    if url:
-        payload = {"run_id": run_id, "alerts": alerts[ALERT_COLUMNS].to_dict(orient="records")}
+    settings = get_settings()
+    if settings.alert_webhook:
+        kind = webhook_kind(settings.alert_webhook, settings.alert_format)
+        records = json.loads(alerts[ALERT_COLUMNS].to_json(orient="records"))
+        payload = alert_payload(kind, run_id, records, settings.alert_routing_key)
         try:
-            outcome["webhook_status"] = post_json(url, payload)
+            outcome["webhook_status"] = post_json(settings.alert_webhook, payload)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-            logger.error("alert webhook %s failed: %s", url, err)
+            # The reason only: the URL is the webhook's secret.
+            reason = getattr(err, "reason", None) or err
+            logger.warning("alert webhook (%s) failed: %s", kind, redact(str(reason)))
             outcome["webhook_status"] = getattr(err, "code", -1)
     return outcome

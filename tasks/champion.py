@@ -8,7 +8,6 @@ its clusters were written. Lineage needs those clusters; the quality gates need 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -20,9 +19,8 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.settings import get_settings
 from infra.tracking import RunLogger, aliased_version
-from ops.cluster_lineage import STATUSES, ClusterSet, LineageConfig, cluster_lineage
-from ops.features import FeatureSpec, transform_features
-from ops.hybrid import hybrid_vectors
+from ops.features import FeatureSpec, hybrid_vectors, transform_features
+from ops.risk import STATUSES, ClusterSet, LineageConfig, cluster_lineage
 from tasks.alerts import ALERT_COLUMNS
 
 # Session pace and length: what a ring's script looks like whichever encoder was trained.
@@ -55,28 +53,41 @@ class QualityGates(BaseModel):
 
 
 class ChampionParams(BaseModel):
+    """Which alias the gates move, how clusters are followed and the gates themselves."""
+
     alias: str = Field("champion", min_length=1)
     lineage: LineageParams = Field(default_factory=LineageParams)
     gates: QualityGates = Field(default_factory=QualityGates)
 
 
-@dataclass(frozen=True)
-class Champion:
+class Champion(BaseModel):
+    """The registered encoder's version behind an alias, and the run that trained it."""
+
+    name: str = Field(description="the registered model")
+    alias: str
     version: str
-    run_id: str
-    output: str
+    source_run_id: str = Field(description="the MLflow run that logged this version")
+    model_uri: str = Field(description="``models:/<name>/<version>``: the version, pinned")
+    output: str = Field(description="where the training run published its outputs")
 
 
 def find_champion(alias: str) -> Champion | None:
-    """The model version behind ``alias``, its run and that run's outputs; None before the first."""
+    """The model version behind ``alias`` and its training run; None before the first."""
     version = aliased_version(alias)
     if version is None:
         return None
-    client = MlflowClient(get_settings().tracking_uri)
-    output = client.get_run(version.run_id).data.params.get("output")
+    settings = get_settings()
+    output = MlflowClient(settings.tracking_uri).get_run(version.run_id).data.params.get("output")
     if not output:
         raise ValueError(f"champion run {version.run_id} has no 'output' parameter")
-    return Champion(str(version.version), version.run_id, output)
+    return Champion(
+        name=settings.registered_model,
+        alias=alias,
+        version=str(version.version),
+        source_run_id=version.run_id,
+        model_uri=f"models:/{settings.registered_model}/{version.version}",
+        output=output,
+    )
 
 
 def run_model_version(run_id: str) -> str:
@@ -161,14 +172,14 @@ def lineage(
     table = cluster_lineage(previous, current, entities, config)
     counts = table["status"].value_counts().reindex(STATUSES, fill_value=0)
     tracker = RunLogger(run_id)
-    tracker.params({"champion.run_id": champion.run_id, "lineage.entity_columns": entities})
+    tracker.params({"champion.run_id": champion.source_run_id, "lineage.entity_columns": entities})
     tracker.metrics({f"lineage.{s}": float(n) for s, n in counts.items()})
     tracker.metrics({"lineage.alerts": float(table["alert"].sum())})
     tracker.text(table.to_csv(index=False), "champion/lineage.csv")
     logger.info(
         "lineage against champion v%s (run %s): %s",
         champion.version,
-        champion.run_id,
+        champion.source_run_id,
         ", ".join(f"{n} {s}" for s, n in counts.items()),
     )
     risky = {c["cluster"]: c for c in challenger.load_json("summary")["risky_clusters"]}
@@ -218,7 +229,7 @@ def promote(run_id: str, champion: Champion | None, params: ChampionParams) -> d
     losses = [m.value for m in client.get_metric_history(run_id, "pretrain.val_loss")]
     finite = bool(losses) and all(math.isfinite(v) for v in losses)
     ours = {**ours, "pretrain.val_loss": min(losses) if finite else math.nan}
-    theirs = client.get_run(champion.run_id).data.metrics if champion else None
+    theirs = client.get_run(champion.source_run_id).data.metrics if champion else None
     failed = check_gates(ours, theirs, params.gates)
     if not failed:
         client.set_registered_model_alias(name, params.alias, version)

@@ -19,6 +19,8 @@ from tasks.io import log_dataset
 
 
 class ClusterParams(BaseModel):
+    """pHDBSCAN's parameters for the cluster stage."""
+
     min_cluster_size: int = Field(40, ge=2)
     min_samples: int | None = Field(10, ge=1, description="default: min_cluster_size")
     cluster_selection_method: Literal["eom", "leaf"] = "eom"
@@ -29,6 +31,13 @@ class ClusterParams(BaseModel):
 
 @task(name="cluster")
 def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
+    """Cluster the hybrid vectors with pHDBSCAN; save assignments and the fitted clusterer.
+
+    Returns
+    -------
+    str
+        The digest of the ``assignments`` dataset.
+    """
     catalog = Catalog(output_root)
     txn_ids, vectors = catalog.load_vectors("hybrid")
     started = time.perf_counter()

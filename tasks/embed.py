@@ -16,13 +16,15 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.ray import ensure_ray, on_cluster
 from infra.tracking import RunLogger
-from ops.training import embed
+from ops.sequence import embed
 from tasks.io import load_sequences, log_dataset, split_lists
 from tasks.pretrain import PretrainResult
 from tasks.pretrain_worker import load_encoder
 
 
 class EmbedParams(BaseModel):
+    """How sequences are embedded: batch size, and whether on Ray Data."""
+
     batch_size: int = Field(2048, ge=1)
     use_ray_data: bool | None = Field(None, description="default: when a Ray cluster is set")
 
@@ -35,6 +37,7 @@ class EncodeBatch:
         self.max_len = max_len
 
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        """Embed one batch of sequences; ``txn_id`` and ``embedding`` columns out."""
         vectors = embed(
             self.encoder,
             split_lists(batch.column("tokens"), np.int64),
@@ -71,6 +74,13 @@ def _embed_on_ray(output_root: str, pretrained: PretrainResult, batch_size: int)
 def embed_sequences(
     output_root: str, pretrained: PretrainResult, params: EmbedParams, run_id: str
 ) -> str:
+    """Embed every transaction's session with the pretrained encoder, keyed by ``txn_id``.
+
+    Returns
+    -------
+    str
+        The digest of the ``embeddings`` dataset.
+    """
     use_ray = on_cluster() if params.use_ray_data is None else params.use_ray_data
     if use_ray:
         txn_ids, vectors = _embed_on_ray(output_root, pretrained, params.batch_size)

@@ -4,29 +4,46 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
-from ops.casework import missed_fraud, review_list
-from ops.features import FeatureSpec
-from ops.narrative import describe_behaviour, narrate
-from ops.page_dwell import DWELL_FIT_COLUMNS
-from ops.rule_learner import extract_all_rules
-from ops.rules import Rule
-from tasks.evaluate import transactions_view
+from ops.features import DWELL_FIT_COLUMNS, FeatureSpec
+from ops.phdbscan import all_points_membership_vectors
+from ops.risk import (
+    FLAG_REASONS,
+    RULE_SOURCE_SQL,
+    MembershipCalibration,
+    MembershipConfig,
+    Rule,
+    calibrate_membership,
+    describe_behaviour,
+    engine_forms,
+    extract_all_rules,
+    flag_transactions,
+    membership_candidates,
+    missed_fraud,
+    narrate,
+    review_list,
+    risky_membership,
+    rule_hits,
+)
 from tasks.io import log_dataset
+from tasks.risk import load_clusterer, transactions_view
 
-CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky"]
-#: Session statistics (`ops.behaviour.session_stats`) an engine can compute from the live
+CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky", "flag_reason"]
+#: Session statistics (`ops.features.session_stats`) an engine can compute from the live
 #: session at decision time (the dwell fit with the window's table of typical page dwell);
 #: a ring that differs only in its timing has no other trait.
 SESSION_COLUMNS = ["median_dwell", "dwell_cv", "duration", "n_events", *DWELL_FIT_COLUMNS]
 
 
 class ExplainParams(BaseModel):
+    """How rules are grown and kept for each risky cluster, and which transactions are flagged."""
+
     max_depth: int = Field(4, ge=1, le=6, description="conditions per rule at most")
     max_rules: int = Field(3, ge=1, description="rules kept per risky cluster")
     min_precision: float = Field(0.5, ge=0, le=1, description="weaker rules are dropped")
@@ -35,10 +52,23 @@ class ExplainParams(BaseModel):
         0.6, gt=0.5, le=1, description="share of a cluster inside another's rules to group them"
     )
     session_features: bool = Field(True, description="rules may use session statistics")
+    flag_rule_precision: float = Field(
+        0.8, ge=0, le=1, description="rules this precise (noise aside) flag what they match"
+    )
+    membership_precision: float = Field(
+        0.95, ge=0, le=1, description="labelled precision the membership threshold must reach"
+    )
 
 
 @task(name="explain")
 def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, int]:
+    """Explain each risky cluster with rules and a narrative; write the flagged transactions.
+
+    Returns
+    -------
+    dict
+        Counts logged to the run (risky clusters, rules, flags per reason, review rows).
+    """
     catalog = Catalog(output_root)
     view = transactions_view(catalog)
     risk = catalog.load_frame("risk")
@@ -65,8 +95,8 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         summary = risk.loc[risk["cluster"] == cluster_id].iloc[0]
         narratives[cluster_id] = narrate(summary, rules[cluster_id], describe_behaviour(members))
 
-    risky_by_cluster = dict(zip(risk["cluster"], risk["risky"], strict=True))
-    view["risky"] = view["cluster"].map(risky_by_cluster).fillna(False).astype(bool)
+    flags, calibration = flag_view(view, risk, risky_ids, rules, catalog, params)
+    view["risky"], view["flag_reason"] = flags
     summary = risk.assign(
         rule_text=risk["cluster"].map(
             lambda c: " OR ".join(f"({r.describe()})" for r in rules.get(int(c), []))
@@ -74,8 +104,10 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         narrative=risk["cluster"].map(lambda c: narratives.get(int(c), "")),
     )
     rules_doc = {
-        # what an engine loads: each rule once, with the clusters it stands for
-        "rules": [r.to_dict() for r in _distinct(rules)],
+        # what an engine loads: each rule once, with the clusters it stands for, and as a
+        # SQL predicate over `sql_from` and as JSON Logic (`ops.risk.engine_forms`)
+        "sql_from": RULE_SOURCE_SQL,
+        "rules": [{**r.to_dict(), **engine_forms(r)} for r in _distinct(rules)],
         "clusters": [
             {
                 "cluster": c,
@@ -92,6 +124,7 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
     catalog.save_table("clusters", view[CLUSTER_COLUMNS])
     catalog.save_table("clusters_summary", _parquet_safe(summary))
     catalog.save_json("rules", rules_doc)
+    catalog.save_json("flags", flag_summary(view["flag_reason"], calibration))
     catalog.save_table("missed", _parquet_safe(missed))
     catalog.save_table("review", _parquet_safe(review))
 
@@ -116,6 +149,42 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         len(review),
     )
     return {"risky_clusters": len(risky_ids), "missed_fraud": len(missed), "review": len(review)}
+
+
+def flag_view(
+    view: pd.DataFrame,
+    risk: pd.DataFrame,
+    risky_ids: list[int],
+    rules: dict[int, list[Rule]],
+    catalog: Catalog,
+    params: ExplainParams,
+) -> tuple[tuple[np.ndarray, np.ndarray], MembershipCalibration]:
+    """``(risky, flag_reason)`` per transaction of ``view``, and the membership calibration.
+
+    ``risk`` is the evaluate stage's table (`ops.risk.pool_siblings`): its
+    ``parent`` column says which clusters are siblings.
+    """
+    cluster = view["cluster"].to_numpy()
+    hits = rule_hits(_distinct(rules), view, cluster, params.flag_rule_precision)
+    vectors = all_points_membership_vectors(load_clusterer(catalog))
+    parent = risk.loc[risk["parent"] >= 0].set_index("cluster")["parent"]
+    candidate = membership_candidates(cluster, risky_ids, parent.to_dict())
+    score = risky_membership(vectors, risky_ids)
+    label = pd.to_numeric(view["label"], errors="coerce").to_numpy(dtype=np.float64)
+    config = MembershipConfig(min_precision=params.membership_precision)
+    calibration = calibrate_membership(score, candidate, label, config)
+    membership = candidate & (score >= calibration.threshold)
+    flags = flag_transactions(cluster, risky_ids, membership=membership, rule_hits=hits)
+    return flags, calibration
+
+
+def flag_summary(reason: pd.Series, calibration: MembershipCalibration) -> dict[str, object]:
+    """Per-reason counts and the membership threshold's precision-recall table."""
+    counts = reason.fillna("none").value_counts()
+    return {
+        "counts": {r: int(counts.get(r, 0)) for r in (*FLAG_REASONS, "none")},
+        "membership": calibration.to_dict(),
+    }
 
 
 def _distinct(rules: dict[int, list[Rule]]) -> list[Rule]:

@@ -8,13 +8,22 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from catalog.schemas import NON_FEATURE_COLUMNS
 from infra.tracking import RunLogger
-from ops.features import fit_features, transform_features
-from ops.hybrid import apply_hybrid, fit_hybrid
-from ops.page_dwell import DWELL_FIT_COLUMNS, dwell_fit, fit_block, fit_page_dwell
+from ops.features import (
+    DWELL_FIT_COLUMNS,
+    apply_hybrid,
+    dwell_fit,
+    fit_block,
+    fit_features,
+    fit_hybrid,
+    fit_page_dwell,
+    transform_features,
+)
 from tasks.io import load_sequences, log_dataset
 
 
 class FeatureParams(BaseModel):
+    """How intuitive features are encoded and weighted against the embedding."""
+
     embedding_weight: float = Field(
         1.0, ge=0, description="the behaviour block's share of distance"
     )
@@ -32,6 +41,13 @@ class FeatureParams(BaseModel):
 
 @task(name="features")
 def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
+    """Encode the intuitive features and join them with the embeddings as hybrid vectors.
+
+    Returns
+    -------
+    str
+        The digest of the ``hybrid`` dataset.
+    """
     catalog = Catalog(output_root)
     txn_ids, embeddings = catalog.load_vectors("embeddings")
     transactions = catalog.load_frame("transactions").set_index("txn_id", drop=False)

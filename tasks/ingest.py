@@ -31,21 +31,28 @@ from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, read_source
 from catalog.schemas import TRANSACTIONS
 from infra.dask import dask_scheduler
 from infra.tracking import RunLogger
-from ops.sessionize import build_vocabulary
-from ops.timestamps import to_epoch_ms
-from ops.validation import NO_EVENTS, first_failure, quarantine_rows, transaction_checks
+from ops.ingest import (
+    NO_EVENTS,
+    build_vocabulary,
+    first_failure,
+    quarantine_rows,
+    to_epoch_ms,
+    transaction_checks,
+)
 from tasks.ingest_events import EventsPlan, profile_events, write_events
-from tasks.ingest_lineage import (
+from tasks.ingest_provenance import (
     cached_source_digest,
     code_version,
     ingest_cache_key,
-    read_lineage,
-    write_lineage,
+    read_provenance,
+    write_provenance,
 )
 from tasks.io import log_dataset
 
 
 class IngestParams(BaseModel):
+    """How both sources are read, checked, windowed and sessionized."""
+
     vocabulary_size: int = Field(64, ge=2, description="most frequent events kept as tokens")
     max_sequence_length: int = Field(32, ge=2, description="last events kept per session")
     max_session_events: int = Field(
@@ -79,6 +86,8 @@ class IngestParams(BaseModel):
 
 
 class IngestResult(BaseModel):
+    """What ingest hands the next stages: digests, row counts and the vocabulary's size."""
+
     input_digests: dict[str, str]
     digests: dict[str, str]
     counts: dict[str, dict[str, int]]
@@ -199,7 +208,7 @@ def run_ingest(
         cache_key=key,
         code_version=code_version(),
     )
-    lineage_digest = write_lineage(
+    lineage_digest = write_provenance(
         output_root,
         {
             "stage": "ingest",
@@ -243,7 +252,7 @@ def ingest(
     key = ingest_cache_key(
         events_uri, transactions_uri, output_root, params.model_dump(mode="json")
     )
-    lineage = read_lineage(output_root)
+    lineage = read_provenance(output_root)
     current = lineage is not None and lineage.get("cache_key") == key
     # Results persist in Prefect's local storage, ``$PREFECT_HOME/storage``, which
     # ``configure_environment`` places under ``SHOAL_HOME`` (an unsaved storage block is refused).

@@ -32,9 +32,15 @@ from catalog.datasets import DATASETS, Catalog
 from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, source_digest
 from catalog.schemas import EVENTS, InputError
 from catalog.source_pieces import Piece, plan_pieces, read_piece
-from ops.event_pieces import TOKEN_DTYPES, CheckedEvents, EventsProfile, check_event_piece
-from ops.sessionize import SEQUENCE_SCHEMA, sessionize_partition
-from ops.validation import QUARANTINE_COLUMNS
+from ops.ingest import (
+    QUARANTINE_COLUMNS,
+    SEQUENCE_SCHEMA,
+    TOKEN_DTYPES,
+    CheckedEvents,
+    EventsProfile,
+    check_event_piece,
+    sessionize_partition,
+)
 
 JOINED_ROW_GROUP = 65_536  # sequences per row group of the joined file (~20 MB in memory)
 QUARANTINE_DTYPES = {c: "int64" if c == "row" else "object" for c in QUARANTINE_COLUMNS}
@@ -52,7 +58,7 @@ class EventsPlan:
     known_txns: pa.Array  # accepted transaction ids, sorted: an event's code indexes this
     outside_txns: pa.Array  # ids of transactions outside the window
     max_session_events: int
-    lookup_ids: int  # known ids hashed at once (``ops.event_pieces.transaction_codes``)
+    lookup_ids: int  # known ids hashed at once (``ops.ingest._event_pieces.transaction_codes``)
 
     @classmethod
     def create(
@@ -64,6 +70,7 @@ class EventsPlan:
         piece_rows: int,
         lookup_ids: int,
     ) -> EventsPlan:
+        """Plan the pieces of the events at ``uri``; pack the ids they are checked against."""
         known = pa.array(np.sort(known_txns.astype(str).to_numpy(dtype=object)), pa.string())
         outside = pa.array(outside_txns.astype(str).to_numpy(dtype=object), pa.string())
         pieces = plan_pieces(uri, piece_rows)

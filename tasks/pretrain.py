@@ -22,13 +22,15 @@ from catalog.datasets import Catalog
 from infra.ray import ensure_ray
 from infra.settings import get_settings
 from infra.tracking import RunLogger, log_torch_model
-from ops.encoder_export import PackedSequenceEncoder, pack_sequences
+from ops.sequence import PackedSequenceEncoder, pack_sequences
 from tasks.io import load_sequences
-from tasks.pretrain_lineage import CHECKPOINT_SNAPSHOT, training_code_digest, training_name
 from tasks.pretrain_worker import STATE_FILE, load_encoder, train_loop_per_worker
+from tasks.training_identity import CHECKPOINT_SNAPSHOT, training_code_digest, training_name
 
 
 class EncoderParams(BaseModel):
+    """Shape of the time-attention Bi-LSTM encoder."""
+
     token_dim: int = Field(32, ge=2)
     time_dim: int = Field(16, ge=2)
     hidden_size: int = Field(32, ge=2)
@@ -38,6 +40,8 @@ class EncoderParams(BaseModel):
 
 
 class PretrainParams(BaseModel):
+    """How the encoder is pretrained: objective, epochs, batches, workers and failures."""
+
     objective: Literal["reconstruction", "contrastive"] = "reconstruction"
     temperature: float = Field(0.1, gt=0, description="NT-Xent temperature (contrastive)")
     encoder: EncoderParams = EncoderParams()
@@ -57,6 +61,8 @@ class PretrainParams(BaseModel):
 
 
 class PretrainResult(BaseModel):
+    """What pretraining hands the next stages: the checkpoint, the registered model and history."""
+
     checkpoint: str
     model_uri: str
     history: list[dict[str, float]]
@@ -127,7 +133,7 @@ def train(config: dict[str, Any], params: PretrainParams, name: str) -> Training
     )
 
 
-# The name digests the config and parameters that matter (tasks.pretrain_lineage).
+# The name digests the config and parameters that matter (tasks.training_identity).
 @task(name="pretrain-fit", cache_policy=INPUTS - "config" - "params", persist_result=True)
 def _fit(config: dict[str, Any], params: PretrainParams, name: str) -> Training:
     return train(config, params, name)

@@ -1,17 +1,15 @@
 """What each Ray Train worker runs: its data shard, the DDP loop, checkpoints with RNG state.
 
-The loop is the plain PyTorch loop of ``ops.training``; the Ray-specific lines are marked
+The loop is the plain PyTorch loop of ``ops.sequence._training``; the Ray-specific lines are marked
 ``# Ray:`` so the rest reads (and tests) as ordinary PyTorch. This module's text is part of
-the training's identity (``tasks.pretrain_lineage``): editing it starts new training runs.
+the training's identity (``tasks.training_identity``): editing it starts new training runs.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +22,17 @@ from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from ops.encoder import TimeAttentionBiLSTM
-from ops.objectives import build_objective
-from ops.rng_state import capture_rng, restore_rng
-from ops.sequence_batch import SequenceBatch, SequenceCollator, SequenceDataset
-from ops.training import evaluate, set_seed, train_epoch
+from ops.sequence import (
+    SequenceCollator,
+    SequenceDataset,
+    TimeAttentionBiLSTM,
+    build_objective,
+    capture_rng,
+    evaluate,
+    restore_rng,
+    set_seed,
+    train_epoch,
+)
 from tasks.io import load_sequences
 
 STATE_FILE = "state.pt"
@@ -71,7 +75,7 @@ def build_encoder_objective(
 def build_loaders(
     config: dict[str, Any], world_size: int, rank: int
 ) -> tuple[DataLoader, DataLoader]:
-    """This worker's shards of the seeded train/validation split, at ``batch_size / world``.
+    """The worker's shards of the seeded train/validation split, at ``batch_size / world``.
 
     One global permutation (seeded, reshuffled each epoch by ``set_epoch``) is dealt
     round-robin to the workers, so step ``i`` of a W-worker run trains on exactly the
@@ -143,9 +147,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     while state["epoch"] < config["epochs"] and state["stale"] < config["patience"]:
         epoch = state["epoch"]
         train_sampler.set_epoch(epoch)
-        batches = _inject_fault(train_loader, config.get("fault"), epoch, rank)
         started = time.perf_counter()
-        train_loss = train_epoch(objective, batches, optimizer)
+        train_loss = train_epoch(objective, train_loader, optimizer)
         seconds = time.perf_counter() - started
         train_loss = _mean_across_workers(train_loss, n_train)
         val_loss = _mean_across_workers(evaluate(objective, val_loader), n_val)
@@ -190,32 +193,6 @@ def _gather(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
     states: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(states, state)
     return states
-
-
-def _inject_fault(
-    loader: Iterable[SequenceBatch], fault: dict[str, Any] | None, epoch: int, rank: int
-) -> Iterable[SequenceBatch]:
-    """Test hook: the worker of ``fault["rank"]`` dies (SIGKILL-like) at ``fault["step"]``.
-
-    Only once: ``fault["marker"]`` records the death, so the restarted group trains on.
-    It waits ``fault["delay_s"]`` first: Ray's controller collects reports every 2 s
-    (``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``), and a worker that dies sooner after a report
-    takes that report's checkpoint with it (measured: the run restarted from epoch 0).
-    """
-    if not fault or fault["epoch"] != epoch or fault["rank"] != rank:
-        return loader
-    if Path(fault["marker"]).exists():
-        return loader
-
-    def dying() -> Iterator[SequenceBatch]:
-        for step, batch in enumerate(loader):
-            if step == fault["step"]:
-                time.sleep(fault.get("delay_s", 0.0))
-                Path(fault["marker"]).write_text(f"epoch {epoch} step {step} rank {rank}\n")
-                os._exit(1)  # no cleanup, no exception: as if the process were killed
-            yield batch
-
-    return dying()
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:

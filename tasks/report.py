@@ -10,10 +10,10 @@ from prefect.artifacts import create_markdown_artifact
 
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
-from ops.report_html import ReportContext, render_markdown_summary, render_report
-from ops.rules import Rule
-from tasks.evaluate import transactions_view
+from ops.report import ReportContext, render_markdown_summary, render_report
+from ops.risk import Rule
 from tasks.io import log_dataset
+from tasks.risk import transactions_view
 
 
 @task(name="report")
@@ -30,6 +30,7 @@ def report(
     risk = catalog.load_frame("risk")
     metrics = catalog.load_json("metrics")
     rules_doc = catalog.load_json("rules")
+    flags = catalog.load_json("flags")
     counts = catalog.load_json("ingest_counts")
     _, hybrid = catalog.load_vectors("hybrid")
     rules = {c["cluster"]: [Rule.from_dict(r) for r in c["rules"]] for c in rules_doc["clusters"]}
@@ -45,6 +46,7 @@ def report(
         params=params,
         metrics=metrics,
         missed=catalog.load_frame("missed"),
+        flags=flags,
     )
     catalog.save_text("report", render_report(context))
     summary = {
@@ -55,6 +57,7 @@ def report(
         "n_clusters": int((risk["cluster"] >= 0).sum()),
         "noise_share": float((view["cluster"] < 0).mean()),
         "metrics": metrics,
+        "flags": flags,
         "risky_clusters": [
             {
                 "cluster": c["cluster"],
@@ -84,4 +87,6 @@ def _basis(row: pd.Series) -> str:
         parts.append(f"labels: {row['fraud_rate']:.0%} fraud of {int(row['n_labelled'])}")
     if row["coordination_flag"]:
         parts.append(f"coordination {row['coordination_score']:.2f}")
+    if row["sibling_flag"]:
+        parts.append(f"with siblings {', '.join(str(c) for c in row['pool_clusters'])}")
     return "; ".join(parts)

@@ -27,15 +27,22 @@ from torch import nn
 
 from catalog.datasets import DATASETS, Catalog
 from infra.settings import get_settings
-from infra.tracking import RunLogger, aliased_version
-from ops.features import FeatureSpec, transform_features
-from ops.hybrid import HybridScaling, apply_hybrid
-from ops.page_dwell import PageDwell, dwell_fit, fit_block
+from infra.tracking import RunLogger
+from ops.features import (
+    FeatureSpec,
+    HybridScaling,
+    PageDwell,
+    apply_hybrid,
+    dwell_fit,
+    fit_block,
+    transform_features,
+)
 from ops.phdbscan import PHDBSCAN
-from ops.scoring import attach_risk, translate_tokens
-from ops.training import embed
+from ops.risk import attach_risk, translate_tokens
+from ops.sequence import embed
+from tasks.champion import Champion, find_champion
 from tasks.ingest import IngestParams
-from tasks.ingest_lineage import LINEAGE_FILE
+from tasks.ingest_provenance import PROVENANCE_FILE
 from tasks.io import load_sequences, log_dataset
 
 # The champion's state: catalog name -> artifact folder of the run that logged the encoder.
@@ -51,14 +58,10 @@ CHAMPION_ARTIFACTS = {
 KEEP_EVERY_EVENT = 1_000_000
 
 
-class Champion(BaseModel):
-    """Which model version scores, where its state was copied, and how to ingest for it."""
+class StagedChampion(BaseModel):
+    """The champion that scores, where its state was copied, and how to ingest for it."""
 
-    name: str
-    alias: str
-    version: str
-    source_run_id: str
-    model_uri: str
+    champion: Champion
     root: str
     ingest: IngestParams
 
@@ -75,6 +78,7 @@ class ChampionState:
 
     @classmethod
     def load(cls, root: str) -> ChampionState:
+        """Load the state :func:`fetch_champion` copied to ``root``."""
         catalog = Catalog(root)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / DATASETS["clusterer"].filename
@@ -95,8 +99,11 @@ class ChampionState:
         sequences: tuple[list[np.ndarray], list[np.ndarray]],
         vocabulary: list[str],
     ) -> np.ndarray:
-        """New rows in the clustered space: the fitted spec, page dwell table and scaling,
-        never refitted. ``sequences`` (tokens in ``vocabulary``'s ids, dwell) align with rows."""
+        """New rows in the clustered space.
+
+        The fitted spec, page dwell table and scaling, never refitted. ``sequences`` (tokens in
+        ``vocabulary``'s ids, dwell) align with rows.
+        """
         features = transform_features(self.spec, transactions)
         fit = fit_block(dwell_fit(self.page_dwell, *sequences, vocabulary))
         return apply_hybrid(self.scaling, [embeddings, features, fit])
@@ -129,39 +136,29 @@ def load_registered_encoder(model_uri: str) -> tuple[nn.Module, list[str]]:
 
 
 @task(name="champion")
-def fetch_champion(alias: str, output_root: str, run_id: str) -> Champion:
+def fetch_champion(alias: str, output_root: str, run_id: str) -> StagedChampion:
     """Resolve ``alias`` once and copy the champion's state next to the scores it produces.
 
     The version is pinned, so an alias moved during scoring cannot mix two models.
     """
-    settings = get_settings()
-    name = settings.registered_model
-    version = aliased_version(alias)
-    if version is None:
+    champion = find_champion(alias)
+    if champion is None:
+        name = get_settings().registered_model
         raise LookupError(f"registered model '{name}' has no version aliased '{alias}'")
     root = posixpath.join(output_root.rstrip("/"), "champion")
     catalog = Catalog(root)
     with tempfile.TemporaryDirectory() as tmp:
         for dataset, folder in CHAMPION_ARTIFACTS.items():
-            path = _download(version.run_id, f"{folder}/{DATASETS[dataset].filename}", tmp)
+            path = _download(champion.source_run_id, f"{folder}/{DATASETS[dataset].filename}", tmp)
             catalog.save_bytes(dataset, path.read_bytes())
-        lineage_path = _download(version.run_id, f"ingest/{LINEAGE_FILE}", tmp)
+        lineage_path = _download(champion.source_run_id, f"ingest/{PROVENANCE_FILE}", tmp)
         lineage: dict[str, Any] = json.loads(lineage_path.read_text())
     ingest = IngestParams.model_validate(
         {**lineage["params"], "start": None, "end": None, "vocabulary_size": KEEP_EVERY_EVENT}
     )
-    champion = Champion(
-        name=name,
-        alias=alias,
-        version=str(version.version),
-        source_run_id=version.run_id,
-        model_uri=f"models:/{name}/{version.version}",
-        root=root,
-        ingest=ingest,
-    )
     RunLogger(run_id).params(
         {
-            "champion.model": name,
+            "champion.model": champion.name,
             "champion.alias": alias,
             "champion.version": champion.version,
             "champion.source_run_id": champion.source_run_id,
@@ -169,26 +166,34 @@ def fetch_champion(alias: str, output_root: str, run_id: str) -> Champion:
     )
     get_run_logger().info(
         "champion: %s version %s (alias %s), trained in run %s",
-        name,
+        champion.name,
         champion.version,
         alias,
         champion.source_run_id,
     )
-    return champion
+    return StagedChampion(champion=champion, root=root, ingest=ingest)
 
 
 @task(name="score")
-def score_transactions(output_root: str, champion: Champion, run_id: str) -> dict[str, float]:
+def score_transactions(output_root: str, staged: StagedChampion, run_id: str) -> dict[str, float]:
+    """Assign the new transactions to the champion's clusters; save scores and hits.
+
+    Returns
+    -------
+    dict
+        The metrics logged to the run (rows, hits, shares and throughput).
+    """
+    champion = staged.champion
     catalog = Catalog(output_root)
     encoder, vocabulary = load_registered_encoder(champion.model_uri)
-    state = ChampionState.load(champion.root)
+    state = ChampionState.load(staged.root)
     txn_ids, tokens, dwell = load_sequences(output_root)
     tokens = translate_tokens(tokens, catalog.load_json("vocabulary"), vocabulary)
     transactions = catalog.load_frame("transactions").set_index("txn_id", drop=False)
 
     started = time.perf_counter()
     # The serving wrapper's inner encoder, batched like training's embedding step.
-    embeddings = embed(encoder.encoder, tokens, dwell, champion.ingest.max_sequence_length)
+    embeddings = embed(encoder.encoder, tokens, dwell, staged.ingest.max_sequence_length)
     embedded = time.perf_counter()
     vectors = state.hybrid(transactions.loc[txn_ids], embeddings, (tokens, dwell), vocabulary)
     labels, probabilities = state.clusterer.approximate_predict(vectors)

@@ -2,7 +2,7 @@
 
 A trial is a Tune function trainable that runs pretrain → embed → features → cluster →
 evaluate (the tasks' ``.fn``) on the sweep's single ingest, in its own output folder, logging
-to its own MLflow child run (``mlflow.parentRunId``), and reports ``ops.trial_ranking``'s score.
+to its own MLflow child run (``mlflow.parentRunId``), and reports ``ops.evaluation.trial_score``.
 
 Resources follow Ray's Train-in-Tune guide: the trial is mostly the driver of its Ray Train
 run, so it asks Tune for no CPU and its one training worker takes one. Two concurrent trials then
@@ -41,14 +41,14 @@ from catalog.datasets import Catalog
 from infra.ray import ensure_ray
 from infra.settings import get_settings
 from infra.tracking import RunLogger, tracked_run
-from ops.trial_ranking import Basis, trial_score
+from ops.evaluation import Basis, trial_score
 from tasks.cluster import ClusterParams, cluster
 from tasks.embed import EmbedParams, embed_sequences
-from tasks.evaluate import RiskParams, evaluate
 from tasks.features import FeatureParams, build_features
 from tasks.ingest import IngestResult
 from tasks.io import log_dataset
 from tasks.pretrain import PretrainParams, pretrain
+from tasks.risk import RiskParams, cluster_risk
 
 # YAML arguments are positional; ``choice`` takes its values as one list.
 DISTRIBUTIONS = {
@@ -109,6 +109,7 @@ class SweepSpec(BaseModel):
             raise ValueError(f"{path}: {err}") from err
 
     def param_space(self) -> dict[str, Any]:
+        """The space as Ray Tune search distributions, keyed by dotted parameter path."""
         return {
             path: DISTRIBUTIONS[kind](*args)
             for path, entry in self.space.items()
@@ -117,6 +118,7 @@ class SweepSpec(BaseModel):
 
 
 def has_path(data: dict[str, Any], path: str) -> bool:
+    """Whether the dotted ``path`` names an entry of nested ``data``."""
     node: Any = data
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -184,13 +186,15 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         embed_sequences.fn(root, pretrained, EmbedParams.model_validate(stages["embed"]), run_id)
         build_features.fn(root, FeatureParams.model_validate(stages["features"]), run_id)
         cluster.fn(root, ClusterParams.model_validate(stages["cluster"]), run_id)
-        metrics = evaluate.fn(root, RiskParams.model_validate(stages["risk"]), run_id)
+        metrics = cluster_risk.fn(root, RiskParams.model_validate(stages["risk"]), run_id)
         score = trial_score(metrics, context.metric)
         tracker.metrics({"sweep.score": score})
     tune.report({"score": score, "run_id": run_id, **metrics})
 
 
 class SweepResult(BaseModel):
+    """What a sweep hands back: the best trial, its configuration and the ranked table."""
+
     best_run_id: str
     best_score: float
     best_config: str

@@ -9,7 +9,7 @@ from prefect import task
 
 from catalog.readers import read_source
 from catalog.schemas import TRANSACTIONS, InputError
-from ops.timestamps import to_epoch_ms
+from ops.ingest import to_epoch_ms
 
 
 @task(name="latest-time")

@@ -1,20 +1,41 @@
-"""Render a page in Debian's headless chromium: its DOM, its script errors, a screenshot."""
+"""Render a page in Debian's headless chromium: its DOM, its script errors, a screenshot.
+
+Where ``chromium`` is missing the browser tests are skipped, except under CI (``CI`` set, as CI
+services and ``.ci/run`` do): there a missing browser fails them, so a real-browser check
+never passes without running.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-needs_chromium = pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="needs Debian's chromium"
-)
+MISSING = shutil.which("chromium") is None
 BROWSER = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
            "--enable-logging=stderr", "--v=0"]  # fmt: skip
+
+
+def needs_chromium(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a browser test: skipped without chromium, failed without it under CI."""
+    if not MISSING:
+        return test
+    if not os.environ.get("CI"):
+        return pytest.mark.skip(reason="needs Debian's chromium (apt-get install chromium)")(test)
+
+    @functools.wraps(test)
+    def fails(*args: Any, **kwargs: Any) -> None:
+        pytest.fail("CI is set and chromium is missing: `.ci/run` installs it (apt-get)")
+
+    return fails
 
 
 def render(page: Path, screenshot: Path) -> tuple[str, str, np.ndarray]:

@@ -54,14 +54,18 @@ class Window:
 
     @classmethod
     def of(cls, window_hours: float, label_maturity_hours: float) -> Window:
+        """A window ``window_hours`` long whose labels mature after ``label_maturity_hours``."""
         if window_hours <= 0 or label_maturity_hours < 0:
             raise ValueError("window_hours must be > 0 and label_maturity_hours >= 0")
         end = WINDOW_START_MS + round(window_hours * MS_PER_HOUR)
         return cls(WINDOW_START_MS, end, round(label_maturity_hours * MS_PER_HOUR))
 
     def flash_start_ms(self, hours: float) -> int:
-        """Start of a flash ring's burst: within the last ``hours``, and never so early that
-        any of it could carry a mature label (the point of a flash ring is that it is new)."""
+        """Start of a flash ring's burst.
+
+        Within the last ``hours``, and never so early that any of it could carry a mature label (the
+        point of a flash ring is that it is new).
+        """
         span = min(hours * MS_PER_HOUR, (self.end_ms - self.start_ms) / 2)
         if self.maturity_ms > 0:
             span = min(span, self.maturity_ms)
@@ -94,9 +98,11 @@ class Sessions:
 
     @property
     def mask(self) -> np.ndarray:
+        """Which positions of ``tokens`` hold real events (the rest are padding)."""
         return np.arange(self.tokens.shape[1])[None, :] < self.lengths[:, None]
 
     def take(self, rows: np.ndarray) -> Sessions:
+        """The sessions of ``rows``, in that order."""
         return Sessions(self.tokens[rows], self.lengths[rows])
 
 
@@ -168,8 +174,11 @@ def _mask(lengths: np.ndarray, width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Archetype:
-    """A kind of normal visitor: how common, where they land, what they linger on, and how
-    long they browse (``round(exp(N(mu, sd)))`` pages before checkout)."""
+    """A kind of normal visitor.
+
+    How common, where they land, what they linger on, and how long they browse
+    (``round(exp(N(mu, sd)))`` pages before checkout).
+    """
 
     share: float
     entry: Mapping[str, float]
@@ -179,8 +188,10 @@ class Archetype:
 
 @dataclass(frozen=True)
 class Site:
-    """A website's normal traffic: pages, typical flows between them, visitor archetypes
-    and the checkout funnel every session ends with.
+    """A website's normal traffic.
+
+    Pages, typical flows between them, visitor archetypes and the checkout funnel every session ends
+    with.
 
     ``pages`` maps a page to ``(popularity while browsing, typical seconds spent on it)``;
     popularity 0 keeps a page out of browsing (reached only through ``checkout``).
@@ -198,14 +209,17 @@ class Site:
 
     @cached_property
     def vocabulary(self) -> tuple[str, ...]:
+        """The page names, in token-id order."""
         return tuple(self.pages)
 
     @cached_property
     def index(self) -> dict[str, int]:
+        """Each page's token id, by name."""
         return {p: i for i, p in enumerate(self.pages)}
 
     @cached_property
     def page_seconds(self) -> np.ndarray:
+        """Each page's typical reading time in seconds, in token-id order."""
         return np.array([s for _, s in self.pages.values()])
 
     def uniform_seconds(self, seconds: float) -> np.ndarray:
@@ -262,8 +276,11 @@ def human_gaps(
     speed_sigma: float = 0.35,
     clip_s: tuple[float, float] = (0.4, 1_200.0),
 ) -> np.ndarray:
-    """Milliseconds spent on each page before the next event: log-normal around a page's
-    typical reading time, scaled by a per-session reading speed (people differ)."""
+    """Milliseconds spent on each page before the next event.
+
+    Log-normal around a page's typical reading time, scaled by a per-session reading speed (people
+    differ).
+    """
     speed = rng.lognormal(0.0, speed_sigma, size=(len(sessions.lengths), 1))
     median = page_median_s[np.maximum(sessions.tokens, 0)]
     gaps = median * speed * rng.lognormal(0.0, sigma, size=sessions.tokens.shape)
@@ -323,8 +340,11 @@ def burst_times(
     n_bursts: int,
     spread_minutes: float,
 ) -> np.ndarray:
-    """Rings work in waves: burst centres, one per equal slice of ``[lo_ms, hi_ms)`` so an
-    ongoing ring spans the window (and its mature part), transactions scattered around them."""
+    """Rings work in waves.
+
+    Burst centres, one per equal slice of ``[lo_ms, hi_ms)`` so an ongoing ring spans the window
+    (and its mature part), transactions scattered around them.
+    """
     slot = (hi_ms - lo_ms) / n_bursts
     centres = (lo_ms + slot * (np.arange(n_bursts) + rng.random(n_bursts))).astype(np.int64)
     t = centres[rng.integers(0, n_bursts, size=n)]
@@ -376,6 +396,7 @@ class Cohort:
     decline_p: np.ndarray
 
     def __post_init__(self) -> None:
+        """Refuse per-transaction arrays of different lengths."""
         n = len(self.ts_ms)
         sizes = {len(self.is_fraud), len(self.sessions.lengths), len(self.decline_p)}
         sizes |= {len(v) for v in self.features.values()}
@@ -415,8 +436,11 @@ def carve(rng: np.random.Generator, cohort: Cohort, sizes: Mapping[str, int]) ->
 
 @dataclass(frozen=True)
 class Ring:
-    """A fraud ring's size (share of all transactions) and the share of it that the
-    existing real-time engine declines: most ring fraud gets through, which is the point."""
+    """A fraud ring's size and the share of it the real-time engine declines.
+
+    The size is a share of all transactions. Most ring fraud gets through the existing
+    engine, which is the point.
+    """
 
     share: float
     catch_rate: float
@@ -429,6 +453,7 @@ class Ring:
         gaps_ms: np.ndarray,
         features: dict[str, np.ndarray],
     ) -> Cohort:
+        """The ring's transactions as a fraud cohort, each declined at the ring's ``catch_rate``."""
         n = len(ts_ms)
         decline_p = np.full(n, self.catch_rate)
         return Cohort(pattern, np.ones(n, bool), ts_ms, sessions, gaps_ms, features, decline_p)

@@ -323,8 +323,11 @@ def _pick(rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
 
 
 def _seller_collusion(rng: np.random.Generator, n: int, window: Window) -> Cohort:
-    """Shill buying: fresh buyer accounts on a few networks buy cheap items from a handful
-    of new colluding sellers through accepted offers, pumping their ratings."""
+    """Shill buying.
+
+    Fresh buyer accounts on a few networks buy cheap items from a handful of new colluding sellers
+    through accepted offers, pumping their ratings.
+    """
     script = (
         Step(("screen:search",), 0, 1, p=0.5),
         Step(("/p/seller/profile",)),
@@ -355,8 +358,11 @@ def _seller_collusion(rng: np.random.Generator, n: int, window: Window) -> Cohor
 
 
 def _promo_bot(rng: np.random.Generator, n: int, window: Window, market: _Market) -> Cohort:
-    """Sign-up bonus farming on emulators: sign up, claim and apply coupons in a loop every
-    ~300 ms, pay a few dollars; a couple of networks, zero-day accounts."""
+    """Sign-up bonus farming on emulators.
+
+    Sign up, claim and apply coupons in a loop every ~300 ms, pay a few dollars; a couple of
+    networks, zero-day accounts.
+    """
     script = (
         Step(("screen:signup",)),
         Step(("/p/promo/landing",)),
@@ -383,8 +389,11 @@ def _promo_bot(rng: np.random.Generator, n: int, window: Window, market: _Market
 
 
 def _giftcard_takeover(rng: np.random.Generator, n: int, window: Window, market: _Market) -> Cohort:
-    """Taken-over long-standing prime accounts: security settings, a new card, gift cards
-    (cash-like, instantly resold), from a small set of mobile-web networks."""
+    """Taken-over long-standing prime accounts.
+
+    Security settings, a new card, gift cards (cash-like, instantly resold), from a small set of
+    mobile-web networks.
+    """
     script = (
         Step(("screen:login",)),
         Step(("/account/security",)),
@@ -415,8 +424,11 @@ def _giftcard_takeover(rng: np.random.Generator, n: int, window: Window, market:
 
 
 def _midnight_flash(rng: np.random.Generator, n: int, window: Window, market: _Market) -> Cohort:
-    """A ring born in the last hours: brand-new iOS accounts on two networks replay one
-    recorded session to snap up the same flagship phone from big sellers. No labels yet."""
+    """A ring born in the last hours.
+
+    Brand-new iOS accounts on two networks replay one recorded session to snap up the same flagship
+    phone from big sellers. No labels yet.
+    """
     script = tuple(
         Step((page,))
         for page in (
@@ -458,7 +470,7 @@ def _write_jsonl_gz(events: pa.Table, path: Path) -> None:
 
     Page names and ids are plain ASCII without quotes or backslashes (checked), so no JSON
     escaping is needed; gzip's header time is fixed so files are identical across runs, and
-    level 1 because compression dominated generation time (~3x faster, ~1.4x larger).
+    level 1 because compression dominated generation time (figures in benchmarks/README.md).
     """
     for name in ("txn_id", "event", "user_id"):
         if pc.any(pc.match_substring_regex(events[name], r'["\\]')).as_py():
@@ -487,8 +499,10 @@ def _write_jsonl_gz(events: pa.Table, path: Path) -> None:
 
 
 def _iso_local_ts(transactions: pa.Table) -> pa.Table:
-    """Replace ``ts`` by ISO-8601 strings in each buyer's local offset, e.g.
-    ``2026-03-02T05:30:01.735+05:30``; the offset depends only on the buyer."""
+    """Replace ``ts`` by ISO-8601 strings in each buyer's local offset.
+
+    For example ``2026-03-02T05:30:01.735+05:30``; the offset depends only on the buyer.
+    """
     users = transactions["user_id"].to_numpy().astype(object)
     zone = pd.util.hash_array(users) % len(UTC_OFFSETS_MIN)
     offset_min = np.array(UTC_OFFSETS_MIN)[zone]

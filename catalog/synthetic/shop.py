@@ -335,8 +335,9 @@ def _timing_bot(rng: np.random.Generator, c: Cohort) -> Cohort:
 
 
 def _rhythm_bot(rng: np.random.Generator, c: Cohort) -> Cohort:
-    """Bots that sleep a delay drawn from recorded human ones before each click, whatever
-    the page: a human's delays, in a random order (see ``content_blind_gaps``).
+    """Bots that sleep a delay drawn from recorded human ones before each click, whatever the page.
+
+    A human's delays, in a random order (see ``content_blind_gaps``).
 
     Pages, features, the set of delays and the engine's decision are the shoppers'; only
     which page each delay is spent on differs.
@@ -347,8 +348,11 @@ def _rhythm_bot(rng: np.random.Generator, c: Cohort) -> Cohort:
 def _account_takeover(
     rng: np.random.Generator, n: int, window: Window, shoppers: _Shoppers
 ) -> Cohort:
-    """Stolen logins of established customers: log in, reset password or change address,
-    pay fast, ship abroad, from the ring's handful of devices."""
+    """Stolen logins of established customers.
+
+    Log in, reset password or change address, pay fast, ship abroad, from the ring's handful of
+    devices.
+    """
     script = (
         Step(("login",)),
         Step(("account",), 0, 1, p=0.4),
@@ -380,8 +384,11 @@ def _account_takeover(
 
 
 def _card_testing(rng: np.random.Generator, n: int, window: Window) -> Cohort:
-    """A bot validating stolen cards: add_card/pay_attempt loops in ~200 ms, tiny amounts,
-    a few accounts and devices doing many transactions each."""
+    """A bot validating stolen cards.
+
+    ``add_card``/``pay_attempt`` loops in ~200 ms, tiny amounts, a few accounts and devices
+    doing many transactions each.
+    """
     script = (
         Step(("login",), 0, 1, p=0.5),
         Step(("add_card", "pay_attempt"), 2, 8),
@@ -408,8 +415,11 @@ def _card_testing(rng: np.random.Generator, n: int, window: Window) -> Cohort:
 
 
 def _reshipping(rng: np.random.Generator, n: int, window: Window) -> Cohort:
-    """Triangulation: fresh accounts on shared devices buy expensive goods straight from
-    search to checkout and ship to drop addresses."""
+    """Triangulation.
+
+    Fresh accounts on shared devices buy expensive goods straight from search to checkout and ship
+    to drop addresses.
+    """
     script = (
         Step(("search",)),
         Step(("search_results",)),
@@ -438,8 +448,11 @@ def _reshipping(rng: np.random.Generator, n: int, window: Window) -> Cohort:
 
 
 def _flash_ring(rng: np.random.Generator, n: int, window: Window) -> Cohort:
-    """A new ring in the last hours: one recorded gift-card script replayed from a few
-    devices by brand-new accounts; too young for any chargeback to have arrived."""
+    """A new ring in the last hours.
+
+    One recorded gift-card script replayed from a few devices by brand-new accounts; too young for
+    any chargeback to have arrived.
+    """
     script = tuple(
         Step((page,))
         for page in (

@@ -182,7 +182,9 @@ def _lloyd_cells(X: np.ndarray, L: int, seed: int, n_iter: int = 2) -> np.ndarra
     """Cell id per row from a few Lloyd steps seeded by random rows.
 
     Cells only need to be compact, not optimal; ``faiss.Kmeans`` spent most of its time in
-    OpenMP start-up on small inputs and in 8+ iterations on large ones.
+    OpenMP start-up on small inputs and in 8+ iterations on large ones. The approximate
+    graph's cells (:func:`ops.phdbscan._knn_graph._centroids`) keep ``faiss.Kmeans``: they
+    need centroids only, trained on a bounded sample, while these cells need every row's id.
     """
     rng = np.random.default_rng(seed)
     X32 = np.ascontiguousarray(X, dtype=np.float32)

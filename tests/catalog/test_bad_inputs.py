@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from catalog.schemas import InputError
-from ops.validation import NO_EVENTS, UNKNOWN_TXN
+from ops.ingest import NO_EVENTS
+from ops.ingest._validation import UNKNOWN_TXN
 from tasks.ingest import IngestParams, run_ingest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ingest_defects.md"

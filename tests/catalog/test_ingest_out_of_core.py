@@ -18,7 +18,7 @@ from distributed import Client, LocalCluster
 
 from catalog.datasets import digest_bytes
 from catalog.source_pieces import plan_pieces
-from ops.sessionize import sessionize_events
+from ops.ingest import sessionize_events
 from tasks.ingest import IngestParams, run_ingest
 
 FILES, ROW_GROUP = 3, 400

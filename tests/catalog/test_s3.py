@@ -26,7 +26,7 @@ import s3fs
 from catalog.readers import read_source
 from catalog.synthetic import generate_shop
 from tasks.ingest import IngestParams, run_ingest
-from tasks.ingest_lineage import read_lineage
+from tasks.ingest_provenance import read_provenance
 
 BUCKET = "lake"
 
@@ -107,7 +107,7 @@ def test_s3_and_local_disk_give_the_same_digests(s3_endpoint: str, tmp_path: Pat
         assert remote.digests[name] == local.digests[name], name
     # The quarantine names each row's source, so only its location part differs.
     assert fs.exists(f"{BUCKET}/runs/r1/quarantine.parquet")
-    lineage = read_lineage(f"s3://{BUCKET}/runs/r1")
+    lineage = read_provenance(f"s3://{BUCKET}/runs/r1")
     assert lineage is not None
     assert lineage["inputs"]["events"] == {
         "uri": s3_events,

@@ -187,8 +187,10 @@ def _tv(a: pd.Series, b: pd.Series) -> float:
 
 @pytest.fixture(scope="module", params=list(WORLDS))
 def large_world(request: pytest.FixtureRequest) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-    """20k transactions, enough for ~200 of each timing-only ring; events carry the
-    pattern and ``gap_ms``, the time spent on ``page`` (the previous event's)."""
+    """20k transactions, enough for ~200 of each timing-only ring.
+
+    Events carry the pattern and ``gap_ms``, the time spent on ``page`` (the previous event's).
+    """
     ev, tx = frames(WORLDS[request.param][0](20_000, seed=3))
     ev["pattern"] = ev["txn_id"].map(tx.set_index("txn_id")["pattern"])
     by_txn = ev.groupby("txn_id", sort=False)

@@ -24,7 +24,7 @@ from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from catalog.synthetic import generate_shop
-from tasks.pretrain_lineage import CHECKPOINT_SNAPSHOT
+from tasks.training_identity import CHECKPOINT_SNAPSHOT
 from tests.flows.shoal_process import finish, shoal_env, start_shoal
 
 pytestmark = [pytest.mark.soak, pytest.mark.usefixtures("prefect_harness")]

@@ -50,11 +50,16 @@ def test_every_output_is_written_with_the_documented_columns(shop_run: dict[str,
     for name in OUTPUTS:
         assert (out / name).stat().st_size > 0, name
     clusters = pd.read_parquet(out / "clusters.parquet")
-    assert list(clusters.columns) == ["txn_id", "cluster", "probability", "outlier_score", "risky"]
+    assert list(clusters.columns) == [
+        "txn_id", "cluster", "probability", "outlier_score", "risky", "flag_reason"
+    ]  # fmt: skip
     accepted = shop_run["summary"]["ingest"]["transactions"]["accepted"]
     assert len(clusters) == accepted == clusters["txn_id"].nunique()
     assert clusters["cluster"].max() >= 1, "expected several clusters on data with rings"
-    assert clusters.loc[clusters["cluster"] < 0, "risky"].eq(False).all()
+    # noise is flagged only by its soft membership or a rule, never as a cluster
+    noise = clusters.loc[clusters["cluster"] < 0]
+    assert noise["risky"].eq(noise["flag_reason"].notna()).all()
+    assert not noise["flag_reason"].eq("cluster").any()
     summary = pd.read_parquet(out / "clusters_summary.parquet")
     assert {"cluster", "size", "risky", "risk_reason", "rule_text", "narrative"} <= set(summary)
 

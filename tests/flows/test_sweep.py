@@ -84,7 +84,7 @@ def test_every_trial_is_a_finished_child_run_of_one_parent(swept: dict[str, Any]
 
 
 def test_the_table_ranks_trials_by_the_documented_score(swept: dict[str, Any]) -> None:
-    from ops.trial_ranking import trial_score
+    from ops.evaluation import trial_score
 
     table = pd.read_parquet(swept["out"] / "sweep_results.parquet")
     assert len(table) == 8 and list(table["rank"]) == list(range(1, 9))

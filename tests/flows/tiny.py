@@ -10,8 +10,10 @@ from flows.params import PipelineParams
 def tiny_settings(
     epochs: int = 1, sequences: int = 300, workers: int = 1, partitions: int = 2
 ) -> dict[str, Any]:
-    """A 16-unit encoder on at most ``sequences`` sessions, small clusters; plain data, so it
-    can also travel as a Prefect deployment's parameters."""
+    """A 16-unit encoder on at most ``sequences`` sessions, small clusters.
+
+    Plain data, so it can also travel as a Prefect deployment's parameters.
+    """
     return {
         "ingest": {"partitions": partitions},
         "pretrain": {

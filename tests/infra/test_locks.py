@@ -1,5 +1,7 @@
-"""The output-location lock: refused at once naming the holder, freed by the holder's death;
-and a rerun of a command finding the location its dead run left."""
+"""The output-location lock: refused at once naming the holder, freed by the holder's death.
+
+And a rerun of a command finding the location its dead run left.
+"""
 
 from __future__ import annotations
 

@@ -76,6 +76,25 @@ def test_secret_environment_values_are_masked(monkeypatch: pytest.MonkeyPatch) -
     assert redact_value({"a": [text], "n": 3}) == {"a": [redact(text)], "n": 3}
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SHOAL_ALERT_WEBHOOK",
+        "SHOAL_ALERT_ROUTING_KEY",
+        "PREFECT_API_KEY",
+        "PREFECT_API_AUTH_STRING",
+        "MLFLOW_TRACKING_TOKEN",
+        "SLACK_WEBHOOK_URL",
+    ],
+)
+def test_webhook_and_token_variables_are_secrets(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    value = "https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX"
+    monkeypatch.setenv(name, value)
+    assert redact(f"posting to {value} failed") == f"posting to {MASK} failed"
+
+
 def test_log_records_are_redacted_whatever_the_logger(caplog: pytest.LogCaptureFixture) -> None:
     install_log_redaction()
     install_log_redaction()  # idempotent: one wrapping factory

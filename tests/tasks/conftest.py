@@ -9,7 +9,7 @@ import pytest
 
 from catalog.datasets import Catalog
 from catalog.synthetic import shop_tables
-from ops.sessionize import sessionize_events
+from ops.ingest import sessionize_events
 
 
 def write_sequences(events: pa.Table, root: Path, max_len: int, vocabulary_size: int = 64) -> int:

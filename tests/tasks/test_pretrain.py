@@ -1,5 +1,8 @@
-"""Pretraining on a real local Ray: DDP equivalence, surviving a killed worker, safe checkpoints,
-and Ray Data embedding equal to in-process embedding."""
+"""Pretraining on a real local Ray.
+
+DDP equivalence, surviving a killed worker, safe checkpoints, and Ray Data embedding equal to
+in-process embedding.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import ray.cloudpickle
 import torch
 
-from ops.training import embed
+from ops.sequence import embed
 from tasks.embed import _embed_on_ray
 from tasks.io import load_sequences
 from tasks.pretrain import PretrainParams, PretrainResult, build_config, run_trainer
 from tasks.pretrain_worker import STATE_FILE, load_encoder
+from tests.tasks import fault_injection
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 
@@ -78,8 +83,11 @@ def test_contrastive_one_and_two_workers_agree_with_gathered_negatives(
 
 
 def test_a_killed_worker_resumes_from_the_last_checkpoint(
-    shop_sequences: tuple[str, int], tmp_path: Path
+    shop_sequences: tuple[str, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The test harness's loop, shipped to the workers by value: they need not import tests.
+    ray.cloudpickle.register_pickle_by_value(fault_injection)
+    monkeypatch.setattr("tasks.pretrain.train_loop_per_worker", fault_injection.dying_once)
     marker = tmp_path / "killed"
     fault = {"epoch": 1, "step": 3, "rank": 1, "marker": str(marker), "delay_s": 5.0}
     _, state = _train(shop_sequences, _params(num_workers=2, max_failures=1), fault=fault)

@@ -17,7 +17,7 @@ from ops.phdbscan._knn import KNNIndex, knn_search, resolve_backend
 X, _ = make_blobs(2000, 12, centers=10, random_state=0)
 X = X.astype(np.float32)
 Q = X[:300] + np.float32(0.05)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _brute(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

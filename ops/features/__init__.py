@@ -1,0 +1,36 @@
+"""Per-transaction features: tabular columns, page dwell, session statistics, hybrid vectors.
+
+The feature spec fitted on transactions, each page's typical dwell, the session
+statistics investigators read, and the hybrid vector that joins features with the
+session embedding for clustering.
+"""
+
+from ops.features._behaviour import path_keys, session_stats
+from ops.features._features import FeatureSpec, fit_features, transform_features
+from ops.features._hybrid import HybridScaling, apply_hybrid, fit_hybrid, hybrid_vectors
+from ops.features._page_dwell import (
+    DWELL_FIT_COLUMNS,
+    MIN_DWELL_S,
+    PageDwell,
+    dwell_fit,
+    fit_block,
+    fit_page_dwell,
+)
+
+__all__ = [
+    "DWELL_FIT_COLUMNS",
+    "MIN_DWELL_S",
+    "FeatureSpec",
+    "HybridScaling",
+    "PageDwell",
+    "apply_hybrid",
+    "dwell_fit",
+    "fit_block",
+    "fit_features",
+    "fit_hybrid",
+    "fit_page_dwell",
+    "hybrid_vectors",
+    "path_keys",
+    "session_stats",
+    "transform_features",
+]

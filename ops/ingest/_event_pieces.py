@@ -1,0 +1,184 @@
+"""One piece of the events, checked and profiled on its own, for out-of-core ingest.
+
+Ingest reads events piece by piece and never holds them whole, so each piece is judged alone:
+its rows' defects, the accepted transaction each row belongs to, and the counts a first pass
+adds up over all pieces (a session's length is global). Event names are few (dozens of pages
+over millions of rows), so they are handled dictionary-encoded: checks, counts and tokens work
+on the dictionary and one integer per row, never on a string per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ops.ingest._sessionize import encode_events
+from ops.ingest._timestamps import to_epoch_ms
+from ops.ingest._validation import UNKNOWN_TXN, event_checks, first_failure, quarantine_rows
+
+TOKEN_DTYPES = {"code": "int64", "ts": "int64", "token": "int32"}
+
+
+def as_dictionary(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    """Text values as one dictionary array of strings (Parquet's own dictionary when read so)."""
+    if isinstance(values, pa.ChunkedArray):
+        if pa.types.is_dictionary(values.type):
+            values = values.unify_dictionaries()
+        values = values.combine_chunks()
+    if not pa.types.is_dictionary(values.type):
+        values = pc.dictionary_encode(pc.cast(values, pa.string()))
+    if values.type.value_type != pa.string():
+        values = values.cast(pa.dictionary(values.type.index_type, pa.string()))
+    return values
+
+
+def transaction_codes(txn: pa.ChunkedArray, known_txns: pa.Array, set_size: int) -> np.ndarray:
+    """Each id's position in ``known_txns`` (-1: absent), hashing ``set_size`` known ids at a time.
+
+    The lookup's table (~70 bytes an id) need not hold every id in a small worker.
+    """
+    code = np.full(len(txn), -1, dtype=np.int64)
+    for start in range(0, len(known_txns), set_size):
+        found = pc.index_in(txn, value_set=known_txns.slice(start, set_size)).fill_null(-1)
+        found = found.to_numpy(zero_copy_only=False)
+        hit = found >= 0
+        code[hit] = found[hit] + start
+    return code
+
+
+@dataclass(frozen=True)
+class CheckedEvents:
+    """A piece's rows judged: where each accepted one goes, and the rejected ones' records."""
+
+    code: np.ndarray  # position of the row's transaction among the accepted ones; -1: none
+    ts: np.ndarray  # epoch milliseconds
+    event_index: np.ndarray  # position of the row's event in ``event_names`` (0 where null)
+    event_names: pa.Array  # the piece's distinct event names
+    accepted: np.ndarray
+    outside: np.ndarray  # of a transaction outside the window: counted, not quarantined
+    quarantine: pd.DataFrame  # rejected rows, in row order
+
+    def tokens(self, vocabulary: list[str]) -> pd.DataFrame:
+        """Accepted rows as integers (transaction code, time, token): what the shuffle moves."""
+        token_of_name = encode_events(self.event_names.to_pandas(), vocabulary)
+        keep = self.accepted
+        return pd.DataFrame(
+            {
+                "code": self.code[keep],
+                "ts": self.ts[keep],
+                "token": token_of_name[self.event_index[keep]],
+            }
+        )
+
+
+def check_event_piece(
+    table: pa.Table,
+    known_txns: pa.Array,
+    outside_txns: pa.Array,
+    session_sizes: np.ndarray | None,
+    max_session_events: int,
+    source_col: str,
+    row_col: str,
+    lookup_size: int,
+) -> CheckedEvents:
+    """Check one piece against the contract and the accepted transactions.
+
+    ``known_txns`` are looked up ``lookup_size`` at a time (see ``transaction_codes``).
+
+    A session's length is global, so its check needs ``session_sizes`` (events per accepted
+    transaction over every piece, from a first pass); without them it is skipped. Rows of a
+    transaction outside the window get no reason: they are counted, not quarantined. Only
+    rejected rows are ever turned into pandas objects.
+    """
+    n = table.num_rows
+    ts_ms, ts_bad = to_epoch_ms(table.column("ts"))
+    event = as_dictionary(table.column("event"))
+    txn = pc.cast(table.column("txn_id"), pa.string())
+    code = transaction_codes(txn, known_txns, lookup_size)
+    known = code >= 0
+    outside = np.zeros(n, dtype=bool)
+    if len(outside_txns):
+        outside = ~known & pc.is_in(txn, value_set=outside_txns).to_numpy(zero_copy_only=False)
+    checked = table.set_column(table.schema.get_field_index("event"), "event", event)
+    checks = [*event_checks(checked, ts_bad), (~known, UNKNOWN_TXN)]
+    if session_sizes is not None and known.any():
+        too_long = known & (session_sizes[np.where(known, code, 0)] > max_session_events)
+        checks.append((too_long, f"session longer than {max_session_events} events"))
+    reasons = first_failure(n, checks)
+    reasons[outside] = None
+    bad = ~pd.isna(reasons)
+    rejected = table.filter(pa.array(bad)).to_pandas(
+        types_mapper={pa.string(): pd.StringDtype()}.get
+    )
+    return CheckedEvents(
+        code=code,
+        ts=ts_ms,
+        event_index=event.indices.fill_null(0).to_numpy(zero_copy_only=False),
+        event_names=event.dictionary,
+        accepted=known & ~bad,
+        outside=outside,
+        quarantine=quarantine_rows(rejected, reasons[bad], source_col, row_col),
+    )
+
+
+@dataclass(frozen=True)
+class EventsProfile:
+    """Counts over events, added up piece by piece.
+
+    Enough to judge sessions and build the vocabulary before anything is written.
+    """
+
+    rows_in: int
+    outside_window: int
+    session_sizes: np.ndarray  # events (any, of an accepted transaction) per transaction
+    accepted_per_txn: np.ndarray  # accepted events per accepted transaction
+    event_counts: pd.Series  # accepted events per event name
+
+    @classmethod
+    def of(cls, checked: CheckedEvents, n_known: int) -> EventsProfile:
+        per_name = np.bincount(
+            checked.event_index[checked.accepted], minlength=len(checked.event_names)
+        )
+        names = pd.Series(per_name, index=checked.event_names.to_pandas(), dtype=np.int64)
+        return cls(
+            rows_in=len(checked.code),
+            outside_window=int(checked.outside.sum()),
+            session_sizes=_per_txn(checked.code[checked.code >= 0], n_known),
+            accepted_per_txn=_per_txn(checked.code[checked.accepted], n_known),
+            event_counts=names[names > 0],
+        )
+
+    def __add__(self, other: EventsProfile) -> EventsProfile:
+        # Pieces have dictionaries of their own: names are matched, not positions.
+        names = pd.concat([self.event_counts, other.event_counts]).groupby(level=0).sum()
+        return EventsProfile(
+            rows_in=self.rows_in + other.rows_in,
+            outside_window=self.outside_window + other.outside_window,
+            session_sizes=_saturating_sum(self.session_sizes, other.session_sizes),
+            accepted_per_txn=_saturating_sum(self.accepted_per_txn, other.accepted_per_txn),
+            event_counts=names,
+        )
+
+    @property
+    def accepted(self) -> int:
+        return int(self.accepted_per_txn.sum())
+
+
+# Counts per transaction in 32 bits: a profile holds two per transaction and a first pass adds
+# a few at once, which must fit a small worker beside the piece it reads.
+COUNT = np.uint32
+
+
+def _per_txn(code: np.ndarray, n_known: int) -> np.ndarray:
+    return np.bincount(code, minlength=n_known).astype(COUNT)
+
+
+def _saturating_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a + b``, stuck at the largest count instead of wrapping: an absurd session stays so."""
+    total = a + b
+    total[total < a] = np.iinfo(COUNT).max
+    return total

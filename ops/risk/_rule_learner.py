@@ -1,0 +1,424 @@
+"""Learning rules that tell one cluster apart from all other traffic.
+
+A shallow, class-balanced decision tree separates the cluster from the rest; each leaf that
+predicts the cluster is a conjunctive rule; rules are simplified, re-scored on the raw features
+(what a real-time engine will see) and the best 1-3 kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.tree import DecisionTreeClassifier
+
+from ops.risk._rules import Condition, Rule
+
+
+class _Features:
+    """The raw feature frame, prepared once for every cluster and candidate rule.
+
+    Holds (a) the encoding schema for the tree: numeric columns (missing values
+    as the median), booleans as 0/1, and the ``max_categories`` most frequent
+    values of each categorical column one-hot; and (b) per-column arrays for
+    evaluating conditions, with categories factorised so ``==`` is an integer
+    compare, so every candidate rule of every cluster is scored without re-encoding
+    the frame (figures in benchmarks/README.md); the semantics are `Condition.mask`'s
+    exactly.
+    """
+
+    def __init__(self, features: pd.DataFrame, max_categories: int) -> None:
+        self.frame = features
+        self.n = len(features)
+        self.meta: list[tuple[str, str, Any]] = []  # (feature, kind, category)
+        self._num: dict[str, np.ndarray] = {}
+        self._bool: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._cat: dict[str, tuple[np.ndarray, pd.Index]] = {}
+        self._median: dict[str, float] = {}
+        for name in features.columns:
+            s = features[name]
+            if pd.api.types.is_bool_dtype(s):
+                self.meta.append((name, "bool", None))
+            elif pd.api.types.is_numeric_dtype(s):
+                x = self.numeric(name)
+                # the tree sees missing values as the median; rules are re-scored on raw
+                # values, where missing matches nothing, so the reported precision is honest
+                self._median[name] = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
+                self.meta.append((name, "num", None))
+            elif pd.api.types.is_datetime64_any_dtype(s):
+                continue  # time belongs to the timeline, not to a rule an engine applies later
+            else:
+                codes, uniques = self.categorical(name)
+                counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+                for i in np.argsort(-counts, kind="stable")[:max_categories]:
+                    if counts[i]:
+                        self.meta.append((name, "cat", str(uniques[i])))
+
+    def numeric(self, name: str) -> np.ndarray:
+        if name not in self._num:
+            col = pd.to_numeric(self.frame[name], errors="coerce")
+            self._num[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        return self._num[name]
+
+    def boolean(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(is True, is known)."""
+        if name not in self._bool:
+            col = self.frame[name]
+            truth = col.fillna(False).astype(bool).to_numpy(dtype=bool)
+            self._bool[name] = (truth, col.notna().to_numpy())
+        return self._bool[name]
+
+    def categorical(self, name: str) -> tuple[np.ndarray, pd.Index]:
+        if name not in self._cat:
+            codes, uniques = pd.factorize(self.frame[name].astype("string"))
+            self._cat[name] = (codes, pd.Index(uniques))
+        return self._cat[name]
+
+    def filled(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Numeric column at ``rows`` with missing values as the median, as the tree sees it."""
+        x = self.numeric(name)[rows]
+        return np.where(np.isfinite(x), x, self._median[name])
+
+    def matrix(self, rows: np.ndarray) -> np.ndarray:
+        """Tree input for ``rows``, float32 as the tree uses internally anyway."""
+        out = np.empty((len(rows), len(self.meta)), dtype=np.float32)
+        for j, (name, kind, cat) in enumerate(self.meta):
+            if kind == "num":
+                out[:, j] = self.filled(name, rows)
+            elif kind == "bool":
+                out[:, j] = self.boolean(name)[0][rows]
+            else:
+                codes, uniques = self.categorical(name)
+                out[:, j] = codes[rows] == uniques.get_loc(cat)
+        return out
+
+    def mask(self, c: Condition) -> np.ndarray:
+        """`Condition.mask` on the cached arrays."""
+        if c.op in ("<=", ">"):
+            x = self.numeric(c.feature)
+            with np.errstate(invalid="ignore"):
+                return x <= c.value if c.op == "<=" else x > c.value
+        if isinstance(c.value, bool):
+            truth, known = self.boolean(c.feature)
+            eq = truth == c.value
+        else:
+            codes, uniques = self.categorical(c.feature)
+            known = codes >= 0
+            idx = uniques.get_indexer([str(c.value)])[0]
+            eq = codes == idx if idx >= 0 else np.zeros(self.n, dtype=bool)
+        return known & (eq if c.op == "==" else ~eq)
+
+    def rule_mask(self, conditions: Iterable[Condition]) -> np.ndarray:
+        out = np.ones(self.n, dtype=bool)
+        for c in conditions:
+            out &= self.mask(c)
+        return out
+
+
+def _nice_threshold(x: np.ndarray, t: float, member: np.ndarray, slack: int = 0) -> float:
+    """The roundest cut near the tree's threshold ``t`` that moves at most ``slack`` rows.
+
+    sklearn splits at midpoints (1.5, 0.31764...). Any cut moving no training row
+    gives the same split; allowing ``slack`` members and ``slack`` non-members to
+    change sides buys "at most 1.5 days" instead of "at most 1.495 days" on dense
+    data. The rule is re-scored on all rows afterwards, so nothing is misreported.
+    """
+    x_mem, x_rest = x[member], x[~member]
+    top = math.ceil(math.log10(max(abs(t), 1e-12))) + 1
+    for exp in range(top, -10, -1):
+        for mult in (5, 2, 1):  # 500 before 200 before 100 at the same magnitude
+            step = mult * 10.0**exp
+            down, up = math.floor(t / step) * step, math.ceil(t / step) * step
+            for c in sorted({round(down, 10), round(up, 10)}, key=lambda v: abs(v - t)):
+                a, b = min(c, t), max(c, t)
+                moved_mem = np.count_nonzero((x_mem > a) & (x_mem <= b))
+                moved_rest = np.count_nonzero((x_rest > a) & (x_rest <= b))
+                if moved_mem <= slack and moved_rest <= slack:
+                    return c
+    return float(t)
+
+
+def _leaf_paths(
+    tree: DecisionTreeClassifier,
+    meta: Sequence[tuple[str, str, Any]],
+    raw: Mapping[str, np.ndarray],
+    member: np.ndarray,
+    slack: int,
+) -> list[list[Condition]]:
+    """Condition lists of the leaves whose balanced majority is the cluster.
+
+    Thresholds are rounded against the float64 values (``raw``), not the tree's float32
+    copy, in which 2.99 is 2.9900000095 and the roundest cut would become 2.995.
+    """
+    t = tree.tree_
+    paths: list[list[Condition]] = []
+
+    def walk(node: int, conds: list[Condition]) -> None:
+        if t.children_left[node] == -1:
+            if t.value[node][0][1] > t.value[node][0][0]:
+                paths.append(conds)
+            return
+        j, thr = int(t.feature[node]), float(t.threshold[node])
+        name, kind, cat = meta[j]
+        if kind == "num":
+            v = _nice_threshold(raw[name], thr, member, slack)
+            left, right = Condition(name, "<=", v), Condition(name, ">", v)
+        elif kind == "bool":
+            left, right = Condition(name, "==", False), Condition(name, "==", True)
+        else:
+            left, right = Condition(name, "!=", cat), Condition(name, "==", cat)
+        walk(int(t.children_left[node]), [*conds, left])
+        walk(int(t.children_right[node]), [*conds, right])
+
+    walk(0, [])
+    return paths
+
+
+def _simplify(conds: Iterable[Condition]) -> tuple[Condition, ...]:
+    """Keep the tightest bound per feature and side; an ``==`` makes ``!=`` on it redundant."""
+    upper: dict[str, Condition] = {}
+    lower: dict[str, Condition] = {}
+    equal: dict[str, Condition] = {}
+    other: list[Condition] = []
+    for c in conds:
+        if c.op == "<=":
+            if c.feature not in upper or c.value < upper[c.feature].value:  # type: ignore[operator]
+                upper[c.feature] = c
+        elif c.op == ">":
+            if c.feature not in lower or c.value > lower[c.feature].value:  # type: ignore[operator]
+                lower[c.feature] = c
+        elif c.op == "==":
+            equal[c.feature] = c
+        elif c not in other:
+            other.append(c)
+    other = [c for c in other if c.feature not in equal]
+    merged = [*equal.values(), *lower.values(), *upper.values(), *other]
+    order = {c: i for i, c in enumerate(conds)} if isinstance(conds, list) else {}
+    return tuple(sorted(merged, key=lambda c: order.get(c, 0)))
+
+
+def _score(rule: Rule, features: _Features, member: np.ndarray, counted: np.ndarray) -> Rule:
+    """Support, precision and recall over the ``counted`` rows (all but ignored ones)."""
+    m = features.rule_mask(rule.conditions) & counted
+    support = int(m.sum())
+    hits = int((m & member).sum())
+    return Rule(
+        cluster=rule.cluster,
+        conditions=rule.conditions,
+        support=support,
+        precision=hits / support if support else 0.0,
+        recall=hits / int(member.sum()) if member.any() else 0.0,
+        clusters=rule.clusters,
+    )
+
+
+def _prune(
+    rule: Rule, features: _Features, member: np.ndarray, counted: np.ndarray, tol: float
+) -> Rule:
+    """Drop conditions costing under ``tol`` precision: short rules read and generalise better."""
+    best = _score(rule, features, member, counted)
+    improved = True
+    while improved and len(best.conditions) > 1:
+        improved = False
+        for i in range(len(best.conditions)):
+            shorter = best.conditions[:i] + best.conditions[i + 1 :]
+            cand = Rule(best.cluster, shorter, clusters=best.clusters)
+            cand = _score(cand, features, member, counted)
+            if cand.precision >= best.precision - tol and cand.recall >= best.recall:
+                best, improved = cand, True
+                break
+    return best
+
+
+def extract_rules(
+    features: pd.DataFrame | _Features,
+    labels: np.ndarray | pd.Series,
+    cluster: int | Collection[int],
+    *,
+    ignore: Collection[int] = (),
+    max_depth: int = 3,
+    max_rules: int = 3,
+    min_precision: float = 0.5,
+    min_leaf_share: float = 0.02,
+    max_categories: int = 20,
+    max_rows: int = 100_000,
+    prune_tol: float = 0.01,
+    round_slack: float = 0.01,
+    seed: int = 0,
+) -> list[Rule]:
+    """Best 1-``max_rules`` rules telling ``cluster`` apart from every other transaction.
+
+    Parameters
+    ----------
+    features : intuitive features, one row per transaction (numeric, bool, or
+        categorical as strings; datetimes are ignored). Drop identifiers, labels
+        and anything an engine will not have at decision time before calling.
+    labels : cluster id per row.
+    cluster : one cluster id, or a group of them described together.
+    ignore : clusters whose rows count neither as members nor as counter-examples, in the
+        fit and in the scores (siblings of the same ring, while groups are being found).
+        Without it, scores count every row.
+    min_leaf_share : smallest leaf as a share of the cluster, so rules describe
+        groups, not individuals.
+    max_rows : other-cluster rows are subsampled to this many for fitting only;
+        scores always use every row.
+    round_slack : thresholds are rounded as long as at most this share of the
+        cluster's size, in members and in non-members each, changes sides.
+
+    Rules are ranked by F1 and added greedily while each covers cluster members
+    the earlier ones miss; rules below ``min_precision`` are dropped, so an
+    unexplainable cluster returns ``[]``.
+    """
+    prepared = features if isinstance(features, _Features) else _Features(features, max_categories)
+    labels = np.asarray(labels)
+    group = tuple(sorted({int(cluster)} if isinstance(cluster, Integral) else set(cluster)))
+    member = np.isin(labels, group)
+    n_member = int(member.sum())
+    if n_member == 0 or n_member == len(labels) or not prepared.meta:
+        return []
+    rows = np.arange(len(labels))
+    counted = ~np.isin(labels, [c for c in ignore if c not in group])
+    rest = rows[~member & counted]
+    if len(rest) > max_rows:
+        rest = np.random.default_rng(seed).choice(rest, max_rows, replace=False)
+    fit_rows = np.sort(np.r_[rows[member], rest])
+    X = prepared.matrix(fit_rows)
+    tree = DecisionTreeClassifier(
+        max_depth=max_depth,
+        class_weight="balanced",
+        min_samples_leaf=max(3, int(min_leaf_share * n_member)),
+        random_state=seed,
+    ).fit(X, member[fit_rows])
+
+    candidates: dict[tuple[Condition, ...], Rule] = {}
+    raw = {
+        name: prepared.filled(name, fit_rows) for name, kind, _ in prepared.meta if kind == "num"
+    }
+    slack = int(round_slack * n_member)
+    for conds in _leaf_paths(tree, prepared.meta, raw, member[fit_rows], slack):
+        rule = Rule(group[0], _simplify(conds), clusters=group)
+        rule = _prune(rule, prepared, member, counted, prune_tol)
+        if rule.precision >= min_precision and rule.conditions not in candidates:
+            candidates[rule.conditions] = rule
+
+    def f1(r: Rule) -> float:
+        return 2 * r.precision * r.recall / (r.precision + r.recall) if r.support else 0.0
+
+    chosen: list[Rule] = []
+    covered = np.zeros(len(labels), dtype=bool)
+    for rule in sorted(candidates.values(), key=lambda r: (-f1(r), -r.precision)):
+        hits = prepared.rule_mask(rule.conditions) & member
+        if (hits & ~covered).sum() >= max(1, 0.05 * n_member):
+            chosen.append(rule)
+            covered |= hits
+        if len(chosen) == max_rules:
+            break
+    return chosen
+
+
+def group_alike(
+    prepared: _Features,
+    labels: np.ndarray,
+    clusters: Sequence[int],
+    *,
+    min_cover: float = 0.6,
+    distinct: float = 0.9,
+    max_depth: int = 3,
+    **kwargs: Any,
+) -> list[tuple[int, ...]]:
+    """Groups of ``clusters`` that the engine's features cannot tell apart.
+
+    Each cluster first gets rules against the traffic outside ``clusters`` (the other
+    clusters are ignored, not counter-examples). Cluster ``b`` lies inside ``a`` when
+    ``a``'s rules match at least ``min_cover`` of ``b``'s members. Two clusters are alike
+    when each lies inside the other (siblings described alike), or when one lies inside the
+    other and either has no precise description of its own (its own rules reach less than
+    ``distinct`` precision: a sub-cluster whose narrower trait, one e-mail domain, is not
+    enough to set it apart, or a broad one whose rules take in its siblings). Two clusters
+    that each have a precise description stay apart even when one lies inside the other's
+    broad rule (bots from the few IPs that a flash ring's "many orders per IP" also matches):
+    two rings are not merged. Alikeness is chained (single linkage): a ring split into
+    several clusters becomes one group. ``min_cover`` is above one half, so that a rule
+    catching half of another cluster does not chain. Descriptions are shallow
+    (``max_depth``): alikeness is about the main traits.
+    """
+    alone = {
+        c: extract_rules(
+            prepared,
+            labels,
+            c,
+            ignore=[o for o in clusters if o != c],
+            max_depth=max_depth,
+            **kwargs,
+        )
+        for c in clusters
+    }
+    hits = {c: np.zeros(len(labels), dtype=bool) for c in clusters}
+    for c, rules in alone.items():
+        for rule in rules:
+            hits[c] |= prepared.rule_mask(rule.conditions)
+    members = {c: labels == c for c in clusters}
+    outside = ~np.isin(labels, list(clusters))
+    own = {
+        c: float((hits[c] & members[c]).sum() / max((hits[c] & (members[c] | outside)).sum(), 1))
+        for c in clusters
+    }
+    parent = {c: c for c in clusters}
+
+    def root(c: int) -> int:
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    def inside(b: int, a: int) -> bool:
+        return float((hits[a] & members[b]).sum() / max(members[b].sum(), 1)) >= min_cover
+
+    for i, a in enumerate(clusters):
+        for b in clusters[i + 1 :]:
+            ab, ba = inside(b, a), inside(a, b)
+            if (ab and ba) or ((ab or ba) and min(own[a], own[b]) < distinct):
+                parent[root(b)] = root(a)
+    groups: dict[int, list[int]] = {}
+    for c in clusters:
+        groups.setdefault(root(c), []).append(c)
+    return [tuple(sorted(g)) for g in groups.values()]
+
+
+def extract_all_rules(
+    features: pd.DataFrame,
+    labels: np.ndarray | pd.Series,
+    clusters: Iterable[int],
+    *,
+    group: bool = True,
+    min_cover: float = 0.6,
+    max_depth: int = 4,
+    **kwargs: Any,
+) -> dict[int, list[Rule]]:
+    """Rules for each of ``clusters`` (typically the risky ones), keyed by cluster id.
+
+    With ``group``, clusters the features cannot tell apart (`group_alike`) share one set of
+    rules, learned for the group against all other traffic, other groups included: a rule
+    "this cluster vs the rest" cannot separate siblings of one ring, and would be either
+    imprecise or missing. Without it each cluster is learned alone. The group's rules may
+    take one condition more than the shallow descriptions that grouped it (``max_depth``):
+    a group has to be told apart from look-alike rings too (young accounts of a flash ring
+    from those of a reshipping ring, by the length of the session).
+    """
+    prepared = _Features(features, kwargs.pop("max_categories", 20))
+    labels = np.asarray(labels)
+    ids = [int(c) for c in clusters]
+    groups = (
+        group_alike(prepared, labels, ids, min_cover=min_cover, **kwargs)
+        if group
+        else [(c,) for c in ids]
+    )
+    out: dict[int, list[Rule]] = {}
+    for g in groups:
+        rules = extract_rules(prepared, labels, g, max_depth=max_depth, **kwargs)
+        for c in g:
+            out[c] = rules
+    return {c: out[c] for c in ids}

@@ -1,0 +1,153 @@
+"""Evaluate: cluster quality, and which clusters are risky (by labels, coordination, siblings)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from pydantic import BaseModel, Field
+
+from catalog.datasets import DATASETS, Catalog
+from infra.tracking import RunLogger
+from ops.evaluation import cluster_quality
+from ops.features import FeatureSpec, PageDwell, session_stats
+from ops.phdbscan import PHDBSCAN
+from ops.risk import (
+    CoordinationConfig,
+    LabelConfig,
+    RiskConfig,
+    SiblingConfig,
+    assess_risk,
+    cluster_parents,
+    pool_siblings,
+)
+from tasks.io import load_sequences, log_dataset
+
+
+class RiskParams(BaseModel):
+    """When a cluster, or a parent pooling its siblings, counts as risky."""
+
+    min_labelled: int = Field(5, ge=1, description="labelled members before labels can flag")
+    min_fraud_rate: float = Field(0.2, ge=0, le=1, description="floor on the Wilson lower bound")
+    min_lift: float = Field(3.0, ge=1, description="Wilson lower bound over base rate")
+    coordination_threshold: float = Field(0.4, ge=0, le=1)
+    id_columns: list[str] | None = Field(
+        None, description="shared-id signals; default: high-cardinality text columns"
+    )
+    age_column: str = "account_age_days"
+    max_parent_share: float = Field(
+        0.05, ge=0, le=1, description="sibling clusters under a parent this small are pooled"
+    )
+    quality_sample: int = Field(5000, ge=100)
+
+
+def load_clusterer(catalog: Catalog) -> PHDBSCAN:
+    """Load the run's fitted pHDBSCAN model (condensed tree, labels, prediction tables)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / DATASETS["clusterer"].filename
+        path.write_bytes(catalog.load_bytes("clusterer"))
+        return PHDBSCAN.load(path)
+
+
+def transactions_view(catalog: Catalog) -> pd.DataFrame:
+    """Join accepted transactions with their cluster and session stats, in clustering order."""
+    assignments = catalog.load_frame("assignments")
+    txns = catalog.load_frame("transactions").set_index("txn_id")
+    behaviour = catalog.load_frame("behaviour").set_index("txn_id")
+    view = assignments.join(txns, on="txn_id").join(behaviour, on="txn_id")
+    if "label" not in view:
+        view["label"] = np.nan
+    return view
+
+
+@task(name="evaluate")
+def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str, float]:
+    """Measure cluster quality and judge every cluster and its siblings' parent.
+
+    Returns
+    -------
+    dict
+        The metrics logged to the run (quality, label and risk figures).
+    """
+    catalog = Catalog(output_root)
+    txn_ids, tokens, dwell = load_sequences(output_root)
+    page_dwell = PageDwell.from_dict(catalog.load_json("page_dwell"))
+    stats = session_stats(tokens, dwell, catalog.load_json("vocabulary"), page_dwell=page_dwell)
+    catalog.save_table("behaviour", stats.assign(txn_id=txn_ids))
+
+    view = transactions_view(catalog)
+    spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
+    id_columns = params.id_columns
+    if id_columns is None:
+        id_columns = [c.name for c in spec.columns if c.kind == "frequency"]
+    emb_ids, embeddings = catalog.load_vectors("embeddings")
+    embeddings = embeddings[pd.Index(emb_ids).get_indexer(view["txn_id"])]
+    config = RiskConfig(
+        labels=LabelConfig(
+            min_labelled=params.min_labelled,
+            min_rate=params.min_fraud_rate,
+            min_lift=params.min_lift,
+        ),
+        coordination=CoordinationConfig(score_threshold=params.coordination_threshold),
+    )
+    judged = {
+        "id_columns": id_columns,
+        "embeddings": embeddings,
+        "age_column": params.age_column,
+        "config": config,
+    }
+    clusterer = load_clusterer(catalog)
+    parents = cluster_parents(clusterer.condensed_tree_, clusterer.labels_)
+    risk = pool_siblings(
+        view,
+        assess_risk(view, **judged),
+        parents,
+        siblings=SiblingConfig(max_parent_share=params.max_parent_share),
+        **judged,
+    )
+    _, hybrid = catalog.load_vectors("hybrid")
+    metrics = {
+        f"quality.{k}": float(v)
+        for k, v in cluster_quality(
+            hybrid, view["cluster"].to_numpy(), params.quality_sample
+        ).items()
+    }
+    metrics.update(label_metrics(view, set(risk.loc[risk["risky"], "cluster"])))
+    metrics["risk.n_risky_clusters"] = float(risk["risky"].sum())
+    catalog.save_table("risk", risk)
+    catalog.save_json("metrics", metrics)
+
+    tracker = RunLogger(run_id)
+    tracker.params(params.model_dump(), prefix="risk.")
+    tracker.metrics(metrics)
+    log_dataset(tracker, catalog, "risk", "evaluate")
+    get_run_logger().info(
+        "%d of %d clusters risky (%d by labels, %d by coordination, %d with their siblings)",
+        int(risk["risky"].sum()),
+        int((risk["cluster"] >= 0).sum()),
+        int(risk["label_flag"].sum()),
+        int(risk["coordination_flag"].sum()),
+        int(risk["sibling_flag"].sum()),
+    )
+    return metrics
+
+
+def label_metrics(view: pd.DataFrame, risky: set[int]) -> dict[str, float]:
+    """Where labels exist: share of confirmed fraud inside risky clusters, and their precision."""
+    label = pd.to_numeric(view["label"], errors="coerce")
+    labelled = label.notna()
+    if not labelled.any():
+        return {}
+    in_risky = view["cluster"].isin(risky)
+    fraud = label == 1
+    caught = float((fraud & in_risky).sum() / max(fraud.sum(), 1))
+    precision = float(label[in_risky & labelled].mean()) if (in_risky & labelled).any() else np.nan
+    return {
+        "labels.fraud_caught": caught,
+        "labels.risky_precision": precision,
+        "labels.base_rate": float(label.mean()),
+        "labels.labelled_share": float(labelled.mean()),
+    }

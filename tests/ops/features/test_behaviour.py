@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ops.features import session_stats
+from ops.risk import assess_risk, describe_behaviour
+
+#: page names a shop may really have: separators, quotes and markup are all one page each
+ODD_PAGES = ["cart > review", "a|b", "shoes, red", 'say "hi"', "it's", "<b>deal</b>"]
+
+
+def test_pace_and_path_in_human_units() -> None:
+    stats = session_stats(
+        [np.array([2, 3, 4]), np.array([2]), np.array([1, 3])],
+        [np.array([0.0, 1.0, 3.0]), np.array([0.0]), np.array([0.0, 0.6])],
+        ["home", "item", "checkout"],
+    )
+    assert stats["path"].tolist() == [["home", "item", "checkout"], ["home"], ["<oov>", "item"]]
+    assert stats["median_dwell"].tolist()[0] == 2.0 and np.isnan(stats["median_dwell"][1])
+    assert stats["dwell_cv"][0] == pytest.approx(0.5) and stats["dwell_cv"][2] == 0.0
+    assert stats["duration"].tolist() == pytest.approx([4.0, 0.0, 0.6])
+    assert stats["n_events"].tolist() == [3, 1, 2]
+
+
+def test_page_names_holding_separators_quotes_and_markup_stay_whole(tmp_path: Path) -> None:
+    vocabulary = ODD_PAGES
+    ring = np.arange(2, 2 + len(vocabulary))  # every odd page once, in order
+    tokens = [ring] * 6 + [np.array([2, 3])] * 2
+    dwell = [np.full(len(t), 0.5) for t in tokens]
+    stats = session_stats(tokens, dwell, vocabulary)
+    assert stats["path"][0] == ODD_PAGES
+    # through Parquet, as the behaviour table travels between stages
+    stats.to_parquet(tmp_path / "behaviour.parquet")
+    back = pd.read_parquet(tmp_path / "behaviour.parquet")
+    assert [list(p) for p in back["path"]] == stats["path"].tolist()
+
+    behaviour = describe_behaviour(back)
+    assert behaviour.typical_path == tuple(ODD_PAGES)
+    assert behaviour.typical_path_share == pytest.approx(6 / 8)
+    assert " → ".join(ODD_PAGES) in behaviour.describe()
+
+    frame = back.assign(cluster=0, label=np.nan, ts=np.arange(len(back), dtype=float))
+    risk = assess_risk(frame)
+    assert risk.loc[0, "modal_path"] == ODD_PAGES
+    assert risk.loc[0, "path_share"] == pytest.approx(6 / 8)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ops.features import FeatureSpec, fit_features, hybrid_vectors, transform_features
+
+
+@pytest.fixture
+def transactions() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 400
+    return pd.DataFrame(
+        {
+            "txn_id": [f"t{i}" for i in range(n)],
+            "amount": rng.lognormal(3, 1.5, n),
+            "account_age_days": rng.uniform(0, 900, n),
+            "is_new_address": rng.random(n) < 0.2,
+            "flag_text": rng.choice(["true", "false"], n),
+            "country": rng.choice(["US", "FR", "DE"], n),
+            "device_id": np.r_[["shared"] * 40, [f"d{i}" for i in range(n - 40)]],
+            "label": rng.integers(0, 2, n),
+        }
+    )
+
+
+def test_kinds_are_inferred_and_identifiers_excluded(transactions: pd.DataFrame) -> None:
+    spec = fit_features(transactions, exclude={"txn_id", "label"}, max_categories=5)
+    kinds = {c.name: c.kind for c in spec.columns}
+    assert kinds == {
+        "amount": "numeric",
+        "account_age_days": "numeric",
+        "is_new_address": "boolean",
+        "flag_text": "boolean",
+        "country": "onehot",
+        "device_id": "frequency",
+    }
+    assert next(c for c in spec.columns if c.name == "amount").log, "heavy tail is log-compressed"
+
+
+def test_reuse_count_separates_shared_devices(transactions: pd.DataFrame) -> None:
+    spec = fit_features(transactions, exclude={"txn_id", "label"})
+    X = transform_features(spec, transactions)
+    reuse = X[:, spec.output_names.index("device_id_reuse")]
+    assert reuse[:40].min() > reuse[40:].max()
+
+
+def test_spec_round_trips_through_json_and_handles_unseen_values(
+    transactions: pd.DataFrame,
+) -> None:
+    spec = fit_features(transactions, exclude={"txn_id", "label"})
+    again = FeatureSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    new = transactions.head(3).assign(country=["JP", None, "US"], amount=[np.nan, 1.0, 2.0])
+    X = transform_features(again, new)
+    assert X.shape == (3, len(spec.output_names)) and np.isfinite(X).all()
+    other = next(i for i, n in enumerate(spec.output_names) if n == "country=other")
+    assert X[:2, other].tolist() == [1.0, 1.0]
+    with pytest.raises(KeyError, match="amount"):
+        transform_features(spec, new.drop(columns="amount"))
+
+
+def test_hybrid_blocks_weigh_by_weight_not_by_dimension() -> None:
+    rng = np.random.default_rng(1)
+    wide, narrow = rng.normal(size=(2000, 64)), rng.normal(size=(2000, 4)) * 100
+    h = hybrid_vectors([wide, narrow], [1.0, 2.0])
+    energy_wide = (h[:, :64] ** 2).sum(axis=1).mean()
+    energy_narrow = (h[:, 64:] ** 2).sum(axis=1).mean()
+    assert energy_wide == pytest.approx(1.0, rel=0.05)
+    assert energy_narrow == pytest.approx(4.0, rel=0.05)
+    with pytest.raises(ValueError):
+        hybrid_vectors([wide], [1.0, 1.0])

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ops.features import (
+    DWELL_FIT_COLUMNS,
+    PageDwell,
+    dwell_fit,
+    fit_block,
+    fit_page_dwell,
+    session_stats,
+)
+
+VOCABULARY = ["home", "reviews", "cart"]
+HOME, REVIEWS, CART = 2, 3, 4  # token ids: 0 pad, 1 out of vocabulary
+# Typical seconds spent on each page: people read reviews and skim the cart.
+SECONDS = {HOME: 8.0, REVIEWS: 40.0, CART: 2.0}
+PATH = np.array([HOME, REVIEWS, CART, REVIEWS, CART, HOME])
+
+
+def _session(rng: np.random.Generator, speed: float, shuffle: bool) -> np.ndarray:
+    """Dwell of ``PATH``: ``dwell[i]`` is the time spent on page ``i - 1``."""
+    spent = np.array([SECONDS[p] for p in PATH[:-1]]) * speed * rng.lognormal(0, 0.2, 5)
+    if shuffle:  # the same delays, slept whatever the page
+        spent = spent[[1, 0, 3, 2, 4]]
+    return np.r_[0.0, spent]
+
+
+def _window(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [PATH] * n, [_session(rng, rng.lognormal(0, 0.3), False) for _ in range(n)]
+
+
+def test_humans_fit_their_pages_and_shuffled_delays_do_not() -> None:
+    tokens, dwell = _window(50)
+    table = fit_page_dwell(tokens, dwell, VOCABULARY)
+    assert table.typical["reviews"] == pytest.approx(np.log(40.0), abs=0.2)
+    assert table.typical["cart"] == pytest.approx(np.log(2.0), abs=0.2)
+    assert "home" in table.typical  # the first page's dwell is the second event's gap
+
+    rng = np.random.default_rng(1)
+    human, bot = _session(rng, 0.5, False), _session(rng, 0.5, True)  # a fast reader, both
+    fit = dwell_fit(table, [PATH, PATH], [human, bot], VOCABULARY)
+    assert list(fit.columns) == DWELL_FIT_COLUMNS
+    assert fit["dwell_page_fit"][0] > 5.0 > 0.0 > fit["dwell_page_fit"][1]
+    # the human's pace is taken out: their steps are near their pages' usual dwell
+    assert fit["dwell_off_page"][0] < 1.5 < 5.0 < fit["dwell_off_page"][1]
+
+
+def test_sessions_without_evidence_and_unknown_pages() -> None:
+    table = PageDwell(typical={"reviews": np.log(40.0), "cart": np.log(2.0)}, default=0.0)
+    fit = dwell_fit(
+        table,
+        [np.array([HOME]), np.array([], dtype=np.int64), np.array([REVIEWS, CART]), PATH[:0]],
+        [np.array([0.0]), np.array([]), np.array([0.0, 30.0]), np.array([])],
+        VOCABULARY,
+    )
+    assert fit["dwell_page_fit"].tolist() == [0.0] * 4  # fewer than two dwell steps
+    assert fit["dwell_off_page"].tolist() == [1.0] * 4
+    assert (fit_block(fit) == 0.0).all()  # no evidence sits at the origin of the hybrid block
+    # an out-of-vocabulary page (1) gets the default (log 1 s): 1 s there and 2 s on the
+    # cart are exactly usual (the last page, home, has no dwell yet)
+    fit = dwell_fit(table, [np.array([1, CART, HOME])], [np.array([0.0, 1.0, 2.0])], VOCABULARY)
+    assert fit["dwell_off_page"][0] == pytest.approx(1.0)
+    assert fit["dwell_page_fit"][0] == pytest.approx(np.log(2.0) ** 2 / 2)
+
+
+def test_scoring_reuses_the_fitted_table() -> None:
+    tokens, dwell = _window(50)
+    table = PageDwell.from_dict(fit_page_dwell(tokens, dwell, VOCABULARY).to_dict())
+    # A batch of bots only: refitting on it would make their shuffled delays the norm.
+    rng = np.random.default_rng(2)
+    bots = [_session(rng, 1.0, True) for _ in range(20)]
+    scored = dwell_fit(table, [PATH] * 20, bots, VOCABULARY)
+    refitted = dwell_fit(
+        fit_page_dwell([PATH] * 20, bots, VOCABULARY), [PATH] * 20, bots, VOCABULARY
+    )
+    assert (scored["dwell_page_fit"] < 0).all()
+    assert (refitted["dwell_page_fit"] > 0).mean() > 0.5
+    # one row scored alone is the same row scored in the batch: nothing depends on the batch
+    alone = dwell_fit(table, [PATH], bots[:1], VOCABULARY)
+    assert alone.iloc[0].tolist() == pytest.approx(scored.iloc[0].tolist())
+
+
+def test_session_stats_carry_the_dwell_fit_for_rules() -> None:
+    tokens, dwell = _window(10)
+    table = fit_page_dwell(tokens, dwell, VOCABULARY)
+    stats = session_stats(tokens, dwell, VOCABULARY, page_dwell=table)
+    assert set(DWELL_FIT_COLUMNS) <= set(stats.columns)
+    assert (stats["dwell_page_fit"] > 0).all()
+    assert not set(DWELL_FIT_COLUMNS) & set(session_stats(tokens, dwell, VOCABULARY).columns)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from ops.ingest import EventsProfile, check_event_piece
+from ops.ingest._event_pieces import COUNT, _saturating_sum, transaction_codes
+from ops.ingest._validation import UNKNOWN_TXN, missing_arrow_text
+
+KNOWN = pa.array(["a", "b", "c", "d", "e"])
+
+
+def _piece(txn: list, event: pa.Array, first_row: int = 0) -> pa.Table:
+    n = len(txn)
+    return pa.table(
+        {
+            "txn_id": pa.array(txn, pa.string()),
+            "ts": pa.array(np.arange(n) * 1000, pa.timestamp("ms", "UTC")),
+            "event": event,
+            "_source": pa.array(["f.parquet"] * n),
+            "_row": pa.array(np.arange(n) + first_row),
+        }
+    )
+
+
+@pytest.mark.parametrize("set_size", [1, 2, 5, 100])
+def test_ids_are_found_whatever_the_share_of_known_ids_hashed_at_once(set_size: int) -> None:
+    txn = pa.chunked_array([["e", "x", "a"], [None, "c", "e"]])
+    assert transaction_codes(txn, KNOWN, set_size).tolist() == [4, -1, 0, -1, 2, 4]
+
+
+def test_dictionary_text_is_judged_like_plain_text() -> None:
+    values = ["home", " ", None, "", "cart", "home"]
+    plain = pa.array(values, pa.string())
+    assert missing_arrow_text(plain.dictionary_encode()).tolist() == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert (
+        missing_arrow_text(plain).tolist() == missing_arrow_text(plain.dictionary_encode()).tolist()
+    )
+
+
+def test_a_piece_quarantines_its_defects_and_codes_the_rest() -> None:
+    event = pa.chunked_array(
+        [
+            pa.array(["home", "cart"]).dictionary_encode(),
+            pa.array([" ", "pay", "home"]).dictionary_encode(),  # a dictionary of its own
+        ]
+    )
+    table = _piece(["b", "zz", "a", "a", "c"], event, first_row=10)
+    checked = check_event_piece(
+        table, KNOWN, pa.array([], pa.string()), None, 5000, "_source", "_row", 2
+    )
+    assert checked.code.tolist() == [1, -1, 0, 0, 2]
+    assert checked.accepted.tolist() == [True, False, False, True, True]
+    q = checked.quarantine
+    assert q[["row", "reason"]].values.tolist() == [[11, UNKNOWN_TXN], [12, "event is missing"]]
+    tokens = checked.tokens(["home", "pay"]).to_dict("list")
+    assert tokens == {"code": [1, 0, 2], "ts": [0, 3000, 4000], "token": [2, 3, 2]}
+
+
+def test_profiles_add_up_counts_by_transaction_and_by_name_across_pieces() -> None:
+    def profile(txn: list, names: list) -> EventsProfile:
+        table = _piece(txn, pa.array(names).dictionary_encode())
+        checked = check_event_piece(
+            table, KNOWN, pa.array(["out"]), None, 5000, "_source", "_row", 5
+        )
+        return EventsProfile.of(checked, len(KNOWN))
+
+    total = profile(["a", "a", "out"], ["home", "", "cart"]) + profile(["e", "a"], ["cart", "pay"])
+    assert (total.rows_in, total.outside_window, total.accepted) == (5, 1, 3)
+    assert total.session_sizes.tolist() == [3, 0, 0, 0, 1], "a blank event still counts"
+    assert total.accepted_per_txn.tolist() == [2, 0, 0, 0, 1]
+    assert total.event_counts.sort_index().to_dict() == {"cart": 1, "home": 1, "pay": 1}
+
+
+def test_counts_stick_at_their_largest_value_rather_than_wrap() -> None:
+    top = np.iinfo(COUNT).max
+    total = _saturating_sum(np.array([top - 1, 7], COUNT), np.array([5, 1], COUNT))
+    assert total.tolist() == [top, 8]
