@@ -161,15 +161,16 @@ def _child(method: str, args: argparse.Namespace, n: int, sub: int, queue: Any) 
     queue.put((elapsed, peak_gb, np.asarray(labels, np.int32), info))
 
 
-def timed(method: str, args: argparse.Namespace, n: int, sub: int = 0) -> dict[str, Any] | None:
+def _run_child(target: Any, args: tuple, timeout: float) -> Any:
+    """Run ``target(*args, queue)`` in a spawned process; its one result, or None."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(method, args, n, sub, queue))
+    proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
-    deadline = time.monotonic() + args.timeout
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            elapsed, peak, labels, info = queue.get(timeout=5)
+            result = queue.get(timeout=5)
             break
         except Exception:  # still running, crashed or out of time
             if not proc.is_alive() or time.monotonic() > deadline:
@@ -177,7 +178,58 @@ def timed(method: str, args: argparse.Namespace, n: int, sub: int = 0) -> dict[s
                 proc.join()
                 return None
     proc.join()
+    return result
+
+
+def timed(method: str, args: argparse.Namespace, n: int, sub: int = 0) -> dict[str, Any] | None:
+    result = _run_child(_child, (method, args, n, sub), args.timeout)
+    if result is None:
+        return None
+    elapsed, peak, labels, info = result
     return {"time": elapsed, "peak_gb": peak, "labels": labels, **info}
+
+
+def _soft_child(args: argparse.Namespace, n: int, queue: Any) -> None:
+    """Soft clustering of one fitted PHDBSCAN, by PHDBSCAN's code and by hdbscan's."""
+    warnings.filterwarnings("ignore")
+    sys.path.insert(0, str(ROOT))
+    from hdbscan import prediction
+
+    from ops.phdbscan import PHDBSCAN, all_points_membership_vectors
+
+    X = make_data(args.dataset, n, args.dims, args.centers, args.seed)
+    params = {"min_cluster_size": args.min_cluster_size, "min_samples": args.min_samples}
+    PHDBSCAN(**params, device=args.device).fit(X[:3000]).generate_prediction_data()  # JIT
+    model = PHDBSCAN(**params, device=args.device).fit(X)
+    times = {}
+    t0 = time.perf_counter()
+    model.generate_prediction_data()
+    times["prediction_data"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours = all_points_membership_vectors(model)
+    times["phdbscan"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = prediction.all_points_membership_vectors(model)  # hdbscan's code, same prediction data
+    times["hdbscan"] = time.perf_counter() - t0
+    agree = float(np.mean(ours.argmax(1) == ref.argmax(1))) if ours.ndim == 2 else 1.0
+    queue.put((times, agree, float(np.abs(ours - ref).max()), int(model.labels_.max()) + 1))
+
+
+def soft_clustering(args: argparse.Namespace, n: int) -> None:
+    """Print one line: ``all_points_membership_vectors`` by PHDBSCAN and by hdbscan."""
+    result = _run_child(_soft_child, (args, n), args.timeout)
+    if result is None:
+        print(f"{n:>9} soft clustering: timeout/err", flush=True)
+        return
+    times, agree, diff, k = result
+    print(
+        f"{n:>9} all_points_membership_vectors (K={k}): phdbscan {times['phdbscan']:.2f} s, "
+        f"hdbscan's code {times['hdbscan']:.2f} s "
+        f"(x{times['hdbscan'] / times['phdbscan']:.1f}); prediction data "
+        f"{times['prediction_data']:.2f} s; same argmax {100 * agree:.2f}%, "
+        f"max |diff| {diff:.1e}",
+        flush=True,
+    )
 
 
 def _fmt(v: float | None, spec: str, mark: str = "") -> str:
@@ -205,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--knn-backend", default=None, help="force a PHDBSCAN kNN backend")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per method")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--soft",
+        action="store_true",
+        help="also time all_points_membership_vectors, PHDBSCAN's vs hdbscan's code on the "
+        "same fitted model (hdbscan.prediction accepts a PHDBSCAN)",
+    )
     args = parser.parse_args(argv)
     args.min_samples = args.min_samples or args.min_cluster_size
 
@@ -269,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" {100 * np.mean(labels < 0):>7.2f}  {note}",
                 flush=True,
             )
+        if args.soft:
+            soft_clustering(args, n)
     return 0
 
 

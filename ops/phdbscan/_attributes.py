@@ -116,6 +116,15 @@ class HDBSCANAttributes:
             self._relative_validity = float(HDBSCAN.relative_validity_.fget(view))  # type: ignore[attr-defined]
         return self._relative_validity
 
+    # hdbscan's own methods: they read only the attributes above (cosine: on the unit rows)
+    weighted_cluster_centroid = HDBSCAN.weighted_cluster_centroid
+    weighted_cluster_medoid = HDBSCAN.weighted_cluster_medoid
+    dbscan_clustering = HDBSCAN.dbscan_clustering
+
+    @property
+    def _metric_kwargs(self) -> dict[str, Any]:
+        return {}  # hdbscan's extra metric arguments: neither metric here takes any
+
     # -- new points ------------------------------------------------------------------------
     def _validate(self, X: Any, reset: bool) -> np.ndarray:
         raise NotImplementedError

@@ -208,27 +208,35 @@ def cell_round(
     pts: np.ndarray,
     comp: np.ndarray,
     core: np.ndarray,
-    wp: np.ndarray,
-    qp: np.ndarray,
+    best_w: np.ndarray,
+    best_q: np.ndarray,
     ncomp: int,
-) -> None:
-    """Exact cell search for ``pts``, updating per-point best edges ``wp``/``qp`` in place."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cell search for ``pts``: their best edges given the known ``best_w``/``best_q``.
+
+    Returns
+    -------
+    w, q : ndarray (len(pts),)
+        Each point's lightest edge leaving its component, at least as light as the known one.
+    """
     # the component's current best edge is the bound every member must beat
     cb = np.full(ncomp, np.inf)
-    np.minimum.at(cb, comp, wp)
+    np.minimum.at(cb, comp, best_w)
     thresh = cb[comp[pts]]
+    w, q = best_w[pts].copy(), best_q[pts].copy()
     inf_pts = ~np.isfinite(thresh)
     if inf_pts.any():
         ub_w, ub_q = cells.upper_bounds(pts[inf_pts], comp, core)
         cb2 = np.full(ncomp, np.inf)
         np.minimum.at(cb2, comp[pts[inf_pts]], ub_w)
         thresh[inf_pts] = cb2[comp[pts[inf_pts]]]
-        better = ub_w < wp[pts[inf_pts]]
-        wp[pts[inf_pts][better]] = ub_w[better]
-        qp[pts[inf_pts][better]] = ub_q[better]
+        better = ub_w < w[inf_pts]
+        w[np.flatnonzero(inf_pts)[better]] = ub_w[better]
+        q[np.flatnonzero(inf_pts)[better]] = ub_q[better]
     # search strictly below the bound, but an edge equal to it must still be found when
     # nothing else was: nextafter keeps that edge eligible
     sw, sq = cells.search(pts, np.nextafter(thresh, np.inf), comp, core)
-    better = sw < wp[pts]
-    wp[pts[better]] = sw[better]
-    qp[pts[better]] = sq[better]
+    better = sw < w
+    w[better] = sw[better]
+    q[better] = sq[better]
+    return w, q

@@ -39,9 +39,11 @@ from ops.phdbscan._knn_forest import knn_forest
 from ops.phdbscan._knn_graph import cell_knn, refine_float64
 from ops.phdbscan._level_tree import CONDENSED_DTYPE
 from ops.phdbscan._matrix_input import (
+    HDBSCAN_ALGORITHMS,
     METRICS,
     PhaseTimer,
     check_finite_rows,
+    check_number,
     from_euclidean,
     to_euclidean,
     to_search_space,
@@ -188,24 +190,24 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
 
     # -- configuration -------------------------------------------------------------------
     def _check_params(self) -> None:
-        if int(self.min_cluster_size) != self.min_cluster_size or self.min_cluster_size < 2:
-            raise ValueError("min_cluster_size must be an integer > 1")
-        if self.min_samples is not None and (
-            int(self.min_samples) != self.min_samples or self.min_samples < 1
-        ):
-            raise ValueError("min_samples must be a positive integer")
+        """Raise ``ValueError`` (as hdbscan does) for a parameter out of its range."""
+        check_number("min_cluster_size", self.min_cluster_size, 2, integer=True)
+        if self.min_samples is not None:
+            check_number("min_samples", self.min_samples, 1, integer=True)
+        check_number("cluster_selection_epsilon", self.cluster_selection_epsilon, 0)
+        check_number("cluster_selection_persistence", self.cluster_selection_persistence, 0)
+        check_number("cluster_selection_epsilon_max", self.cluster_selection_epsilon_max, 0)
+        check_number("max_cluster_size", self.max_cluster_size, 0, integer=True)
+        check_number("alpha", self.alpha, 0, strict=True)
+        check_number("leaf_size", self.leaf_size, 1, integer=True)
         if self.cluster_selection_method not in ("eom", "leaf"):
             raise ValueError("cluster_selection_method must be 'eom' or 'leaf'")
-        if self.cluster_selection_epsilon < 0 or self.cluster_selection_persistence < 0:
-            raise ValueError("cluster_selection_epsilon and _persistence must be >= 0")
         if self.mode not in ("auto", "exact", "approximate"):
             raise ValueError("mode must be 'auto', 'exact' or 'approximate'")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
-        if not self.alpha > 0:
-            raise ValueError("alpha must be > 0")
-        if int(self.max_cluster_size) != self.max_cluster_size or self.max_cluster_size < 0:
-            raise ValueError("max_cluster_size must be an integer >= 0")
+        if self.algorithm not in HDBSCAN_ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {HDBSCAN_ALGORITHMS}")
 
     def _gpu(self) -> bool:
         if self.device == "cpu":

@@ -53,8 +53,9 @@ def _faiss_num_gpus() -> int:
 def _torch_cuda() -> bool:
     """Whether PyTorch sees a CUDA device; without an NVIDIA device node, torch is not imported.
 
-    Importing torch only to learn there is no GPU took 2-9 s of a CPU fit (more than the
-    whole fit at 10k rows); a machine with NVIDIA's driver always has ``/dev/nvidiactl``.
+    Importing torch only to learn there is no GPU costs seconds of a CPU fit (more than the
+    whole fit at 10k rows; benchmarks/README.md); a machine with NVIDIA's driver always has
+    ``/dev/nvidiactl``.
     """
     if "torch" not in sys.modules and not os.path.exists("/dev/nvidiactl"):
         return False

@@ -2,12 +2,11 @@
 
 The approximate pHDBSCAN tree (FinDeepBehaviorCluster, arXiv 2101.04285) is the MST of
 the kNN graph weighted by ``mr(p, q) = max(core(p), core(q), d(p, q))``, completed by
-:mod:`ops.phdbscan._component_join` where the graph is disconnected. A vectorised numpy Borůvka
-materialised several ``n x k`` float64 arrays per round (~1.6 GB at 1M x 50) and
-``np.argsort`` of all ``n k`` edges for Kruskal took seconds; this numba Borůvka scans the
-lists in place, one pass per round, with a union-find; an edge found inside a component is
+:mod:`ops.phdbscan._component_join` where the graph is disconnected. Numba Borůvka scans
+the lists in place, one pass per round, with a union-find, so no ``n x k`` float64
+temporaries and no sort of all ``n k`` edges are needed; an edge found inside a component is
 swapped out of its row's live prefix, so later rounds scan only edges still between
-components (at 1M x 51 the forest took 13 s scanning every edge every round).
+components (figures of both choices: benchmarks/README.md).
 
 Ties are broken by ``(weight, min(p, q), max(p, q))``, a strict total order, so Borůvka's
 simultaneous choices never close a cycle and the forest is minimal.

@@ -62,7 +62,7 @@ def default_cells(n: int, exact: bool) -> tuple[int, int]:
     Approximate: ``sqrt(n)`` cells and 12 probes up to 200k rows (recall of the 51-NN 0.88 on
     20 32-d blobs at 100k, core distances within 0.5%); above, ``2 sqrt(n)`` cells and 8
     probes, which keeps ~4000 candidates per query: the work then grows linearly in ``n``
-    instead of as ``n^1.5`` (1M rows took > 4x longer with the small-n rule). Exact: fewer,
+    instead of as ``n^1.5`` (benchmarks/README.md). Exact: fewer,
     larger cells (``sqrt(n) / 2``) and 16 probes, so more points certify and fewer fall back
     to a full search.
     """
@@ -254,9 +254,8 @@ def refine_float64(
 
     FAISS answers in float32 through ``|x|^2 + |y|^2 - 2xy``; hdbscan decides in float64 and
     mutual-reachability ties are common (``mr`` is often a core distance), so the exact tree
-    and prediction use float64 distances. A numba loop: the numpy version gathered
-    ``n x k x d`` float64 blocks and took ~18 s at 100k x 32 (k = 67); this one takes well
-    under a second.
+    and prediction use float64 distances. A numba loop, so no ``n x k x d`` float64 block is
+    gathered (benchmarks/README.md).
 
     Without ``queries`` the rows are ``X``'s own (a self-kNN graph): each row's own index is
     dropped rather than column 0, which keeps exact duplicates right (a duplicate may be

@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "HDBSCAN_ALGORITHMS",
     "METRICS",
     "PhaseTimer",
     "check_finite_rows",
+    "check_number",
     "from_euclidean",
     "to_euclidean",
     "to_search_space",
@@ -21,6 +23,28 @@ __all__ = [
 #: so neighbours, the MST's edges and the hierarchy's order are the same and only the
 #: distances are converted (:func:`from_euclidean`).
 METRICS = ("euclidean", "cosine")
+
+
+#: hdbscan's ``algorithm`` values: accepted (and checked) so that hdbscan code runs unchanged.
+HDBSCAN_ALGORITHMS = (
+    "best",
+    "generic",
+    "prims_kdtree",
+    "prims_balltree",
+    "boruvka_kdtree",
+    "boruvka_balltree",
+)
+
+
+def check_number(
+    name: str, value: Any, low: float, integer: bool = False, strict: bool = False
+) -> None:
+    """Raise ``ValueError`` unless ``value`` is a number (an integer if asked) >= ``low``."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and (not integer or float(value).is_integer())
+    if not ok or value < low or (strict and value == low):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} {'>' if strict else '>='} {low}, got {value!r}")
 
 
 class PhaseTimer:

@@ -149,57 +149,6 @@ def _complement_search(
     return out_q, out_w, radius
 
 
-class _ComplementLists:
-    """Each searched point's nearest other-component points (ids, mutual reachability)."""
-
-    def __init__(self, n: int, k: int) -> None:
-        self.q = np.full((0, k), -1, np.int64)  # allocated by the first search: n x k
-        self.w = np.full((0, k), np.inf)
-        self.has = np.zeros(n, bool)
-
-    def record(self, pts: np.ndarray, q: np.ndarray, w: np.ndarray) -> None:
-        if self.q.shape[0] == 0:
-            self.q = np.full((len(self.has), q.shape[1]), -1, np.int64)
-            self.w = np.full((len(self.has), q.shape[1]), np.inf)
-        self.q[pts], self.w[pts] = q, w
-        self.has[pts] = True
-
-
-def _complement_round(
-    X: np.ndarray,
-    pts: np.ndarray,
-    comp: np.ndarray,
-    core: np.ndarray,
-    k: int,
-    ext: _ComplementLists,
-    bound: np.ndarray,
-    wp: np.ndarray,
-    qp: np.ndarray,
-) -> None:
-    """Search ``pts`` against their complements.
-
-    Records the lists, raises ``bound`` to each list's radius and lowers the per-point best
-    edges ``wp``/``qp`` in place.
-    """
-    if not len(pts):
-        return
-    lq, lw, rad = _complement_search(X, pts, comp, core, k)
-    ext.record(pts, lq, lw)
-    bound[pts] = np.maximum(bound[pts], rad)
-    _lower_best(pts, lq, lw, wp, qp)
-
-
-def _lower_best(
-    pts: np.ndarray, lq: np.ndarray, lw: np.ndarray, wp: np.ndarray, qp: np.ndarray
-) -> None:
-    """Where a list ``(lq, lw)`` of ``pts`` holds a lighter edge than ``wp``, take it."""
-    j = lw.argmin(1)
-    w = lw[np.arange(len(pts)), j]
-    better = w < wp[pts]
-    wp[pts[better]] = w[better]
-    qp[pts[better]] = lq[np.arange(len(pts)), j][better]
-
-
 def _per_component_best(
     comp: np.ndarray, ncomp: int, w: np.ndarray, u: np.ndarray, v: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -223,6 +172,175 @@ def _per_component_best(
     return bw, bu, bv
 
 
+class _Boruvka:
+    """Borůvka over the mutual-reachability graph; one method per step of a round.
+
+    State across rounds: the components ``comp``, each point's certification ``bound`` (no
+    edge leaving it is lighter), the complement lists already searched, and the accepted
+    edges. State of one round: each point's best known outgoing edge ``best_w``/``best_q``,
+    lowered by each search step.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        knn_dist: np.ndarray,
+        knn_idx: np.ndarray,
+        core: np.ndarray,
+        knn_is_exact: bool,
+        n_cells: int | None,
+        seed: int,
+        max_complement_comps: int,
+        complement_k: int,
+        seed_size: int,
+    ) -> None:
+        n, k = knn_idx.shape
+        self.X, self.core, self.knn_idx = X, core, knn_idx
+        self.n_cells, self.seed = n_cells, seed
+        self.max_complement_comps, self.complement_k = max_complement_comps, complement_k
+        self.seed_size = seed_size
+        self.rows = np.arange(n)
+        valid = knn_idx >= 0
+        self.safe_idx = np.where(valid, knn_idx, 0)
+        self.W = np.maximum(np.maximum(core[:, None], core[self.safe_idx]), knn_dist)
+        self.W[~valid] = np.inf
+        # b(p): lower bound on mr to any point not in p's list
+        if k >= n - 1 or not knn_is_exact:
+            last = np.full(n, np.inf if k >= n - 1 else -np.inf)
+        else:
+            last = knn_dist[:, -1]
+        self.bound = np.maximum(core, last)
+        self.comp = np.arange(n)
+        self.ncomp = n
+        self.edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.cells: CellPartition | None = None
+        self.info: dict[str, Any] = {"rounds": 0, "searched": [], "projection_pruned": 0}
+        # lists of nearest *other-component* points found by complement searches; they stay
+        # valid (and their radius stays a bound) as components only grow
+        self.ext_q = np.full((0, complement_k), -1, np.int64)  # n x k after the first search
+        self.ext_w = np.full((0, complement_k), np.inf)
+        self.has_ext = np.zeros(n, bool)
+        # projection groups; the components of the first round with few enough stay the groups
+        self.groups, self.whole_groups = self.comp, False
+        self.best_w = np.full(n, np.inf)
+        self.best_q = np.full(n, -1, np.int64)
+
+    def run(self) -> np.ndarray:
+        """Merge components round by round until one is left; return the MST rows."""
+        while self.ncomp > 1:
+            self.info["rounds"] += 1
+            self.listed_edges()
+            pts = self.uncertified()
+            self.info["searched"].append(len(pts))
+            if len(pts):
+                if len(np.unique(self.comp[pts])) <= self.max_complement_comps:
+                    pts = self.search_complements(pts)
+                if len(pts):
+                    self.search_cells(pts)
+            self.merge()
+        u, v, w = (np.concatenate(part) for part in zip(*self.edges, strict=True))
+        return np.column_stack([u, v, w]).astype(np.float64)
+
+    def listed_edges(self) -> None:
+        """Start the round from each point's lightest listed edge leaving its component."""
+        comp = self.comp
+        Wm = np.where(comp[self.safe_idx] == comp[:, None], np.inf, self.W)
+        j = Wm.argmin(1)
+        self.best_w = Wm[self.rows, j]
+        self.best_q = np.where(np.isfinite(self.best_w), self.knn_idx[self.rows, j], -1)
+        if self.has_ext.any():
+            e = np.flatnonzero(self.has_ext)
+            same = comp[np.maximum(self.ext_q[e], 0)] == comp[e][:, None]
+            self._lower(e, self.ext_q[e], np.where(same, np.inf, self.ext_w[e]))
+
+    def uncertified(self) -> np.ndarray:
+        """Points whose bound does not prove their component's best edge lightest."""
+        bw, _, _ = self._component_best()
+        return np.flatnonzero(self.bound < bw[self.comp])
+
+    def search_complements(self, pts: np.ndarray) -> np.ndarray:
+        """Search few (typically cluster-sized) components against their complements.
+
+        In high dimension no spatial bound separates such components (distances concentrate),
+        so each component's points are searched against everything outside it with FAISS and
+        certified from the list radius; the projection bound prunes most of them, the most
+        promising points going first so that their edges let it prune the rest. Returns the
+        points still uncertified.
+        """
+        comp = self.comp
+        if not self.whole_groups:  # once every component is a group, keep those
+            self.groups = _projection_groups(comp, pts, self.max_complement_comps)
+            self.whole_groups = self.ncomp <= self.max_complement_comps
+        self.bound[pts] = np.maximum(
+            self.bound[pts], _projection_bounds(self.X, pts, comp, self.groups)
+        )
+        first = _lowest_per_component(pts, comp, self.bound[pts], self.seed_size)
+        self._complement_round(first)
+        bw, _, _ = self._component_best()
+        rest = np.setdiff1d(pts, first, assume_unique=True)
+        rest = rest[self.bound[rest] < bw[comp[rest]]]
+        self._complement_round(rest)
+        self.info["projection_pruned"] += len(pts) - len(first) - len(rest)
+        pts = np.r_[first, rest]
+        return pts[self.best_w[pts] > self.bound[pts]]
+
+    def search_cells(self, pts: np.ndarray) -> None:
+        """Search what remains exactly over the cell partition (built on first need)."""
+        if self.cells is None:
+            self.cells = CellPartition(self.X, self.core, n_cells=self.n_cells, seed=self.seed)
+        w, q = cell_round(
+            self.cells, pts, self.comp, self.core, self.best_w, self.best_q, self.ncomp
+        )
+        self.best_w[pts], self.best_q[pts] = w, q
+
+    def merge(self) -> None:
+        """Accept each component's lightest edge; Kruskal over them drops tie cycles."""
+        bw, bu, bv = self._component_best()
+        has = bu >= 0
+        if not has.any():
+            raise RuntimeError("Borůvka round found no outgoing edge; graph search failed")
+        cu, cv, cw = bu[has], bv[has], bw[has]
+        a, b = self.comp[cu], self.comp[cv]
+        # ranks keep zero weights (duplicates) from vanishing in scipy's sparse MST
+        rank = np.empty(len(cw))
+        rank[np.lexsort((np.minimum(cu, cv), cw))] = np.arange(1, len(cw) + 1)
+        g = coo_matrix((rank, (a, b)), shape=(self.ncomp, self.ncomp)).tocsr()
+        forest = minimum_spanning_tree(g).tocoo()
+        # map accepted (comp, comp, rank) back to edges
+        keep_rank = forest.data.astype(np.int64)
+        pos = np.empty(len(cw) + 1, np.int64)
+        pos[rank.astype(np.int64)] = np.arange(len(cw))
+        sel = pos[keep_rank]
+        self.edges.append((cu[sel], cv[sel], cw[sel]))
+        _, lab = connected_components(forest, directed=False)
+        self.comp = lab[self.comp]
+        self.ncomp = int(lab.max()) + 1
+
+    def _component_best(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _per_component_best(self.comp, self.ncomp, self.best_w, self.rows, self.best_q)
+
+    def _complement_round(self, pts: np.ndarray) -> None:
+        """Search ``pts`` against their complements; keep the lists, raise the bounds."""
+        if not len(pts):
+            return
+        lq, lw, radius = _complement_search(self.X, pts, self.comp, self.core, self.complement_k)
+        if self.ext_q.shape[0] == 0:
+            self.ext_q = np.full((len(self.rows), lq.shape[1]), -1, np.int64)
+            self.ext_w = np.full((len(self.rows), lq.shape[1]), np.inf)
+        self.ext_q[pts], self.ext_w[pts] = lq, lw
+        self.has_ext[pts] = True
+        self.bound[pts] = np.maximum(self.bound[pts], radius)
+        self._lower(pts, lq, lw)
+
+    def _lower(self, pts: np.ndarray, lq: np.ndarray, lw: np.ndarray) -> None:
+        """Where a list ``(lq, lw)`` of ``pts`` holds a lighter edge, take it."""
+        j = lw.argmin(1)
+        w = lw[np.arange(len(pts)), j]
+        better = w < self.best_w[pts]
+        self.best_w[pts[better]] = w[better]
+        self.best_q[pts[better]] = lq[np.arange(len(pts)), j][better]
+
+
 def mutual_reachability_mst(
     X: np.ndarray,
     knn_dist: np.ndarray,
@@ -243,8 +361,9 @@ def mutual_reachability_mst(
     ----------
     X : ndarray (n, d)
     knn_dist, knn_idx : ndarray (n, k)
-        Neighbours of each point *excluding itself* (see :func:`exact_knn_rows`), ascending,
-        float64 distances, ``-1`` for missing entries.
+        Neighbours of each point *excluding itself*
+        (:func:`ops.phdbscan._knn_graph.refine_float64`), ascending, float64 distances,
+        ``-1`` for missing entries.
     core : ndarray (n,) float64
         Core distances.
     knn_is_exact : bool
@@ -261,7 +380,7 @@ def mutual_reachability_mst(
         List length of complement searches; certification falls back to cells if short.
     seed_size : int
         Per component, how many points of lowest projection bound are searched first; their
-        edges prune the rest. At 50k x 32 blobs, 16 left 1.4 s of tree search, 512 left 11 s.
+        edges prune the rest (a few suffice; figures: benchmarks/README.md).
 
     Returns
     -------
@@ -271,97 +390,21 @@ def mutual_reachability_mst(
     n = X.shape[0]
     if n <= 1:
         return np.zeros((0, 3))
-    k = knn_idx.shape[1]
-    rows = np.arange(n)
-    valid = knn_idx >= 0
-    safe_idx = np.where(valid, knn_idx, 0)
-    W = np.maximum(np.maximum(core[:, None], core[safe_idx]), knn_dist)
-    W[~valid] = np.inf
-    # b(p): lower bound on mr to any point not in p's list
-    if k >= n - 1 or not knn_is_exact:
-        last = np.full(n, np.inf if k >= n - 1 else -np.inf)
-    else:
-        last = knn_dist[:, -1]
-    bound = np.maximum(core, last)
-
-    comp = np.arange(n)
-    ncomp = n
-    edges_u: list[np.ndarray] = []
-    edges_v: list[np.ndarray] = []
-    edges_w: list[np.ndarray] = []
-    cells: CellPartition | None = None
-    info: dict[str, Any] = {"rounds": 0, "searched": [], "projection_pruned": 0}
-    # lists of nearest *other-component* points found by complement searches; they stay
-    # valid (and their radius stays a bound) as components only grow
-    ext = _ComplementLists(n, complement_k)
-    # projection groups; the components of the first round with few enough stay the groups
-    groups, whole_groups = comp, False
-    while ncomp > 1:
-        info["rounds"] += 1
-        Wm = np.where(comp[safe_idx] == comp[:, None], np.inf, W)
-        j = Wm.argmin(1)
-        wp = Wm[rows, j]
-        qp = np.where(np.isfinite(wp), knn_idx[rows, j], -1)
-        if ext.has.any():
-            e = np.flatnonzero(ext.has)
-            Em = np.where(comp[np.maximum(ext.q[e], 0)] == comp[e][:, None], np.inf, ext.w[e])
-            _lower_best(e, ext.q[e], Em, wp, qp)
-        bw, _, _ = _per_component_best(comp, ncomp, wp, rows, qp)
-        need = bound < bw[comp]
-        pts = np.flatnonzero(need)
-        info["searched"].append(len(pts))
-        if len(pts):
-            qcomps = np.unique(comp[pts])
-            if len(qcomps) <= max_complement_comps:
-                # few (typically cluster-sized) components: in high dimension no spatial bound
-                # separates them (distances concentrate), so search each component's points
-                # against everything outside it with FAISS and certify from the list radius
-                if not whole_groups:  # once every component is a group, keep those
-                    groups = _projection_groups(comp, pts, max_complement_comps)
-                    whole_groups = ncomp <= max_complement_comps
-                bound[pts] = np.maximum(bound[pts], _projection_bounds(X, pts, comp, groups))
-                # the most promising points first: their edges let the bound prune the rest
-                first = _lowest_per_component(pts, comp, bound[pts], seed_size)
-                _complement_round(X, first, comp, core, complement_k, ext, bound, wp, qp)
-                bw, _, _ = _per_component_best(comp, ncomp, wp, rows, qp)
-                rest = np.setdiff1d(pts, first, assume_unique=True)
-                rest = rest[bound[rest] < bw[comp[rest]]]
-                _complement_round(X, rest, comp, core, complement_k, ext, bound, wp, qp)
-                info["projection_pruned"] += len(pts) - len(first) - len(rest)
-                pts = np.r_[first, rest]
-                pts = pts[wp[pts] > bound[pts]]
-            if len(pts):
-                if cells is None:
-                    cells = CellPartition(X, core, n_cells=n_cells, seed=seed)
-                cell_round(cells, pts, comp, core, wp, qp, ncomp)
-        bw, bu, bv = _per_component_best(comp, ncomp, wp, rows, qp)
-        has = bu >= 0
-        if not has.any():
-            raise RuntimeError("Borůvka round found no outgoing edge; graph search failed")
-        cu, cv, cw = bu[has], bv[has], bw[has]
-        a, b = comp[cu], comp[cv]
-        # Kruskal over the chosen edges removes tie cycles; ranks keep zero weights
-        # (duplicates) from vanishing in scipy's sparse MST
-        rank = np.empty(len(cw))
-        rank[np.lexsort((np.minimum(cu, cv), cw))] = np.arange(1, len(cw) + 1)
-        g = coo_matrix((rank, (a, b)), shape=(ncomp, ncomp)).tocsr()
-        forest = minimum_spanning_tree(g).tocoo()
-        # map accepted (comp, comp, rank) back to edges
-        keep_rank = forest.data.astype(np.int64)
-        pos = np.empty(len(cw) + 1, np.int64)
-        pos[rank.astype(np.int64)] = np.arange(len(cw))
-        sel = pos[keep_rank]
-        edges_u.append(cu[sel])
-        edges_v.append(cv[sel])
-        edges_w.append(cw[sel])
-        _, lab = connected_components(forest, directed=False)
-        comp = lab[comp]
-        ncomp = int(lab.max()) + 1
+    boruvka = _Boruvka(
+        X,
+        knn_dist,
+        knn_idx,
+        core,
+        knn_is_exact,
+        n_cells,
+        seed,
+        max_complement_comps,
+        complement_k,
+        seed_size,
+    )
+    mst = boruvka.run()
     if stats is not None:
-        stats.update(info)
-    mst = np.column_stack(
-        [np.concatenate(edges_u), np.concatenate(edges_v), np.concatenate(edges_w)]
-    ).astype(np.float64)
+        stats.update(boruvka.info)
     if mst.shape[0] != n - 1:
         raise RuntimeError(f"MST has {mst.shape[0]} edges, expected {n - 1}")
     return mst
@@ -372,7 +415,7 @@ def default_graph_k(min_samples: int, n: int) -> int:
 
     ``min_samples + 1`` is the minimum for core distances; at least 16, since lists shorter
     than that certify few Borůvka edges for small ``min_samples``. Longer lists stopped
-    paying once the projection bound pruned the searches between blobs: at 100k x 32 blobs
-    (``min_samples`` 50) lists of 67 cost 1 s more than 51 and gave the same tree.
+    paying once the projection bound pruned the searches between blobs (figures:
+    benchmarks/README.md).
     """
     return int(min(n, max(min_samples + 1, 16)))

@@ -26,7 +26,7 @@ import numpy as np
 
 __all__ = ["PredictionData", "all_points_vectors", "membership_vectors"]
 
-_BLOCK = 4096  # points per block of exemplar distances (block x exemplars float64)
+_BLOCK = 2048  # points per block of exemplar distances (block x exemplars float64)
 
 
 @numba.njit(cache=True)
@@ -105,7 +105,7 @@ class PredictionData:
         from hdbscan.dist_metrics import DistanceMetric
 
         n = labels.shape[0]
-        self.raw_data = raw_data
+        self._rows = raw_data
         self.core_distances = core_distances
         self.tree = _TrainingTree(search)
         self.metric = metric
@@ -160,10 +160,15 @@ class PredictionData:
             at_top = lam[rows] == leaf_max[parent[rows] - n]
             exemplar_idx.append(np.sort(child[rows][at_top]))
         self.exemplar_indices = exemplar_idx
-        self.exemplars = [raw_data[i] for i in exemplar_idx]
+        self.exemplars = [raw_data[i].astype(np.float64) for i in exemplar_idx]
         self.height, self.nested = _merge_heights(
             self.cluster_parent, self.cluster_birth, self.selected, n
         )
+
+    @property
+    def raw_data(self) -> np.ndarray:
+        """The clustered rows in float64, as hdbscan's compiled prediction code reads them."""
+        return self._rows.astype(np.float64, copy=False)
 
     def _heights(self, cluster: np.ndarray, lam: np.ndarray) -> np.ndarray:
         """``merge_height`` of points in tree ``cluster`` at ``lam`` with every selected one."""
@@ -173,17 +178,24 @@ class PredictionData:
 
     def exemplar_distance(self, X: np.ndarray) -> np.ndarray:
         """Distance from each row of ``X`` to each selected cluster's nearest exemplar."""
-        out = np.empty((X.shape[0], len(self.exemplars)))
-        ex_norm = [np.einsum("ij,ij->i", e, e) for e in self.exemplars]
+        k = len(self.exemplars)
+        out = np.empty((X.shape[0], k))
+        if k == 0:
+            return out
+        exemplars = np.vstack(self.exemplars)
+        starts = np.cumsum([0] + [len(e) for e in self.exemplars])
+        ex_norm = np.einsum("ij,ij->i", exemplars, exemplars)
         for start in range(0, X.shape[0], _BLOCK):
             block = np.asarray(X[start : start + _BLOCK], dtype=np.float64)
             b_norm = np.einsum("ij,ij->i", block, block)
-            for j, ex in enumerate(self.exemplars):
-                # the product form only picks the nearest exemplar; its distance is then
-                # computed directly so that a point at an exemplar gets exactly 0
-                d2 = b_norm[:, None] + ex_norm[j][None, :] - 2.0 * block @ ex.T
-                nearest = ex[d2.argmin(1)]
-                out[start : start + len(block), j] = np.linalg.norm(block - nearest, axis=1)
+            # one product against every exemplar picks each cluster's nearest; its distance is
+            # then computed directly, so that a point at an exemplar gets exactly 0
+            d2 = b_norm[:, None] + ex_norm[None, :] - 2.0 * (block @ exemplars.T)
+            nearest = np.column_stack(
+                [starts[j] + d2[:, starts[j] : starts[j + 1]].argmin(1) for j in range(k)]
+            )
+            diff = exemplars[nearest] - block[:, None, :]
+            out[start : start + len(block)] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
         if self.metric == "cosine":  # on unit vectors: 1 - cos = |a - b|^2 / 2
             out = out * out / 2.0
         return out
@@ -203,7 +215,7 @@ def all_points_vectors(data: PredictionData) -> np.ndarray:
     k = data.selected.shape[0]
     if k == 0:
         return np.zeros(n)
-    distance = _inverse_distance_vectors(data.exemplar_distance(data.raw_data))
+    distance = _inverse_distance_vectors(data.exemplar_distance(data._rows))
     heights = data._heights(data.point_cluster, data.point_lambda)
     max_lambda = data.leaf_max_lambda[data.point_cluster - n] + 1e-8
     with np.errstate(divide="ignore"):

@@ -247,6 +247,11 @@ def test_invalid_params() -> None:
         PHDBSCAN(min_cluster_size=1).fit(DATA["wine"])
     with pytest.raises(ValueError):
         PHDBSCAN(mode="fast").fit(DATA["wine"])  # type: ignore[arg-type]
+    for bad in ({"alpha": "fail"}, {"alpha": 0}, {"min_samples": "fail"}, {"leaf_size": 0}):
+        with pytest.raises(ValueError):  # hdbscan's error for these, not a TypeError
+            PHDBSCAN(**bad).fit(DATA["wine"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="metric"):
+        PHDBSCAN(metric="manhattan").fit(DATA["wine"])
 
 
 def test_save_load_roundtrip(tmp_path: Path) -> None:
