@@ -234,16 +234,26 @@ class MaskedBiLSTM(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``[B, T, input_size]`` and ``[B]`` real lengths to ``[B, T, 2 * hidden_size]``."""
         t = x.shape[1]
-        steps = torch.arange(t, device=x.device)
-        # (len - 1 - i) mod T reverses the real prefix and maps padding onto padding.
-        reverse = (lengths.to(x.device).unsqueeze(1) - 1 - steps).remainder(t).unsqueeze(-1)
+        lengths = lengths.to(x.device)
+        # Inference batches of equal length (``ops.sequence.embed``) reverse by a flip; training
+        # batches always mix lengths, and skip the check's device sync.
+        index = None
+        if self.training or not bool((lengths == t).all()):
+            steps = torch.arange(t, device=x.device)
+            # (len - 1 - i) mod T reverses the real prefix and maps padding onto padding.
+            index = (lengths.unsqueeze(1) - 1 - steps).remainder(t).unsqueeze(-1)
         h = x
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
             if i > 0:
                 h = self.dropout(h)
             ahead, _ = fwd(h)
-            flipped = torch.gather(h, 1, reverse.expand(-1, -1, h.shape[-1]))
-            behind, _ = bwd(flipped)
-            behind = torch.gather(behind, 1, reverse.expand(-1, -1, behind.shape[-1]))
-            h = torch.cat([ahead, behind], dim=-1)
+            behind, _ = bwd(_reverse(h, index))
+            h = torch.cat([ahead, _reverse(behind, index)], dim=-1)
         return h
+
+
+def _reverse(x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    """Each row of ``[B, T, D]`` reversed within its length (``index``), or whole (``None``)."""
+    if index is None:
+        return x.flip(1)
+    return torch.gather(x, 1, index.expand(-1, -1, x.shape[-1]))

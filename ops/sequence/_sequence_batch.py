@@ -72,24 +72,53 @@ def collate_sequences(
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     n = len(tokens)
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=n)
+    dwell_lengths = np.fromiter(map(len, dwell), dtype=np.int64, count=n)
+    for i in np.flatnonzero(lengths != dwell_lengths)[:1]:
+        raise ValueError(f"sequence {i}: {lengths[i]} tokens but {dwell_lengths[i]} dwell values")
+    kept = np.minimum(lengths, max_len)
     tok = np.zeros((n, max_len), dtype=np.int64)
     ldw = np.zeros((n, max_len), dtype=np.float32)
-    msk = np.zeros((n, max_len), dtype=bool)
-    for i, (t, d) in enumerate(zip(tokens, dwell, strict=True)):
-        t = np.asarray(t)[-max_len:]
-        d = np.asarray(d, dtype=np.float32)[-max_len:]
-        if t.shape != d.shape:
-            raise ValueError(f"sequence {i}: {t.shape[0]} tokens but {d.shape[0]} dwell values")
-        k = t.shape[0]
-        tok[i, :k] = t
+    if kept.any():
+        # One scatter of every kept event instead of a Python loop over sessions: at scoring
+        # batch sizes the loop cost as much as the encoder's attention layers.
+        ends = np.cumsum(lengths)
+        from_end = np.repeat(ends, lengths) - np.arange(ends[-1]) - 1  # 0 on a session's last
+        keep = from_end < max_len
+        rows = np.repeat(np.arange(n), lengths)[keep]
+        cols = np.repeat(kept, lengths)[keep] - 1 - from_end[keep]
+        tok[rows, cols] = np.concatenate(tokens)[keep]
+        d = np.concatenate(dwell)[keep].astype(np.float32, copy=False)
         # Negative or NaN dwell (clock skew, missing ts) would poison log1p; treat as instant.
-        ldw[i, :k] = np.log1p(np.clip(np.nan_to_num(d, nan=0.0), 0.0, None))
-        msk[i, :k] = True
+        ldw[rows, cols] = np.log1p(np.clip(np.nan_to_num(d, nan=0.0), 0.0, None))
     return SequenceBatch(
         tokens=torch.from_numpy(tok),
         log_dwell=torch.from_numpy(ldw),
-        mask=torch.from_numpy(msk),
+        mask=torch.from_numpy(np.arange(max_len) < kept[:, None]),
     )
+
+
+def length_buckets(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Row indices grouped by equal length, each group cut into batches of ``batch_size``.
+
+    Within a batch every session has the same length, so nothing is padded and the encoder's
+    backward pass reverses by a flip. Shortest first, rows in their input order within a length:
+    the batching depends only on ``lengths``.
+
+    >>> [b.tolist() for b in length_buckets(np.array([3, 1, 3, 3, 1]), batch_size=2)]
+    [[1, 4], [0, 2], [3]]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not len(lengths):
+        return []
+    order = np.argsort(lengths, kind="stable")
+    bounds = np.flatnonzero(np.diff(np.asarray(lengths)[order])) + 1
+    return [
+        group[start : start + batch_size]
+        for group in np.split(order, bounds)
+        for start in range(0, len(group), batch_size)
+    ]
 
 
 class SequenceDataset(Dataset[tuple[np.ndarray, np.ndarray]]):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ops.sequence._sequence_batch import SequenceBatch, SequenceCollator, SequenceDataset
+from ops.sequence._sequence_batch import SequenceBatch, collate_sequences, length_buckets
 
 
 def set_seed(seed: int) -> None:
@@ -67,7 +67,7 @@ def evaluate(objective: nn.Module, loader: Iterable[SequenceBatch]) -> float:
     return total / max(count, 1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def embed(
     encoder: nn.Module,
     tokens: Sequence[np.ndarray],
@@ -75,7 +75,12 @@ def embed(
     max_len: int = 64,
     batch_size: int = 1024,
 ) -> np.ndarray:
-    """Embed sessions with ``encoder`` in eval mode: ``float32 [N, embedding_dim]``.
+    """Embed sessions with ``encoder`` in eval mode: ``float32 [N, embedding_dim]``, input order.
+
+    Sessions go through in batches of equal kept length (:func:`length_buckets`): no step is
+    spent on padding, and the encoder reverses by a flip. Each session's embedding is the one a
+    padded batch gives, up to float rounding; which batch a session lands in depends only on the
+    lengths, so a repeated call returns the same array.
 
     Examples
     --------
@@ -87,19 +92,22 @@ def embed(
     was_training = encoder.training
     encoder.eval()
     device = _device_of(encoder)
-    dataset = SequenceDataset(tokens, dwell)
-    collate = SequenceCollator(max_len)
-    parts: list[np.ndarray] = []
+    lengths = np.minimum(np.fromiter(map(len, tokens), np.int64, len(tokens)), max_len)
+    out: np.ndarray | None = None
     try:
-        for start in range(0, len(dataset), batch_size):
-            items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-            z = encoder(collate(items).to(device))
-            parts.append(z.float().cpu().numpy())
+        for rows in length_buckets(lengths, batch_size):
+            batch = collate_sequences(
+                [tokens[i] for i in rows], [dwell[i] for i in rows], max(int(lengths[rows[0]]), 1)
+            )
+            z = encoder(batch.to(device)).float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(tokens), z.shape[1]), dtype=np.float32)
+            out[rows] = z
     finally:
         encoder.train(was_training)
-    if not parts:
+    if out is None:
         return np.zeros((0, _output_dim(encoder)), dtype=np.float32)
-    return np.concatenate(parts).astype(np.float32, copy=False)
+    return out
 
 
 def _device_of(module: nn.Module) -> torch.device:

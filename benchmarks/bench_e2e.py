@@ -1,0 +1,268 @@
+"""The whole flow at growing sizes: each stage's time and peak memory, and how they grow.
+
+    .venv/bin/python benchmarks/bench_e2e.py                          # 100k and 300k transactions
+    .venv/bin/python benchmarks/bench_e2e.py --sizes 1000000,3000000 --workdir /data/e2e
+
+For each size the shop generator writes a world (seed 0; generation is not timed), then
+``shoal run`` runs the real flow on it in a child process with a fresh ``SHOAL_HOME`` (so
+pretraining is never a cache hit) and the default parameters, or ``--config``'s; its Ray is
+its own (``RAY_ADDRESS=local``) unless ``RAY_ADDRESS`` is set. The parent
+samples the RSS of that process and all its children (Ray and Dask workers included) every
+``--interval`` seconds. Each stage's start and end come from the flow's own task runs
+(Prefect's database in that home), so a stage's peak memory is the peak seen while it ran:
+the largest single process, and the whole tree. Start-up is the time from spawning
+``shoal run`` to the first stage; the total is the child's wall time.
+
+Last, each stage's growth exponent: the slope of log(seconds) against log(transactions)
+across the sizes, beside the slope that ``n log n`` has over the same range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+STAGES = ["ingest", "pretrain", "embed", "features", "cluster", "evaluate", "explain", "report"]
+GB = 2**30
+
+
+@dataclass
+class Sample:
+    """One RSS reading of the flow's process tree."""
+
+    at: float  # time.time()
+    largest: int  # RSS of the largest process, bytes
+    total: int  # RSS of the whole tree, bytes
+
+
+@dataclass
+class Measurement:
+    """One ``shoal run``: its wall time, its stages' bounds and its RSS samples."""
+
+    n: int
+    events: int
+    seconds: float
+    returncode: int
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)  # start, end (epoch s)
+    samples: list[Sample] = field(default_factory=list)
+    spawned: float = 0.0
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds of start-up and of each stage, in the order they ran."""
+        first = min((start for start, _ in self.stages.values()), default=self.spawned)
+        times = {"start-up": first - self.spawned}
+        times.update({name: end - start for name, (start, end) in self.stages.items()})
+        return times
+
+    def peak(self, start: float, end: float) -> tuple[float, float]:
+        """Largest process and whole tree, GB, over samples in ``[start, end]``."""
+        inside = [s for s in self.samples if start <= s.at <= end]
+        if not inside:
+            return float("nan"), float("nan")
+        return max(s.largest for s in inside) / GB, max(s.total for s in inside) / GB
+
+
+def sample_tree(pid: int, interval: float, samples: list[Sample], done: threading.Event) -> None:
+    """Append an RSS sample of ``pid`` and its descendants every ``interval`` s until ``done``."""
+    parent = psutil.Process(pid)
+    while not done.is_set():
+        sizes = []
+        with contextlib.suppress(psutil.Error):
+            for p in [parent, *parent.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    sizes.append(p.memory_info().rss)
+        if sizes:
+            samples.append(Sample(time.time(), max(sizes), sum(sizes)))
+        time.sleep(interval)
+
+
+def stage_times(prefect_db: Path) -> dict[str, tuple[float, float]]:
+    """Start and end (epoch seconds) of the newest ``fraud_clustering`` run's stages."""
+
+    def epoch(value: str) -> float:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
+
+    with contextlib.closing(sqlite3.connect(f"file:{prefect_db}?mode=ro", uri=True)) as db:
+        (flow_run,) = db.execute(
+            "SELECT r.id FROM flow_run r JOIN flow f ON r.flow_id = f.id "
+            "WHERE f.name = 'fraud_clustering' ORDER BY r.start_time DESC LIMIT 1"
+        ).fetchone()
+        rows = db.execute(
+            "SELECT name, start_time, end_time FROM task_run "
+            "WHERE flow_run_id = ? AND start_time IS NOT NULL AND end_time IS NOT NULL",
+            (flow_run,),
+        ).fetchall()
+    times = {}
+    for name, start, end in rows:
+        stage = name.rsplit("-", 1)[0]  # Prefect names a task run "<task>-<suffix>"
+        if stage in STAGES:
+            times[stage] = (epoch(start), epoch(end))
+    return dict(sorted(times.items(), key=lambda item: item[1][0]))
+
+
+def run_flow(world: Path, home: Path, n: int, events: int, args: argparse.Namespace) -> Measurement:
+    """``shoal run`` on ``world`` in a child process, sampled; its log goes beside ``home``."""
+    command = [
+        str(Path(sys.executable).with_name("shoal")),
+        "run",
+        "--events",
+        str(world / "events.parquet"),
+        "--transactions",
+        str(world / "transactions.parquet"),
+    ]
+    if args.config:
+        command += ["--config", str(args.config)]
+    env = {**os.environ, "SHOAL_HOME": str(home)}
+    # A plain ray.init() joins any other local Ray on the machine (whose owner may stop it
+    # mid-run); the flow gets a Ray of its own unless RAY_ADDRESS names a cluster.
+    env.setdefault("RAY_ADDRESS", "local")
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's code, not the installed
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    samples: list[Sample] = []
+    done = threading.Event()
+    log = home.with_suffix(".log").open("w")
+    spawned = time.time()
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    sampler = threading.Thread(
+        target=sample_tree, args=(child.pid, args.interval, samples, done), daemon=True
+    )
+    sampler.start()
+    try:
+        child.wait(timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(psutil.Error):
+            for p in [*psutil.Process(child.pid).children(recursive=True)]:
+                p.kill()
+        child.kill()
+        child.wait()
+    done.set()
+    sampler.join()
+    log.close()
+    measurement = Measurement(
+        n=n,
+        events=events,
+        seconds=time.perf_counter() - started,
+        returncode=child.returncode,
+        samples=samples,
+        spawned=spawned,
+    )
+    with contextlib.suppress(sqlite3.Error, TypeError, FileNotFoundError):
+        measurement.stages = stage_times(home / "prefect" / "prefect.db")
+    return measurement
+
+
+def generate(world: Path, n: int) -> int:
+    """Write the shop world of ``n`` transactions in ``world`` (unless there); count events."""
+    import pyarrow.parquet as pq
+
+    from catalog.synthetic import generate_shop
+
+    events = world / "events.parquet"
+    if not events.exists():
+        generate_shop(world, n_transactions=n, seed=0)
+    return pq.read_metadata(events).num_rows
+
+
+def growth(sizes: list[int], values: list[float]) -> float:
+    """Fit the exponent ``k`` in ``value ~ size^k``: the slope of log(value) on log(size)."""
+    keep = [(s, v) for s, v in zip(sizes, values, strict=True) if v > 0]
+    if len(keep) < 2:
+        return float("nan")
+    x, y = np.log([s for s, _ in keep]), np.log([v for _, v in keep])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def print_measurement(m: Measurement) -> None:
+    """Print one size's stages: seconds, peak RSS of the largest process and of the tree."""
+    largest, total = m.peak(m.spawned, m.spawned + m.seconds)
+    print(
+        f"\n## {m.n:,} transactions ({m.events:,} events): {m.seconds:.0f} s in all, "
+        f"exit {m.returncode}; peak RSS largest process {largest:.2f} GB, whole tree "
+        f"{total:.2f} GB; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        f"on {os.cpu_count()} cores"
+    )
+    print(f"{'stage':10s} {'seconds':>8s} {'largest GB':>11s} {'tree GB':>8s}")
+    for stage, seconds in m.stage_seconds().items():
+        start, end = m.stages.get(stage, (m.spawned, m.spawned + seconds))
+        largest, total = m.peak(start, end)
+        print(f"{stage:10s} {seconds:8.1f} {largest:11.2f} {total:8.2f}", flush=True)
+
+
+def print_growth(results: list[Measurement]) -> None:
+    """Print each stage's growth exponent over the sizes (two or more), beside n log n's."""
+    if len(results) < 2:
+        return
+    sizes = [m.n for m in results]
+    nlogn = growth(sizes, [n * np.log(n) for n in sizes])
+    print(f"\n# growth exponents over {sizes[0]:,}..{sizes[-1]:,} (n log n: {nlogn:.2f})")
+    names = ["start-up", *STAGES, "total"]
+    for name in names:
+        seconds = [
+            m.seconds if name == "total" else m.stage_seconds().get(name, 0.0) for m in results
+        ]
+        flag = "  faster than n log n" if growth(sizes, seconds) > nlogn + 0.05 else ""
+        print(f"{name:10s} time {growth(sizes, seconds):5.2f}{flag}")
+    peaks = [m.peak(m.spawned, m.spawned + m.seconds)[0] for m in results]
+    print(f"{'memory':10s} largest process {growth(sizes, peaks):5.2f}")
+
+
+def main() -> None:
+    """Generate each size's world, run the flow on it, report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,300000", help="transactions, comma-separated")
+    parser.add_argument("--workdir", type=Path, help="worlds and homes (default: a temp dir)")
+    parser.add_argument("--config", type=Path, help="YAML of pipeline parameters for shoal run")
+    parser.add_argument("--interval", type=float, default=0.2, help="RSS sampling, seconds")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per flow run")
+    parser.add_argument("--json", type=Path, help="also write the measurements here")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_e2e_"))
+    results = []
+    for n in sorted(int(s) for s in args.sizes.split(",")):
+        world = work / f"world-{n}"
+        started = time.perf_counter()
+        events = generate(world, n)
+        print(f"world {n:,}: {events:,} events ({time.perf_counter() - started:.0f} s to write)")
+        home = work / f"home-{n}-{time.time_ns()}"
+        home.mkdir(parents=True)
+        m = run_flow(world, home, n, events, args)
+        print(
+            f"  shoal run: {m.seconds:.0f} s, exit {m.returncode}, log {home.with_suffix('.log')}"
+        )
+        results.append(m)
+        print_measurement(m)
+    print_growth(results)
+    if args.json:
+        rows = [
+            {
+                "transactions": m.n,
+                "events": m.events,
+                "seconds": m.seconds,
+                "returncode": m.returncode,
+                "stages": m.stage_seconds(),
+                "peak_largest_gb": m.peak(m.spawned, m.spawned + m.seconds)[0],
+            }
+            for m in results
+        ]
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
