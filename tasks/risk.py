@@ -100,7 +100,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         "config": config,
     }
     clusterer = load_clusterer(catalog)
-    parents = cluster_parents(clusterer.condensed_tree_, clusterer.labels_)
+    parents = cluster_parents(clusterer.condensed_tree_.to_numpy(), clusterer.labels_)
     risk = pool_siblings(
         view,
         assess_risk(view, **judged),
