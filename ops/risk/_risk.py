@@ -268,41 +268,88 @@ def _coordination_table(
     age_column: str,
     cfg: CoordinationConfig,
 ) -> pd.DataFrame:
-    nan = np.nan
+    """Per cluster: what its members share, the five signals, the score and the flag.
+
+    Each measure is one step that reads the members and returns its own columns; the
+    signals, the score and the flag are then computed from the measures alone.
+    """
+    clusters = pd.Index(np.unique(key), name="cluster")
     by = pd.Series(key, name="cluster")
-    t = pd.DataFrame(index=pd.Index(np.unique(key), name="cluster"))
+    measures = pd.concat(
+        [
+            _path_agreement(df, key, clusters),
+            _embedding_spread(df, key, embeddings, clusters),
+            _session_pace(df, by, clusters),
+            _shared_ids(df, key, id_columns, clusters),
+            _young_accounts(df, by, age_column, cfg.young_days, clusters),
+            _time_burst(df, by, clusters),
+        ],
+        axis=1,
+    )
+    signals = _coordination_signals(measures, cfg)
+    verdict = _coordination_verdict(signals, by.value_counts().reindex(clusters), cfg)
+    return pd.concat([measures, signals, verdict], axis=1)
 
-    if "path" in df:
-        # lists of page names, counted as tuples: names may hold any character
-        codes, uniques = pd.factorize(pd.Series(path_keys(df["path"]), dtype=object))  # None -> -1
-        known = codes >= 0
-        pairs = pd.DataFrame({"cluster": key[known], "code": codes[known]})
-        counts = pairs.groupby(["cluster", "code"]).size().sort_values(ascending=False)
-        top = counts[~counts.index.get_level_values("cluster").duplicated()]
-        top = top.droplevel("code").rename("top")
-        top_code = pd.Series(
-            counts.index.get_level_values("code")[
-                ~counts.index.get_level_values("cluster").duplicated()
-            ],
-            index=top.index,
-        )
-        n_known = pairs.groupby("cluster").size()
-        t["path_share"] = (top / n_known).reindex(t.index)
-        t["modal_path"] = top_code.map(lambda c: list(uniques[c])).reindex(t.index)
-    else:
-        t["path_share"], t["modal_path"] = nan, None
 
-    t["dispersion_ratio"] = nan
+def _path_agreement(df: pd.DataFrame, key: np.ndarray, clusters: pd.Index) -> pd.DataFrame:
+    """``path_share``: the share of members on the cluster's most common path; ``modal_path``."""
+    t = pd.DataFrame(index=clusters)
+    if "path" not in df:
+        t["path_share"], t["modal_path"] = np.nan, None
+        return t
+    # lists of page names, counted as tuples: names may hold any character
+    codes, uniques = pd.factorize(pd.Series(path_keys(df["path"]), dtype=object))  # None -> -1
+    known = codes >= 0
+    pairs = pd.DataFrame({"cluster": key[known], "code": codes[known]})
+    counts = pairs.groupby(["cluster", "code"]).size().sort_values(ascending=False)
+    top = counts[~counts.index.get_level_values("cluster").duplicated()]
+    top = top.droplevel("code").rename("top")
+    top_code = pd.Series(
+        counts.index.get_level_values("code")[
+            ~counts.index.get_level_values("cluster").duplicated()
+        ],
+        index=top.index,
+    )
+    n_known = pairs.groupby("cluster").size()
+    t["path_share"] = (top / n_known).reindex(t.index)
+    t["modal_path"] = top_code.map(lambda c: list(uniques[c])).reindex(t.index)
+    return t
+
+
+def _embedding_spread(
+    df: pd.DataFrame, key: np.ndarray, embeddings: np.ndarray | None, clusters: pd.Index
+) -> pd.DataFrame:
+    """``dispersion_ratio``: how tight each cluster's embedding cloud is (NaN without one)."""
+    t = pd.DataFrame(index=clusters)
+    t["dispersion_ratio"] = np.nan
     if embeddings is not None:
         if len(embeddings) != len(df):
             raise ValueError("embeddings must have one row per transaction")
         t["dispersion_ratio"] = _dispersion_ratio(np.asarray(embeddings), key, t.index.to_numpy())
+    return t
 
+
+def _session_pace(df: pd.DataFrame, by: pd.Series, clusters: pd.Index) -> pd.DataFrame:
+    """``median_dwell`` and ``dwell_cv``: the members' median pace and its regularity."""
+    t = pd.DataFrame(index=clusters)
     for col in ("median_dwell", "dwell_cv"):
-        t[col] = pd.to_numeric(df[col], errors="coerce").groupby(by).median() if col in df else nan
+        t[col] = (
+            pd.to_numeric(df[col], errors="coerce").groupby(by).median() if col in df else np.nan
+        )
+    return t
 
-    t["id_concentration"], t["shared_id_column"] = nan, None
-    t["members_per_id"], t["n_distinct_ids"] = nan, 0
+
+def _shared_ids(
+    df: pd.DataFrame, key: np.ndarray, id_columns: Sequence[str], clusters: pd.Index
+) -> pd.DataFrame:
+    """The id column whose values the members share most, against chance.
+
+    ``id_concentration`` is the number of distinct values a random sample of the cluster's
+    size would hold over the number the members hold; the most concentrated column wins.
+    """
+    t = pd.DataFrame(index=clusters)
+    t["id_concentration"], t["shared_id_column"] = np.nan, None
+    t["members_per_id"], t["n_distinct_ids"] = np.nan, 0
     for col in id_columns:
         if col not in df:
             continue
@@ -310,7 +357,7 @@ def _coordination_table(
         present = df[col].notna().to_numpy()
         g = pd.DataFrame({"cluster": key[present], "v": df[col].to_numpy()[present]})
         stats = g.groupby("cluster")["v"].agg(["size", "nunique"]).reindex(t.index)
-        expected = np.array([pop.expected_distinct(int(n)) if n == n else nan
+        expected = np.array([pop.expected_distinct(int(n)) if n == n else np.nan
                              for n in stats["size"]])  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
             conc = expected / stats["nunique"].to_numpy(dtype=np.float64)
@@ -320,44 +367,71 @@ def _coordination_table(
         t.loc[better, "members_per_id"] = (stats["size"] / stats["nunique"])[better]
         t.loc[better, "n_distinct_ids"] = stats["nunique"][better]
     t["n_distinct_ids"] = t["n_distinct_ids"].astype(int)
+    return t
 
+
+def _young_accounts(
+    df: pd.DataFrame, by: pd.Series, age_column: str, young_days: float, clusters: pd.Index
+) -> pd.DataFrame:
+    """``young_share``: the share of members whose account is younger than ``young_days``."""
+    t = pd.DataFrame(index=clusters)
     if age_column in df:
         age = pd.to_numeric(df[age_column], errors="coerce")
-        young = (age < cfg.young_days).where(age.notna())
+        young = (age < young_days).where(age.notna())
         t["young_share"] = young.astype(float).groupby(by).mean()
     else:
-        t["young_share"] = nan
+        t["young_share"] = np.nan
+    return t
 
+
+def _time_burst(df: pd.DataFrame, by: pd.Series, clusters: pd.Index) -> pd.DataFrame:
+    """``burst_seconds``: the members' 10-90% time span; ``burst_span``: its window share."""
+    t = pd.DataFrame(index=clusters)
     ts = pd.Series(_seconds(df["ts"]))
     ts = ts.where(np.isfinite(ts))
-    window = float(ts.max() - ts.min()) if ts.notna().any() else nan
+    window = float(ts.max() - ts.min()) if ts.notna().any() else np.nan
     lo, hi = ts.groupby(by).quantile(0.1), ts.groupby(by).quantile(0.9)
     span = (hi - lo).where(ts.groupby(by).count() >= 2)
     t["burst_seconds"] = span
-    t["burst_span"] = span / window if window > 0 else nan
+    t["burst_span"] = span / window if window > 0 else np.nan
+    return t
+
+
+def _coordination_signals(measures: pd.DataFrame, cfg: CoordinationConfig) -> pd.DataFrame:
+    """The five signals in [0, 1] (NaN where unmeasured), each a ramp over its measures."""
+    t = pd.DataFrame(index=measures.index)
+
+    def ramped(column: str, bounds: tuple[float, float]) -> np.ndarray:
+        return ramp(measures[column].to_numpy(dtype=float), *bounds)
 
     # identical: the same path *or* a tight embedding cloud is enough
-    same = ramp(t["path_share"].to_numpy(dtype=float), *cfg.path_share)
-    tight = ramp(t["dispersion_ratio"].to_numpy(dtype=float), *cfg.dispersion_ratio)
+    same = ramped("path_share", cfg.path_share)
+    tight = ramped("dispersion_ratio", cfg.dispersion_ratio)
     t["sig_identical"] = _nan_reduce(np.fmax, same, tight)
     # machine: a bot is fast *and* regular; either alone is a hurried or erratic human
-    fast = ramp(t["median_dwell"].to_numpy(dtype=float), *cfg.median_dwell_s)
-    regular = ramp(t["dwell_cv"].to_numpy(dtype=float), *cfg.dwell_cv)
+    fast = ramped("median_dwell", cfg.median_dwell_s)
+    regular = ramped("dwell_cv", cfg.dwell_cv)
     t["sig_machine"] = _nan_reduce(np.fmin, fast, regular)
-    t["sig_shared_ids"] = ramp(t["id_concentration"].to_numpy(dtype=float), *cfg.id_concentration)
-    t["sig_young"] = ramp(t["young_share"].to_numpy(dtype=float), *cfg.young_share)
-    t["sig_burst"] = ramp(t["burst_span"].to_numpy(dtype=float), *cfg.burst_span)
+    t["sig_shared_ids"] = ramped("id_concentration", cfg.id_concentration)
+    t["sig_young"] = ramped("young_share", cfg.young_share)
+    t["sig_burst"] = ramped("burst_span", cfg.burst_span)
+    return t
 
-    sig = np.column_stack([t[f"sig_{s}"].to_numpy(dtype=float) for s in SIGNALS])
+
+def _coordination_verdict(
+    signals: pd.DataFrame, sizes: pd.Series, cfg: CoordinationConfig
+) -> pd.DataFrame:
+    """The weighted mean of the available signals, how many are strong, and the flag."""
+    t = pd.DataFrame(index=signals.index)
+    sig = np.column_stack([signals[f"sig_{s}"].to_numpy(dtype=float) for s in SIGNALS])
     w = np.array([cfg.weights.get(s, 0.0) for s in SIGNALS])
     avail = ~np.isnan(sig) & (w > 0)
     wsum = (avail * w).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         t["coordination_score"] = np.where(
-            wsum > 0, (np.where(avail, sig, 0) * w).sum(axis=1) / wsum, nan
+            wsum > 0, (np.where(avail, sig, 0) * w).sum(axis=1) / wsum, np.nan
         )
     t["n_strong_signals"] = (avail & (np.nan_to_num(sig) >= cfg.strong)).sum(axis=1)
-    sizes = by.value_counts().reindex(t.index)
     t["coordination_flag"] = (
         (sizes >= cfg.min_size)
         & (t["coordination_score"] >= cfg.score_threshold)
