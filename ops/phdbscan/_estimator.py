@@ -141,7 +141,7 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
     Campello, Moulavi & Sander (2013), *Density-based clustering based on hierarchical
     density estimates*, PAKDD. Campello, Moulavi, Zimek & Sander (2015), *Hierarchical
     density estimates for data clustering, visualization, and outlier detection*, TKDD.
-    Xu et al. (2021), *FinDeepBehaviorCluster*, arXiv 2101.04285.
+    Min et al. (eBay, 2021), *FinDeepBehaviorCluster*, arXiv 2101.04285.
     """
 
     def __init__(
