@@ -140,10 +140,14 @@ def _reports_failures(command: Callable[P, R]) -> Callable[P, R]:
     return guarded
 
 
-def _prepare() -> None:
-    """Engine settings first (Prefect reads them at import), then the servers must answer."""
+def _prepare(quiet: bool = True) -> None:
+    """Engine settings first (Prefect reads them at import), then the servers must answer.
+
+    ``quiet`` leaves a failed run's tracebacks to its log (the command reports the failure in
+    one line); a long-lived server of flow runs passes False, its terminal being their log.
+    """
     configure_environment()
-    if not _verbose["on"]:
+    if quiet and not _verbose["on"]:
         quiet_terminal()
     check_engines()
 
@@ -322,7 +326,7 @@ def deploy(
 @_reports_failures
 def serve(deployment: DeploymentOption = None) -> None:
     """Serve prefect.yaml's deployments from this process, schedules included (Ctrl-C stops)."""
-    _prepare()
+    _prepare(quiet=False)
     from infra.deployments import serve as serve_all
 
     serve_all(deployment)
