@@ -26,6 +26,7 @@ from infra.settings import get_settings
 from infra.tracking import RunLogger, log_torch_model
 from ops.sequence import PackedSequenceEncoder, pack_sequences
 from tasks.io import load_sequences
+from tasks.pretrain_progress import epoch_progress
 from tasks.pretrain_worker import STATE_FILE, load_encoder, train_loop_per_worker
 from tasks.training_identity import training_code_digest, training_name
 
@@ -76,23 +77,24 @@ def run_trainer(config: dict[str, Any], params: PretrainParams, name: str) -> ra
     """A reused ``name`` resumes that training run from its storage; a new name starts afresh."""
     use_gpu = torch.cuda.is_available() if params.use_gpu is None else params.use_gpu
     storage_path, filesystem = ray_storage()
-    trainer = ray.train.torch.TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=config,
-        scaling_config=ray.train.ScalingConfig(num_workers=params.num_workers, use_gpu=use_gpu),
-        run_config=ray.train.RunConfig(
-            name=name,
-            storage_path=storage_path,
-            storage_filesystem=filesystem,
-            checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=params.keep_checkpoints,
-                checkpoint_score_attribute="val_loss",
-                checkpoint_score_order="min",
+    with epoch_progress(params.epochs) as progress:
+        trainer = ray.train.torch.TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config=config | progress,
+            scaling_config=ray.train.ScalingConfig(num_workers=params.num_workers, use_gpu=use_gpu),
+            run_config=ray.train.RunConfig(
+                name=name,
+                storage_path=storage_path,
+                storage_filesystem=filesystem,
+                checkpoint_config=ray.train.CheckpointConfig(
+                    num_to_keep=params.keep_checkpoints,
+                    checkpoint_score_attribute="val_loss",
+                    checkpoint_score_order="min",
+                ),
+                failure_config=ray.train.FailureConfig(max_failures=params.max_failures),
             ),
-            failure_config=ray.train.FailureConfig(max_failures=params.max_failures),
-        ),
-    )
-    return trainer.fit()
+        )
+        return trainer.fit()
 
 
 def build_config(

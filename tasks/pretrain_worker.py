@@ -19,6 +19,7 @@ import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
@@ -35,6 +36,7 @@ from ops.sequence import (
     train_epoch,
 )
 from tasks.io import load_sequences
+from tasks.pretrain_progress import epoch_reporter
 
 STATE_FILE = "state.pt"
 
@@ -149,6 +151,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             config["run_id"], f"shoal.pretrain.node.{rank}", node
         )
     tracker = MlflowClient(config["tracking_uri"]) if rank == 0 and config.get("run_id") else None
+    report_epoch = epoch_reporter(config, rank)
     # A run restored after it stopped early must not train on.
     while state["epoch"] < config["epochs"] and state["stale"] < config["patience"]:
         epoch = state["epoch"]
@@ -172,8 +175,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         }
         state["history"].append(metrics)
         if tracker is not None:
-            for key in ("train_loss", "val_loss"):
-                tracker.log_metric(config["run_id"], f"pretrain.{key}", metrics[key], step=epoch)
+            now = int(time.time() * 1000)
+            losses = [
+                Metric(f"pretrain.{key}", metrics[key], now, epoch)
+                for key in ("train_loss", "val_loss")
+            ]
+            tracker.log_batch(config["run_id"], metrics=losses)
+        report_epoch(metrics)
         rng = _gather(capture_rng())  # every rank's, so each resumes its own streams
         with tempfile.TemporaryDirectory() as directory:
             if rank == 0:
