@@ -100,15 +100,16 @@ def tree_to_labels(
     if cluster_selection_persistence > 0.0 and condensed.shape[0] > 0:
         condensed = simplify_hierarchy(condensed, cluster_selection_persistence)
     stability = compute_stability(condensed)
+    # By keyword: a private routine whose parameters grew (epsilon_max in hdbscan 0.8.40).
     labels, probs, stabilities = get_clusters(
         condensed,
         stability,
-        cluster_selection_method,
-        allow_single_cluster,
-        False,
-        float(cluster_selection_epsilon),
-        int(max_cluster_size),
-        float(cluster_selection_epsilon_max),
+        cluster_selection_method=cluster_selection_method,
+        allow_single_cluster=allow_single_cluster,
+        match_reference_implementation=False,
+        cluster_selection_epsilon=float(cluster_selection_epsilon),
+        max_cluster_size=int(max_cluster_size),
+        cluster_selection_epsilon_max=float(cluster_selection_epsilon_max),
     )
     return labels, probs, stabilities, condensed
 
