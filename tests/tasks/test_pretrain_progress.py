@@ -13,7 +13,7 @@ from tasks.pretrain_progress import PROGRESS_KEY, epoch_progress, epoch_reporter
 
 @pytest.fixture
 def own_ray() -> Iterator[None]:
-    """This process's own local Ray: ``ray.init()`` alone may join another cluster here."""
+    """Start a local Ray of our own: ``ray.init()`` alone may join another cluster here."""
     started = not ray.is_initialized()
     if started:
         ray.init(address="local", num_cpus=1, include_dashboard=False)
