@@ -65,10 +65,12 @@ class Settings(BaseSettings):
 
     @property
     def root(self) -> Path:
+        """Shoal's home, expanded and absolute."""
         return self.home.expanduser().resolve()
 
     @property
     def tracking_uri(self) -> str:
+        """The MLflow server, or the embedded SQLite store under the home."""
         return self.mlflow_tracking_uri or f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
 
     @property
     def runs_dir(self) -> Path:
+        """Where runs write by default on the embedded setup."""
         return self.root / "runs"
 
     @property
@@ -87,15 +90,18 @@ class Settings(BaseSettings):
 
     @property
     def ray_storage(self) -> str:
+        """Ray Train and Tune's ``storage_path``: under the durable root."""
         return f"{self.durable_root}/ray_results"
 
     @property
     def prefect_home(self) -> Path:
+        """Prefect's home (its ephemeral API's database) under Shoal's home."""
         return self.root / "prefect"
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """Read the settings from the environment once per process."""
     return Settings()
 
 

@@ -54,6 +54,7 @@ def runs_uri(settings: Settings | None = None) -> str:
 
 
 def is_remote(uri: str) -> bool:
+    """Tell whether ``uri`` lies outside the local file system (``s3://``, ``gs://``…)."""
     return get_protocol(uri) not in ("file", "local")
 
 
@@ -70,6 +71,7 @@ class OutputLocation:
 
     @property
     def staging(self) -> str:
+        """The hidden sibling where outputs are built before they are published."""
         parent, name = self._parent_and_name
         return posixpath.join(parent, f".{name}{STAGING_SUFFIX}")
 
