@@ -7,6 +7,7 @@ windows, and scoring new transactions against a champion.
 
 from ops.risk._casework import missed_fraud, review_list
 from ops.risk._cluster_lineage import STATUSES, ClusterSet, LineageConfig, cluster_lineage
+from ops.risk._coordination import CoordinationConfig
 from ops.risk._flags import (
     FLAG_REASONS,
     MembershipCalibration,
@@ -18,7 +19,7 @@ from ops.risk._flags import (
     rule_hits,
 )
 from ops.risk._narrative import describe_behaviour, narrate
-from ops.risk._risk import CoordinationConfig, LabelConfig, RiskConfig, assess_risk
+from ops.risk._risk import LabelConfig, RiskConfig, assess_risk
 from ops.risk._rule_export import RULE_SOURCE_SQL, engine_forms, rule_to_json_logic, rule_to_sql
 from ops.risk._rule_learner import extract_all_rules
 from ops.risk._rules import Condition, Rule, rules_from_json, rules_to_json
