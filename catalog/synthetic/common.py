@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 MS_PER_S = 1_000
 MS_PER_HOUR = 3_600_000
@@ -42,6 +43,24 @@ class SyntheticTables:
     events: pa.Table
     transactions: pa.Table
     truth: pa.Table
+
+    def write_parquet(self, out_dir: str | Path) -> SyntheticPaths:
+        """Write the three tables as Parquet files under ``out_dir``.
+
+        Returns
+        -------
+        SyntheticPaths
+            ``events.parquet``, ``transactions.parquet`` and ``truth.parquet``.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = SyntheticPaths(
+            out / "events.parquet", out / "transactions.parquet", out / "truth.parquet"
+        )
+        pq.write_table(self.events, paths.events)
+        pq.write_table(self.transactions, paths.transactions)
+        pq.write_table(self.truth, paths.truth)
+        return paths
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from catalog.synthetic.common import (
     MS_PER_DAY,
@@ -212,15 +211,7 @@ def generate_shop(
 ) -> SyntheticPaths:
     """Write the shop's ``events``/``transactions``/``truth`` Parquet files under ``out_dir``."""
     tables = shop_tables(n_transactions, seed, window_hours, label_maturity_hours)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = SyntheticPaths(
-        out / "events.parquet", out / "transactions.parquet", out / "truth.parquet"
-    )
-    pq.write_table(tables.events, paths.events)
-    pq.write_table(tables.transactions, paths.transactions)
-    pq.write_table(tables.truth, paths.truth)
-    return paths
+    return tables.write_parquet(out_dir)
 
 
 def shop_tables(

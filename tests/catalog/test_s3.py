@@ -7,11 +7,6 @@ dummy credentials), which is also how a data engineer points Shoal at MinIO or a
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,54 +22,19 @@ from catalog.readers import read_source
 from catalog.synthetic import generate_shop
 from tasks.ingest import IngestParams, run_ingest
 from tasks.ingest_provenance import read_provenance
+from tests.infra.s3_server import s3_server
 
 BUCKET = "lake"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.2)
+    with s3_server(BUCKET) as env, pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
         s3fs.S3FileSystem.clear_instance_cache()
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        s3fs.S3FileSystem.clear_instance_cache()
+        yield env["AWS_ENDPOINT_URL"]
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_s3_and_local_disk_give_the_same_digests(s3_endpoint: str, tmp_path: Path) -> None:
@@ -89,7 +49,6 @@ def test_s3_and_local_disk_give_the_same_digests(s3_endpoint: str, tmp_path: Pat
         chunk.to_parquet(events_dir / f"part={part}" / "data.parquet", index=False)
 
     fs = s3fs.S3FileSystem()  # endpoint and credentials from the environment only
-    fs.mkdir(BUCKET)
     fs.put(str(data.transactions), f"{BUCKET}/shop/transactions.parquet")
     fs.put(str(events_dir), f"{BUCKET}/shop/events_dir", recursive=True)
 
