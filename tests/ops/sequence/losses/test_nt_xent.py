@@ -60,28 +60,51 @@ def test_gradients_flow_and_bad_arguments_fail_fast() -> None:
 
 
 def _gather_worker(rank: int, world: int, store: str) -> None:
+    import time
+
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
-        g = torch.Generator().manual_seed(0)
-        z0, z1 = torch.randn(2 * world, 8, generator=g), torch.randn(2 * world, 8, generator=g)
-        expected = NTXentLoss(temperature=0.2)(z0.requires_grad_(), z1.requires_grad_())
-        expected.backward()
-        rows = slice(2 * rank, 2 * rank + 2)
-        l0 = z0.detach()[rows].clone().requires_grad_()
-        l1 = z1.detach()[rows].clone().requires_grad_()
-        local = NTXentLoss(temperature=0.2, gather_distributed=True)(l0, l1)
-        local.backward()
-        mean = local.detach().clone()
-        dist.all_reduce(mean)
-        assert torch.allclose(mean / world, expected, atol=1e-5)
-        # all_gather's backward sums every rank's loss into the local grads; DDP then
-        # averages, which the division by world reproduces.
-        assert torch.allclose(l0.grad / world, z0.grad[rows], atol=1e-5)
-        assert torch.allclose(l1.grad / world, z1.grad[rows], atol=1e-5)
+        _check_gathered_loss(rank, world)
+        # Tear down only once every rank has read its last message: gloo closes its pairs
+        # with a reset, which discards bytes the other rank has not read yet. The
+        # rendezvous goes through a file store, not gloo, so it sends nothing to lose.
+        finished = dist.FileStore(f"{store}.finished", world)
+        finished.add("ranks", 1)
+        while finished.add("ranks", 0) < world:
+            time.sleep(0.01)
     finally:
         dist.destroy_process_group()
+
+
+def _check_gathered_loss(rank: int, world: int) -> None:
+    """Compare one rank's gathered loss and gradients with the global batch's.
+
+    Its own frame, so that the autograd graphs of the gathered tensors, which hold the
+    process group through ``all_gather``'s saved context, are freed before
+    ``destroy_process_group``: a group still referenced then is only destroyed at
+    interpreter exit, where its running gloo threads end the process with SIGABRT
+    ("terminate called without an active exception").
+    """
+    import torch.distributed as dist
+
+    g = torch.Generator().manual_seed(0)
+    z0, z1 = torch.randn(2 * world, 8, generator=g), torch.randn(2 * world, 8, generator=g)
+    expected = NTXentLoss(temperature=0.2)(z0.requires_grad_(), z1.requires_grad_())
+    expected.backward()
+    rows = slice(2 * rank, 2 * rank + 2)
+    l0 = z0.detach()[rows].clone().requires_grad_()
+    l1 = z1.detach()[rows].clone().requires_grad_()
+    local = NTXentLoss(temperature=0.2, gather_distributed=True)(l0, l1)
+    local.backward()
+    mean = local.detach().clone()
+    dist.all_reduce(mean)
+    assert torch.allclose(mean / world, expected, atol=1e-5)
+    # all_gather's backward sums every rank's loss into the local grads; DDP then
+    # averages, which the division by world reproduces.
+    assert torch.allclose(l0.grad / world, z0.grad[rows], atol=1e-5)
+    assert torch.allclose(l1.grad / world, z1.grad[rows], atol=1e-5)
 
 
 def test_gather_distributed_equals_the_global_batch(tmp_path: object) -> None:
