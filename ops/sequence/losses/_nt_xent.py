@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -69,6 +71,27 @@ class NTXentLoss(nn.Module):
 
 def _gather(x: torch.Tensor) -> torch.Tensor:
     """All-gather along dim 0, keeping gradients to the local shard."""
-    from torch.distributed.nn.functional import all_gather
+    return torch.cat(_AllGather.apply(x), dim=0)
 
-    return torch.cat(all_gather(x), dim=0)
+
+class _AllGather(torch.autograd.Function):
+    """``dist.all_gather`` whose backward sums every rank's gradient for the local shard.
+
+    Written out, not ``torch.distributed.nn.functional.all_gather``: that one is deprecated
+    in favour of functional collectives, and with gloo it aborted a rank at exit about one
+    run in four ("terminate called without an active exception").
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Gather ``x`` from every rank, in rank order."""
+        shards = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(shards, x.contiguous())
+        return tuple(shards)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor) -> torch.Tensor:
+        """Sum each shard's gradient over the ranks; return this rank's."""
+        summed = torch.stack(grads).contiguous()
+        dist.all_reduce(summed)
+        return summed[dist.get_rank()]
