@@ -18,6 +18,11 @@ def flow_run_logs(flow_run_id: UUID | None = None) -> str:
     )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort, LogSort
+    from prefect.logging.handlers import APILogWorker
+
+    # This process's log records reach the API in batches from a background worker: send
+    # what is queued first, or the last lines of a run that just ended may not be there yet.
+    APILogWorker.drain_all()
 
     async def read() -> str:
         async with get_client() as client:
