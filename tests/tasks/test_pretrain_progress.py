@@ -22,20 +22,39 @@ def own_ray() -> Iterator[None]:
         ray.shutdown()
 
 
+class _Lines(logging.Handler):
+    """Every message one logger emits, whatever else handles or propagates it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 @pytest.mark.usefixtures("own_ray")
-def test_each_reported_epoch_is_one_line_on_the_driver(caplog: pytest.LogCaptureFixture) -> None:
-    # Prefect's logging may stop "shoal" loggers from propagating to the root's capture.
-    logging.getLogger("shoal.pretrain").addHandler(caplog.handler)
-    with caplog.at_level(logging.INFO, logger="shoal.pretrain"), epoch_progress(3) as extra:
-        assert set(extra) == {PROGRESS_KEY}
-        config = {"epochs": 3, **extra}
-        epoch_reporter(config, rank=1)({"epoch": 0})  # other ranks stay silent
-        report = epoch_reporter(config, rank=0)
-        for epoch in range(3):
-            loss = 1.0 - 0.1 * epoch
-            report({"epoch": epoch, "train_loss": loss, "val_loss": loss, "epoch_seconds": 2.0})
-    logging.getLogger("shoal.pretrain").removeHandler(caplog.handler)
-    lines = [r.getMessage() for r in caplog.records if r.name == "shoal.pretrain"]
+def test_each_reported_epoch_is_one_line_on_the_driver() -> None:
+    # Our own handler, not caplog's: whether "shoal" loggers propagate to the root depends on
+    # whether Prefect configured logging earlier in the session, and with both attached a
+    # propagated record was captured twice.
+    logger, handler = logging.getLogger("shoal.pretrain"), _Lines()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with epoch_progress(3) as extra:
+            assert set(extra) == {PROGRESS_KEY}
+            config = {"epochs": 3, **extra}
+            epoch_reporter(config, rank=1)({"epoch": 0})  # other ranks stay silent
+            report = epoch_reporter(config, rank=0)
+            for epoch in range(3):
+                loss = 1.0 - 0.1 * epoch
+                report({"epoch": epoch, "train_loss": loss, "val_loss": loss, "epoch_seconds": 2})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = handler.lines
     assert [line.split(":")[0] for line in lines] == [f"pretrain epoch {e}/3" for e in (1, 2, 3)]
     assert "train loss 0.8000, val loss 0.8000" in lines[-1] and lines[-1].endswith("left")
     assert epoch_reporter({}, rank=0)({"epoch": 0}) is None  # no queue: nothing to do
