@@ -67,9 +67,8 @@ def _gather_worker(rank: int, world: int, store: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         _check_gathered_loss(rank, world)
-        # Tear down only once every rank has read its last message: gloo closes its pairs
-        # with a reset, which discards bytes the other rank has not read yet. The
-        # rendezvous goes through a file store, not gloo, so it sends nothing to lose.
+        # Tear down only once every rank is done with gloo, so no rank closes its pairs
+        # while another may still read from them; the rendezvous goes through a file store.
         finished = dist.FileStore(f"{store}.finished", world)
         finished.add("ranks", 1)
         while finished.add("ranks", 0) < world:
@@ -81,11 +80,8 @@ def _gather_worker(rank: int, world: int, store: str) -> None:
 def _check_gathered_loss(rank: int, world: int) -> None:
     """Compare one rank's gathered loss and gradients with the global batch's.
 
-    Its own frame, so that the autograd graphs of the gathered tensors, which hold the
-    process group through ``all_gather``'s saved context, are freed before
-    ``destroy_process_group``: a group still referenced then is only destroyed at
-    interpreter exit, where its running gloo threads end the process with SIGABRT
-    ("terminate called without an active exception").
+    Its own frame, so that the autograd graphs of the gathered tensors are freed before
+    ``destroy_process_group``, not at interpreter exit.
     """
     import torch.distributed as dist
 
