@@ -6,7 +6,7 @@
 For each size the shop generator writes a world (seed 0; generation is not timed), then
 ``shoal run`` runs the real flow on it in a child process with a fresh ``SHOAL_HOME`` (so
 pretraining is never a cache hit) and the default parameters, or ``--config``'s; its Ray is
-its own (``RAY_ADDRESS=local``) unless ``RAY_ADDRESS`` is set. The parent
+its own unless ``RAY_ADDRESS`` names a cluster (``infra.ray.ensure_ray``). The parent
 samples the RSS of that process and all its children (Ray and Dask workers included) every
 ``--interval`` seconds. Each stage's start and end come from the flow's own task runs
 (Prefect's database in that home), so a stage's peak memory is the peak seen while it ran:
@@ -129,9 +129,6 @@ def run_flow(world: Path, home: Path, n: int, events: int, args: argparse.Namesp
     if args.config:
         command += ["--config", str(args.config)]
     env = {**os.environ, "SHOAL_HOME": str(home)}
-    # A plain ray.init() joins any other local Ray on the machine (whose owner may stop it
-    # mid-run); the flow gets a Ray of its own unless RAY_ADDRESS names a cluster.
-    env.setdefault("RAY_ADDRESS", "local")
     root = str(Path(__file__).resolve().parents[1])  # this checkout's code, not the installed
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     samples: list[Sample] = []
