@@ -26,8 +26,9 @@ import s3fs
 import yaml
 
 from catalog.synthetic import generate_shop
-from tests.infra.s3_server import free_port, list_keys, s3_server
+from tests.infra.s3_server import list_keys, s3_server
 from tests.infra.test_real_servers import http_ok, stop, wait_for
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -11,12 +10,7 @@ from typer.testing import CliRunner
 
 from infra.health import CredentialsRefused, EngineUnreachable, check_engines
 from infra.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port
 
 
 class Healthy(BaseHTTPRequestHandler):

@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from catalog.synthetic import generate_shop
 from tests.flows.tiny import tiny_settings
+from tests.ports import free_port
 
 # Four servers and a flow run: minutes on a busy 2-core machine, past the default 600 s.
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
@@ -37,12 +37,6 @@ pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout_s: float, procs: list) -> None:
