@@ -36,7 +36,8 @@ from ops.phdbscan._component_join import join_components
 from ops.phdbscan._condensed_tree import glosh_scores, prediction_tables, tree_to_labels
 from ops.phdbscan._knn import KNNIndex, resolve_backend
 from ops.phdbscan._knn_forest import knn_forest
-from ops.phdbscan._knn_graph import cell_knn, refine_float64
+from ops.phdbscan._knn_graph import cell_knn
+from ops.phdbscan._knn_refine import refine_float64
 from ops.phdbscan._level_tree import CONDENSED_DTYPE
 from ops.phdbscan._matrix_input import (
     HDBSCAN_ALGORITHMS,
