@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import ray
 
@@ -44,6 +46,35 @@ def ensure_ray(settings: Settings | None = None) -> None:
 
 
 def on_cluster(settings: Settings | None = None) -> bool:
-    """True when a Ray cluster is configured, where distributing small work pays off."""
+    """Tell whether a Ray cluster is configured, where distributing small work pays off."""
     settings = settings or get_settings()
     return bool(settings.ray_address) and settings.ray_address != "local"
+
+
+@ray.remote
+def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def ray_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``map(fn, items)`` as one Ray task per item, the results in the items' order.
+
+    ``fn`` travels once: it goes into the object store with the data it holds (pHDBSCAN's
+    rows and cells, ``ops.phdbscan._knn_graph.CellChunkSearch``) and each task reads it from
+    there, its arrays without a copy on the node that holds them.
+
+    Parameters
+    ----------
+    fn : callable
+        Picklable; called once per item on whichever node Ray places the task.
+    items : iterable
+        The tasks' arguments, each small.
+
+    Returns
+    -------
+    list
+        ``[fn(item) for item in items]``.
+    """
+    ensure_ray()
+    fn_ref = ray.put(fn)
+    return ray.get([_apply.remote(fn_ref, item) for item in items])

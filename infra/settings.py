@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     storage_uri: str | None = Field(default=None, validation_alias="SHOAL_STORAGE_URI")
     # On a Ray cluster without GPUs, the cluster stage runs on a node offering this resource.
     cluster_resource: str = Field(default="accelerator", validation_alias="SHOAL_CLUSTER_RESOURCE")
+    # The cluster stage's CPU kNN graph as parallel Ray tasks, one per chunk of cells: pays off
+    # on a cluster's many cores; on one machine the fit's own thread pool uses every core.
+    cluster_knn_tasks: bool = Field(default=False, validation_alias="SHOAL_CLUSTER_KNN_TASKS")
     # Locks on shared storage expire this long after their holder stops renewing them.
     lock_lease_s: float = Field(default=60.0, gt=0, validation_alias="SHOAL_LOCK_LEASE_S")
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")

@@ -6,6 +6,10 @@ cluster has one, else a node offering the custom resource ``SHOAL_CLUSTER_RESOUR
 ``accelerator``), else any node. The task reads the hybrid vectors from storage and writes the
 labels and the clusterer back; the Prefect task that launched it only logs. Elsewhere the fit
 runs in the Prefect task's own process, as before.
+
+With ``SHOAL_CLUSTER_KNN_TASKS=1`` the fit's CPU kNN graph is built by parallel Ray tasks, one
+per chunk of cells (``infra.ray.ray_map``), wherever the fit itself runs: the same graph, so
+the same labels, as in one process.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
-from infra.ray import ensure_ray, on_cluster
+from infra.ray import ensure_ray, on_cluster, ray_map
 from infra.settings import get_settings
 from infra.storage import is_remote
 from infra.tracking import RunLogger
@@ -43,8 +47,12 @@ class ClusterParams(BaseModel):
     seed: int = 0
 
 
-def fit_clusters(output_root: str, params: ClusterParams) -> dict[str, Any]:
+def fit_clusters(
+    output_root: str, params: ClusterParams, knn_tasks: bool = False
+) -> dict[str, Any]:
     """Fit pHDBSCAN on ``output_root``'s hybrid vectors; save labels and clusterer there.
+
+    ``knn_tasks``: build the kNN graph as parallel Ray tasks (:func:`infra.ray.ray_map`).
 
     Returns
     -------
@@ -62,6 +70,7 @@ def fit_clusters(output_root: str, params: ClusterParams) -> dict[str, Any]:
         mode=params.mode,
         device=params.device,
         random_state=params.seed,
+        knn_map=ray_map if knn_tasks else None,
     ).fit(vectors)
     seconds = time.perf_counter() - started
     labels = model.labels_.astype(np.int64)
@@ -109,22 +118,28 @@ def _runs_on_ray(output_root: str, params: ClusterParams) -> bool:
     return params.placement == "ray"
 
 
-def _fit_on_ray(output_root: str, params: ClusterParams) -> dict[str, Any]:
+def _fit_on_ray(output_root: str, params: ClusterParams, knn_tasks: bool = False) -> dict[str, Any]:
     import ray
 
     ensure_ray()
     options = placement_options(ray.cluster_resources(), get_settings().cluster_resource)
     remote = ray.remote(fit_clusters).options(max_retries=1, **options)
-    return dict(ray.get(remote.remote(output_root, params)))
+    return dict(ray.get(remote.remote(output_root, params, knn_tasks)))
 
 
 @task(name="cluster")
 def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
     """Cluster the run's hybrid vectors, here or as a Ray task; log to MLflow; return a digest."""
     on_ray = _runs_on_ray(output_root, params)
-    fitted = _fit_on_ray(output_root, params) if on_ray else fit_clusters(output_root, params)
+    # read here, on the Prefect worker, where every other setting of the stage is read
+    knn_tasks = get_settings().cluster_knn_tasks
+    fit = _fit_on_ray if on_ray else fit_clusters
+    fitted = fit(output_root, params, knn_tasks)
     tracker = RunLogger(run_id)
-    tracker.params({**params.model_dump(), "mode_used": fitted["mode"]}, prefix="cluster.")
+    tracker.params(
+        {**params.model_dump(), "mode_used": fitted["mode"], "knn_tasks": knn_tasks},
+        prefix="cluster.",
+    )
     tracker.metrics(
         {
             "cluster.n_clusters": fitted["n_clusters"],
@@ -135,9 +150,10 @@ def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
     tracker.tags({"shoal.cluster.node": fitted["node"]})
     log_dataset(tracker, Catalog(output_root), "clusterer", "clusterer")
     get_run_logger().info(
-        "pHDBSCAN (%s mode, %s kNN%s): %d clusters, %.1f%% noise, %.1f s",
+        "pHDBSCAN (%s mode, %s kNN%s%s): %d clusters, %.1f%% noise, %.1f s",
         fitted["mode"],
         fitted["knn_backend"],
+        " in Ray tasks" if knn_tasks and fitted["knn_backend"] == "cells" else "",
         f", Ray task on node {fitted['node']}" if on_ray else "",
         fitted["n_clusters"],
         100 * fitted["noise_share"],

@@ -19,7 +19,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ops.phdbscan._condensed_tree import predict_points, single_linkage
 from ops.phdbscan._knn import KNNIndex
-from ops.phdbscan._knn_graph import CellIndex, refine_float64
+from ops.phdbscan._knn_graph import CellIndex
+from ops.phdbscan._knn_refine import refine_float64
 from ops.phdbscan._matrix_input import from_euclidean
 from ops.phdbscan._soft import PredictionData
 

@@ -36,7 +36,8 @@ from ops.phdbscan._component_join import join_components
 from ops.phdbscan._condensed_tree import glosh_scores, prediction_tables, tree_to_labels
 from ops.phdbscan._knn import KNNIndex, resolve_backend
 from ops.phdbscan._knn_forest import knn_forest
-from ops.phdbscan._knn_graph import cell_knn, refine_float64
+from ops.phdbscan._knn_graph import MapChunks, cell_knn
+from ops.phdbscan._knn_refine import refine_float64
 from ops.phdbscan._level_tree import CONDENSED_DTYPE
 from ops.phdbscan._matrix_input import (
     HDBSCAN_ALGORITHMS,
@@ -75,7 +76,8 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
     """HDBSCAN* clustering whose spanning tree is built on FAISS/PyTorch kNN graphs.
 
     Parameters follow ``hdbscan.HDBSCAN`` (same names, defaults and meanings) where both
-    have them; ``mode``, ``device``, ``knn_backend`` and ``random_state`` are pHDBSCAN's.
+    have them; ``mode``, ``device``, ``knn_backend``, ``random_state`` and ``knn_map`` are
+    pHDBSCAN's.
 
     Parameters
     ----------
@@ -115,6 +117,14 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
         ``"faiss_gpu"``, ``"torch"``).
     random_state : int, optional
         Seeds IVF training and the k-means cells of the exact search.
+    knn_map : callable, optional
+        ``map``'s signature (``knn_map(fn, items)`` yields ``fn(item)`` per item, in order):
+        runs the CPU kNN graph's chunks of cells (``knn_backend_ == "cells"``), for instance
+        as parallel Ray tasks (``infra.ray.ray_map``). The graph, hence the labels, are the
+        same as with the default, a pool of threads in this process, on the same kind of CPU.
+        It must survive ``copy.deepcopy`` (scikit-learn's ``clone``): a function, or an
+        object holding no locks; it is not saved with the model. The GPU engines search in
+        one call and do not use it.
 
     Attributes
     ----------
@@ -166,6 +176,7 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
         device: str = "auto",
         knn_backend: str | None = None,
         random_state: int | None = None,
+        knn_map: MapChunks | None = None,
     ) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -187,6 +198,7 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
         self.device = device
         self.knn_backend = knn_backend
         self.random_state = random_state
+        self.knn_map = knn_map
 
     # -- configuration -------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -314,7 +326,9 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
         # approximate: min_samples + 1 is all the core distance needs
         k_query = min(n, default_graph_k(ms, n) + 1 if exact else ms + 1)
         if self.knn_backend_ == "cells":
-            dist32, idx = cell_knn(X, k_query, exact=exact, seed=self.random_state or 0)
+            dist32, idx = cell_knn(
+                X, k_query, exact=exact, seed=self.random_state or 0, map_chunks=self.knn_map
+            )
             knn_is_exact = exact
         else:
             index = self._index(self.knn_backend_).fit(X)

@@ -19,15 +19,33 @@ than the approximate graph.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-__all__ = ["CellIndex", "cell_knn", "default_cells", "refine_float64"]
+__all__ = [
+    "CellChunkSearch",
+    "CellIndex",
+    "MapChunks",
+    "cell_knn",
+    "default_cells",
+]
+
+MapChunks = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
+"""``map``'s signature: ``map_chunks(fn, items)`` yields ``fn(item)`` for each item, in order."""
+
+# A chunk of cells holds about this many rows at most, and there are at least _MIN_CHUNKS
+# chunks where there are that many cells: enough tasks for a cluster's workers at any size,
+# each large against the tens of milliseconds a remote task costs to start.
+_CHUNK_ROWS = 16_384
+_MIN_CHUNKS = 16
 
 
 def _faiss() -> Any:
@@ -54,6 +72,15 @@ def _blas_distances(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         cvar.distance_compute_blas_threshold = saved
+
+
+def _single_threaded() -> Any:
+    """OpenMP and BLAS on one thread (the calling one's OpenMP, the process's BLAS).
+
+    Multi-threaded GEMM splits its sums differently from single-threaded GEMM, so the same
+    search on 2 threads and on 1 rounds differently; chunks always run on one thread.
+    """
+    return threadpool_limits(limits=1)
 
 
 def default_cells(n: int, exact: bool) -> tuple[int, int]:
@@ -122,8 +149,14 @@ def cell_knn(
     seed: int = 0,
     n_iter: int = 8,
     stats: dict[str, Any] | None = None,
+    map_chunks: MapChunks | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Self-kNN graph of ``X``: the ``k`` nearest rows of every row (itself included).
+
+    The rows are searched by chunks of cells (:class:`CellChunkSearch`, :func:`_cell_chunks`),
+    each chunk through ``map_chunks``. A chunk makes the same FAISS calls on one thread
+    wherever it runs, so the graph is the same, to the bit, for any ``map_chunks`` on the same
+    kind of CPU (FAISS and BLAS pick their kernels by CPU).
 
     Parameters
     ----------
@@ -139,6 +172,10 @@ def cell_knn(
         k-means seed and iterations.
     stats : dict, optional
         Receives ``n_cells``, ``n_probe`` and ``uncertified`` (exact only).
+    map_chunks : callable, optional
+        ``map``'s signature, results in input order: runs the chunks, for instance as
+        parallel tasks of a cluster. Default: a pool of as many threads as OpenMP would use,
+        in this process.
 
     Returns
     -------
@@ -162,30 +199,22 @@ def cell_knn(
         idx[:, : nb.shape[1]] = nb
         return _finish(dist, idx, stats, L, probe, 0)
     index = CellIndex(L, probe, seed, n_iter).fit(X)
-    cent, order, starts = index.cent, index.order, index.starts
-    c_sq = (cent.astype(np.float64) ** 2).sum(1)
-    uncertified: list[np.ndarray] = []
-    with _blas_distances(enabled=not exact):
-        for a in range(L):
-            q = order[starts[a] : starts[a + 1]]
-            if len(q) == 0:
-                continue
-            cells, db = index.probed(a)
-            kk = _search_group(X, q, X, db, k, dist, idx)
-            if exact:
-                bound = _bisector_bound(X[q], cent, a, cells, c_sq)
-                kth = dist[q, k - 1].astype(np.float64) * (1 + 1e-5)
-                if kk < k:
-                    kth[:] = np.inf
-                uncertified.append(q[~(kth <= bound)])
+    chunks = _cell_chunks(index.starts)
+    search = CellChunkSearch(index, k, exact)
+    n_threads = faiss.omp_get_max_threads()
+    # Each chunk sets these too; holding them here as well means no chunk on a thread of this
+    # process restores the process-wide ones while another chunk still searches.
+    with _blas_distances(enabled=not exact), _single_threaded():
+        if map_chunks is None:
+            with ThreadPoolExecutor(n_threads) as pool:
+                found = list(pool.map(search, chunks))
+        else:
+            found = list(map_chunks(search, chunks))
     n_unc = 0
-    if exact and uncertified:
-        redo = np.concatenate(uncertified)
-        n_unc = len(redo)
-        if n_unc:
-            D, nb = faiss.knn(X[redo], X, min(k, n))
-            dist[redo] = np.sqrt(np.maximum(D, 0))
-            idx[redo] = nb
+    for (first, last), (chunk_dist, chunk_idx, chunk_unc) in zip(chunks, found, strict=True):
+        rows = index.order[index.starts[first] : index.starts[last]]
+        dist[rows], idx[rows] = chunk_dist, chunk_idx
+        n_unc += chunk_unc
     return _finish(dist, idx, stats, L, probe, n_unc)
 
 
@@ -203,85 +232,83 @@ def _finish(
     return dist, idx
 
 
-@numba.njit(cache=True)
-def _refine(
-    X: np.ndarray,
-    Q: np.ndarray,
-    idx: np.ndarray,
-    drop_self: bool,
-    out_d: np.ndarray,
-    out_i: np.ndarray,
-) -> None:
-    n, k = idx.shape
-    dim = X.shape[1]
-    width = out_d.shape[1]
-    tmp_d = np.empty(width, np.float64)
-    tmp_i = np.empty(width, np.int64)
-    for r in range(n):
-        drop = -1
-        if drop_self:
-            drop = k - 1
-            for j in range(k):
-                if idx[r, j] == r:
-                    drop = j
-                    break
-        m = 0
-        for j in range(k):
-            if j == drop:
-                continue
-            q = idx[r, j]
-            if q < 0:
-                tmp_d[m] = np.inf
-                tmp_i[m] = -1
-            else:
-                s = 0.0
-                for t in range(dim):
-                    diff = np.float64(X[q, t]) - np.float64(Q[r, t])
-                    s += diff * diff
-                tmp_d[m] = np.sqrt(s)
-                tmp_i[m] = q
-            m += 1
-        order = np.argsort(tmp_d, kind="mergesort")
-        for j in range(width):
-            out_d[r, j] = tmp_d[order[j]]
-            out_i[r, j] = tmp_i[order[j]]
+def _cell_chunks(starts: np.ndarray) -> list[tuple[int, int]]:
+    """Split the cells into ``(first, last)`` ranges holding about equal numbers of rows.
 
-
-def refine_float64(
-    X: np.ndarray, indices: np.ndarray, queries: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Recompute kNN distances in float64 by direct differences and re-sort each row (stable).
-
-    FAISS answers in float32 through ``|x|^2 + |y|^2 - 2xy``; hdbscan decides in float64 and
-    mutual-reachability ties are common (``mr`` is often a core distance), so the exact tree
-    and prediction use float64 distances. A numba loop, so no ``n x k x d`` float64 block is
-    gathered (benchmarks/README.md).
-
-    Without ``queries`` the rows are ``X``'s own (a self-kNN graph): each row's own index is
-    dropped rather than column 0, which keeps exact duplicates right (a duplicate may be
-    listed before the point itself); where the row is absent its farthest entry is dropped,
-    so ``k - 1`` columns come back. With ``queries`` (new points, one row each) all ``k`` do.
-
-    Returns
-    -------
-    dist : ndarray (n, k or k - 1) float64, ascending, ``inf`` where missing.
-    idx : ndarray (n, k or k - 1) int64, ``-1`` where missing.
+    ``starts`` are the cells' offsets in the cell-sorted row order (``CellIndex.starts``).
     """
-    n, k = indices.shape
-    drop_self = queries is None
-    width = k - 1 if drop_self else k
-    out_d = np.empty((n, width), np.float64)
-    out_i = np.empty((n, width), np.int64)
-    if width > 0 and n:
-        _refine(
-            np.ascontiguousarray(X),
-            np.ascontiguousarray(X if queries is None else queries),
-            np.ascontiguousarray(indices, np.int64),
-            drop_self,
-            out_d,
-            out_i,
-        )
-    return out_d, out_i
+    n_cells, n = len(starts) - 1, int(starts[-1])
+    n_chunks = min(n_cells, max(_MIN_CHUNKS, -(-n // _CHUNK_ROWS)))
+    cuts = np.searchsorted(starts, np.arange(1, n_chunks) * n / n_chunks)
+    bounds = np.unique(np.r_[0, cuts, n_cells]).tolist()
+    return list(itertools.pairwise(bounds))
+
+
+@dataclass(frozen=True)
+class CellChunkSearch:
+    """kNN lists of the rows of a range of cells: the unit of work :func:`cell_knn` maps.
+
+    Picklable, holding the data and the cells, so the chunks can run in other processes or
+    on other machines (``infra.ray.ray_map`` puts it in Ray's object store once).
+
+    Parameters
+    ----------
+    index : CellIndex
+        The fitted cells of all the rows.
+    k : int
+        Neighbours per row.
+    exact : bool
+        Certify each list with the bisector bound; search the others against all rows.
+    """
+
+    index: CellIndex
+    k: int
+    exact: bool
+
+    def __call__(self, cells: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+        """Search the rows of cells ``first .. last - 1``.
+
+        Parameters
+        ----------
+        cells : (int, int)
+            ``(first, last)``.
+
+        Returns
+        -------
+        dist : ndarray (m, k) float32
+            The rows' lists, in cell-sorted order (``index.order[starts[first]:starts[last]]``).
+        idx : ndarray (m, k) int64
+        uncertified : int
+            Rows whose list was searched again against all rows.
+        """
+        index, k = self.index, self.k
+        X, starts = index.X, index.starts
+        first, last = cells
+        lo = starts[first]
+        Q = X[index.order[lo : starts[last]]]
+        dist = np.full((len(Q), k), np.inf, np.float32)
+        idx = np.full((len(Q), k), -1, np.int64)
+        c_sq = (index.cent.astype(np.float64) ** 2).sum(1)
+        uncertified: list[np.ndarray] = []
+        with _blas_distances(enabled=not self.exact), _single_threaded():
+            for a in range(first, last):
+                q = np.arange(starts[a] - lo, starts[a + 1] - lo)
+                if len(q) == 0:
+                    continue
+                probed, db = index.probed(a)
+                kk = _search_group(Q, q, X, db, k, dist, idx)
+                if self.exact:
+                    bound = _bisector_bound(Q[q], index.cent, a, probed, c_sq)
+                    kth = dist[q, k - 1].astype(np.float64) * (1 + 1e-5)
+                    if kk < k:
+                        kth[:] = np.inf
+                    uncertified.append(q[~(kth <= bound)])
+            redo = np.concatenate(uncertified) if uncertified else np.zeros(0, np.int64)
+            if len(redo):
+                D, nb = _faiss().knn(Q[redo], X, min(k, len(X)))
+                dist[redo] = np.sqrt(np.maximum(D, 0))
+                idx[redo] = nb
+        return dist, idx, len(redo)
 
 
 class CellIndex:

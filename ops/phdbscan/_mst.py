@@ -362,7 +362,7 @@ def mutual_reachability_mst(
     X : ndarray (n, d)
     knn_dist, knn_idx : ndarray (n, k)
         Neighbours of each point *excluding itself*
-        (:func:`ops.phdbscan._knn_graph.refine_float64`), ascending, float64 distances,
+        (:func:`ops.phdbscan._knn_refine.refine_float64`), ascending, float64 distances,
         ``-1`` for missing entries.
     core : ndarray (n,) float64
         Core distances.

@@ -17,6 +17,8 @@ __all__ = ["load_model", "save_model"]
 
 _SAVE_VERSION = 2
 _NONE = "__none__"
+# how a fit runs, not what it found: a loaded model gets the default
+_RUNTIME_PARAMS = ("knn_map",)
 # fitted arrays kept under these file keys
 _ARRAYS = {
     "X": "_raw_data",
@@ -41,6 +43,8 @@ def save_model(model: PHDBSCAN, path: str | os.PathLike[str]) -> None:
     }
     arrays.update({key: getattr(model, attr) for key, attr in _ARRAYS.items()})
     for key, val in model.get_params().items():
+        if key in _RUNTIME_PARAMS:
+            continue
         arrays["param_" + key] = np.array(val if val is not None else _NONE)
     arrays.update(model._tables.to_dict())
     with open(path, "wb") as fh:

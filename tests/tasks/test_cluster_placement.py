@@ -33,7 +33,8 @@ def ray_with_accelerator() -> Iterator[str]:
 
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=1, resources={"accelerator": 1}, include_dashboard=False)
+    # "local": a Ray of our own, not one another process started on this machine
+    ray.init(address="local", num_cpus=1, resources={"accelerator": 1}, include_dashboard=False)
     yield ray.get_runtime_context().get_node_id()
     ray.shutdown()
 

@@ -93,7 +93,8 @@ def test_bad_input() -> None:
 def test_cell_knn_exact_and_approximate() -> None:
     from sklearn.datasets import make_blobs
 
-    from ops.phdbscan._knn_graph import cell_knn, refine_float64
+    from ops.phdbscan._knn_graph import cell_knn
+    from ops.phdbscan._knn_refine import refine_float64
 
     faiss = pytest.importorskip("faiss")
     B, _ = make_blobs(4000, 8, centers=6, random_state=0)

@@ -1,0 +1,89 @@
+"""kNN distances again in float64, by direct differences: the exact tree's and prediction's."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["refine_float64"]
+
+
+@numba.njit(cache=True)
+def _refine(
+    X: np.ndarray,
+    Q: np.ndarray,
+    idx: np.ndarray,
+    drop_self: bool,
+    out_d: np.ndarray,
+    out_i: np.ndarray,
+) -> None:
+    n, k = idx.shape
+    dim = X.shape[1]
+    width = out_d.shape[1]
+    tmp_d = np.empty(width, np.float64)
+    tmp_i = np.empty(width, np.int64)
+    for r in range(n):
+        drop = -1
+        if drop_self:
+            drop = k - 1
+            for j in range(k):
+                if idx[r, j] == r:
+                    drop = j
+                    break
+        m = 0
+        for j in range(k):
+            if j == drop:
+                continue
+            q = idx[r, j]
+            if q < 0:
+                tmp_d[m] = np.inf
+                tmp_i[m] = -1
+            else:
+                s = 0.0
+                for t in range(dim):
+                    diff = np.float64(X[q, t]) - np.float64(Q[r, t])
+                    s += diff * diff
+                tmp_d[m] = np.sqrt(s)
+                tmp_i[m] = q
+            m += 1
+        order = np.argsort(tmp_d, kind="mergesort")
+        for j in range(width):
+            out_d[r, j] = tmp_d[order[j]]
+            out_i[r, j] = tmp_i[order[j]]
+
+
+def refine_float64(
+    X: np.ndarray, indices: np.ndarray, queries: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute kNN distances in float64 by direct differences and re-sort each row (stable).
+
+    FAISS answers in float32 through ``|x|^2 + |y|^2 - 2xy``; hdbscan decides in float64 and
+    mutual-reachability ties are common (``mr`` is often a core distance), so the exact tree
+    and prediction use float64 distances. A numba loop, so no ``n x k x d`` float64 block is
+    gathered (benchmarks/README.md).
+
+    Without ``queries`` the rows are ``X``'s own (a self-kNN graph): each row's own index is
+    dropped rather than column 0, which keeps exact duplicates right (a duplicate may be
+    listed before the point itself); where the row is absent its farthest entry is dropped,
+    so ``k - 1`` columns come back. With ``queries`` (new points, one row each) all ``k`` do.
+
+    Returns
+    -------
+    dist : ndarray (n, k or k - 1) float64, ascending, ``inf`` where missing.
+    idx : ndarray (n, k or k - 1) int64, ``-1`` where missing.
+    """
+    n, k = indices.shape
+    drop_self = queries is None
+    width = k - 1 if drop_self else k
+    out_d = np.empty((n, width), np.float64)
+    out_i = np.empty((n, width), np.int64)
+    if width > 0 and n:
+        _refine(
+            np.ascontiguousarray(X),
+            np.ascontiguousarray(X if queries is None else queries),
+            np.ascontiguousarray(indices, np.int64),
+            drop_self,
+            out_d,
+            out_i,
+        )
+    return out_d, out_i
