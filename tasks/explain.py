@@ -166,10 +166,13 @@ def flag_view(
     """
     cluster = view["cluster"].to_numpy()
     hits = rule_hits(_distinct(rules), view, cluster, params.flag_rule_precision)
-    vectors = all_points_membership_vectors(load_clusterer(catalog))
     parent = risk.loc[risk["parent"] >= 0].set_index("cluster")["parent"]
     candidate = membership_candidates(cluster, risky_ids, parent.to_dict())
-    score = risky_membership(vectors, risky_ids)
+    # only candidates can be flagged by membership, so only their vectors are computed
+    rows = np.flatnonzero(candidate)
+    vectors = all_points_membership_vectors(load_clusterer(catalog), rows)
+    score = np.zeros(len(cluster))
+    score[rows] = risky_membership(vectors, risky_ids)
     label = pd.to_numeric(view["label"], errors="coerce").to_numpy(dtype=np.float64)
     config = MembershipConfig(min_precision=params.membership_precision)
     calibration = calibrate_membership(score, candidate, label, config)

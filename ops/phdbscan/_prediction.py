@@ -22,13 +22,17 @@ __all__ = ["all_points_membership_vectors", "approximate_predict", "membership_v
 _BLOCK = 65_536  # new points per neighbour search
 
 
-def all_points_membership_vectors(model: PHDBSCAN) -> np.ndarray:
+def all_points_membership_vectors(model: PHDBSCAN, rows: Any = None) -> np.ndarray:
     """Soft cluster membership of every training point.
 
     Parameters
     ----------
     model : PHDBSCAN
         A fitted model.
+    rows : array-like of int, optional
+        Only these training points, in this order (not in hdbscan): the same rows of the
+        full result, without its ``n_samples x n_clusters`` floats, which pass memory once
+        clusters grow with the data.
 
     Returns
     -------
@@ -36,7 +40,7 @@ def all_points_membership_vectors(model: PHDBSCAN) -> np.ndarray:
         ``[i, j]``: probability that point ``i`` belongs to cluster ``j``; hdbscan returns
         ``zeros(n_samples)`` when there is no cluster, and so does this.
     """
-    return all_points_vectors(model.prediction_data_)
+    return all_points_vectors(model.prediction_data_, rows)
 
 
 def membership_vector(model: PHDBSCAN, points_to_predict: Any) -> np.ndarray:

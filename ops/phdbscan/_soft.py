@@ -209,21 +209,31 @@ def _inverse_distance_vectors(dist: np.ndarray) -> np.ndarray:
     return inv / inv.sum(1, keepdims=True)
 
 
-def all_points_vectors(data: PredictionData) -> np.ndarray:
-    """Compute hdbscan's ``all_points_membership_vectors`` for the training points."""
+def all_points_vectors(data: PredictionData, rows: np.ndarray | None = None) -> np.ndarray:
+    """Compute hdbscan's ``all_points_membership_vectors`` for the training points.
+
+    ``rows`` (indices) restricts it to those training points: a row's vector depends on
+    nothing but its own point, so the result equals those rows of the full one, at
+    ``len(rows) x n_clusters`` in place of ``n_samples x n_clusters``.
+    """
     n = data.point_cluster.shape[0]
     k = data.selected.shape[0]
+    picked = np.arange(n) if rows is None else np.asarray(rows, dtype=np.intp)
     if k == 0:
-        return np.zeros(n)
-    distance = _inverse_distance_vectors(data.exemplar_distance(data._rows))
-    heights = data._heights(data.point_cluster, data.point_lambda)
-    max_lambda = data.leaf_max_lambda[data.point_cluster - n] + 1e-8
+        return np.zeros(len(picked))
+    point_cluster = data.point_cluster[picked]
+    point_lambda = data.point_lambda[picked]
+    distance = _inverse_distance_vectors(data.exemplar_distance(data._rows[picked]))
+    heights = data._heights(point_cluster, point_lambda)
+    max_lambda = data.leaf_max_lambda[point_cluster - n] + 1e-8
     with np.errstate(divide="ignore"):
         scores = np.exp(-(max_lambda[:, None] / heights))
-    outlier = np.exp(scores - np.nanmax(scores))  # hdbscan's softmax: one max for all rows
+    # hdbscan's softmax takes one max over all rows; scores lie in [0, 1], so the max only
+    # shifts exponents that the row's own sum divides out again
+    outlier = np.exp(scores - np.nanmax(scores, initial=0.0))
     outlier /= outlier.sum(1, keepdims=True)
     nearest = heights.argmax(1)
-    top = np.maximum(data.leaf_max_lambda[data.selected[nearest] - n], data.point_lambda)
+    top = np.maximum(data.leaf_max_lambda[data.selected[nearest] - n], point_lambda)
     in_some_cluster = heights.max(1) / top
     result = distance * outlier
     result /= result.sum(1, keepdims=True)

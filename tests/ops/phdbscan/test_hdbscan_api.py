@@ -78,6 +78,14 @@ def test_all_points_membership_vectors_match_hdbscan(name: str) -> None:
     _assert_close(got, expected, everywhere=name == "blobs")
 
 
+def test_membership_vectors_of_some_rows_are_those_rows_of_all() -> None:
+    _, ours, _ = _pair(DATA["moons_noise"][:800], **PARAMS)
+    every = all_points_membership_vectors(ours)
+    rows = np.arange(len(every))[::-7]  # some rows, in an order of their own
+    np.testing.assert_allclose(all_points_membership_vectors(ours, rows), every[rows], atol=1e-15)
+    assert all_points_membership_vectors(ours, []).shape == (0, every.shape[1])
+
+
 @pytest.mark.parametrize("name", list(DATA))
 def test_membership_vector_of_new_points_matches_hdbscan(name: str) -> None:
     X = DATA[name]
