@@ -140,7 +140,9 @@ def notify(url: str, title: str, body: str) -> Delivery:
 def _secret_pieces(url: str) -> list[str]:
     """Return the pieces of ``url`` that may be secret: user, password, host, path, query values."""
     parts = urllib.parse.urlsplit(url)
-    pieces = [parts.username, parts.password, parts.hostname, *parts.path.split("/")]
+    # From the netloc as written: ``hostname`` lowercases, and Apprise's host may be a key.
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    pieces = [*userinfo.split(":", 1), hostport.rsplit(":", 1)[0], *parts.path.split("/")]
     pieces += [value for _, value in urllib.parse.parse_qsl(parts.query)]
     found = {p for p in pieces if p and len(p) >= _MIN_PIECE_CHARS}
     found |= {urllib.parse.unquote(p) for p in found}

@@ -235,6 +235,18 @@ def test_no_url_or_key_reaches_any_log_even_at_debug(
         assert secret not in caplog.text
 
 
+def test_an_unreachable_service_is_a_warning_without_its_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    down = "http://127.0.0.1:9/v2/enqueue"  # nothing listens on 9
+    monkeypatch.setitem(apprise.plugins.pagerduty.PAGERDUTY_API_LOOKUP, "us", down)
+    delivery = notify(f"pagerduty://{ROUTING_KEY}@MixedCaseApiKey0123", "", "summary")
+    assert not delivery.delivered
+    (warning,) = delivery.warnings
+    assert "Connection error" in warning, warning
+    assert "MixedCaseApiKey0123" not in warning and ROUTING_KEY not in warning
+
+
 def test_plain_addresses_become_apprise_urls() -> None:
     assert apprise_url(SLACK_HOOK) == SLACK_HOOK  # Apprise reads Slack's own address
     assert service_of(SLACK_HOOK) == "slack"
