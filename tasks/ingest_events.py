@@ -9,6 +9,8 @@ partd under threads, p2p on a cluster), sessionizes each partition and writes it
 quarantine, and counts, come back to the client.
 
 The pieces' functions live in ``ops`` and ``catalog``: a worker imports those, not Prefect.
+Each piece's task also reports the rows it read, for the stage's progress
+(``tasks.ingest_progress``).
 """
 
 from __future__ import annotations

@@ -66,19 +66,18 @@ def rows_progress(stage: str, paths: Sequence[str]) -> Iterator[None]:
     """Show the progress of one pass over the pieces of ``paths`` (one entry a piece)."""
     pieces_of = Counter(paths)
     done_of: Counter[str] = Counter()
-    rows, lock, finished = 0, threading.Lock(), threading.Event()
+    rows, done, files, lock, finished = 0, 0, 0, threading.Lock(), threading.Event()
     total = len(paths)
     logger = stage_logger("shoal.ingest")
 
     def on_rows(path: str, read: int) -> None:
-        nonlocal rows
+        nonlocal rows, done, files
         if path not in pieces_of:  # another ingest's piece, in the same process or cluster
             return
         with lock:
-            rows += read
+            rows, done = rows + read, min(total, done + 1)
             done_of[path] += 1
-            done = min(total, sum(done_of.values()))
-            files = sum(done_of[p] >= n for p, n in pieces_of.items())
+            files += done_of[path] == pieces_of[path]
             progress.update(done, f"{rows:,} rows read, {files}/{len(pieces_of)} files")
             if done == total:
                 finished.set()
