@@ -55,6 +55,6 @@ def retrain(
         "window": {"start": start.isoformat(), "end": end.isoformat()},
         "lineage": table.to_dict(orient="records"),
         "alerts": alerts.to_dict(orient="records"),
-        "webhook_status": alerted["webhook_status"],
+        "alert_notified": alerted["notified"],
         "decision": decision,
     }

@@ -1,8 +1,9 @@
 """Progress of a long stage: a live display on an interactive terminal, log lines everywhere.
 
-Every step is one plain log line (in the Prefect run's log too, through the logger given), so a
-scheduler's log or a piped terminal shows the epochs, the loss and the time left. When stderr
-is an interactive terminal, a rich progress bar for the stage is drawn there as well.
+Steps become plain log lines (in the Prefect run's log too, through the logger given), so a
+scheduler's log or a piped terminal shows the epochs, the loss, the rows and the time left:
+every step, or every ``log_every`` steps for a stage of many small ones. When stderr is an
+interactive terminal, a rich progress bar for the stage is drawn there as well, at every step.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+
+
+def stage_logger(fallback: str) -> logging.Logger | logging.LoggerAdapter[Any]:
+    """Return the Prefect run's logger where there is a run, else the logger ``fallback``."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:  # benchmarks, tests and notebooks call the stages directly
+        return logging.getLogger(fallback)
 
 
 def duration(seconds: float) -> str:
@@ -48,9 +60,10 @@ class StageProgress:
         logger: logging.Logger | logging.LoggerAdapter[Any],
         may_stop_early: bool = False,
         interactive: bool | None = None,
+        log_every: int = 1,
     ) -> None:
         self.stage, self.total, self.unit, self.logger = stage, total, unit, logger
-        self.may_stop_early = may_stop_early
+        self.may_stop_early, self.log_every = may_stop_early, max(1, log_every)
         self.interactive = sys.stderr.isatty() if interactive is None else interactive
         self.started = time.monotonic()
         self.first_done: int | None = None
@@ -89,7 +102,14 @@ class StageProgress:
         return (time.monotonic() - self.started) / units * (self.total - done)
 
     def update(self, done: int, detail: str) -> None:
-        """Record that ``done`` units are finished; ``detail`` says how (losses, rows…)."""
+        """Record that ``done`` units are finished; ``detail`` says how (losses, rows…).
+
+        The line is logged at every ``log_every``-th unit and at the last; the bar always moves.
+        """
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, detail=detail)
+        if done % self.log_every and done < self.total:
+            return
         left = duration(self.time_left(done))
         bound = "at most " if self.may_stop_early and done < self.total else ""
         self.logger.info(
@@ -102,5 +122,3 @@ class StageProgress:
             bound,
             left,
         )
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, detail=detail)

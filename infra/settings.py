@@ -48,9 +48,8 @@ class Settings(BaseSettings):
     lock_lease_s: float = Field(default=60.0, gt=0, validation_alias="SHOAL_LOCK_LEASE_S")
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     prefect_api_url: str | None = Field(default=None, validation_alias="PREFECT_API_URL")
+    # An Apprise URL, or a Slack, PagerDuty or generic web address (infra.notifications).
     alert_webhook: str | None = Field(default=None, validation_alias="SHOAL_ALERT_WEBHOOK")
-    # slack, pagerduty or json; by default what the webhook's host implies (infra.webhooks).
-    alert_format: str | None = Field(default=None, validation_alias="SHOAL_ALERT_FORMAT")
     alert_routing_key: str | None = Field(default=None, validation_alias="SHOAL_ALERT_ROUTING_KEY")
     dask_scheduler: str | None = Field(
         default=None,

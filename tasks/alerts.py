@@ -1,24 +1,22 @@
 """Alerts: a new risky cluster is news for the investigators, wherever they look.
 
 It becomes a Prefect artifact (the UI's run page), a warning in the flow run's log, and, when
-``SHOAL_ALERT_WEBHOOK`` is set, a POST in the body its service documents: a Slack incoming
-webhook, PagerDuty Events v2 or generic JSON (``infra.webhooks``). The webhook's URL is a
-secret: it is never logged.
+``SHOAL_ALERT_WEBHOOK`` is set, a notification through Apprise: a Slack incoming webhook,
+PagerDuty Events v2, a generic JSON webhook or any service Apprise knows
+(``infra.notifications``). The webhook's URL is a secret: it is never logged.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
 from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from infra.redact import redact
+from infra.notifications import AlertConfigError, alert_message, apprise_url, notify, service_of
 from infra.settings import get_settings
-from infra.webhooks import alert_payload, post_json, webhook_kind
 
 ALERT_COLUMNS = ["cluster", "status", "previous", "size", "previous_size", "why", "rules"]
 
@@ -41,11 +39,11 @@ def alerts_markdown(run_id: str, alerts: pd.DataFrame) -> str:
 def alert(run_id: str, alerts: pd.DataFrame) -> dict[str, Any]:
     """Raise one alert per row of ``alerts`` (columns ``ALERT_COLUMNS``); returns what was done.
 
-    A webhook that fails is logged, not raised: the run's results and the champion decision
-    must not be lost to a chat server's outage.
+    A notification that fails, or a setting Apprise cannot use, is logged, not raised: the
+    run's results and the champion decision must not be lost to a chat server's outage.
     """
     logger = get_run_logger()
-    outcome: dict[str, Any] = {"n_alerts": len(alerts), "webhook_status": None}
+    outcome: dict[str, Any] = {"n_alerts": len(alerts), "notified": None}
     if alerts.empty:
         return outcome
     for a in alerts.itertuples():
@@ -57,15 +55,21 @@ def alert(run_id: str, alerts: pd.DataFrame) -> dict[str, Any]:
         description=f"Shoal: new risky clusters in run {run_id}",
     )
     settings = get_settings()
-    if settings.alert_webhook:
-        kind = webhook_kind(settings.alert_webhook, settings.alert_format)
-        records = json.loads(alerts[ALERT_COLUMNS].to_json(orient="records"))
-        payload = alert_payload(kind, run_id, records, settings.alert_routing_key)
-        try:
-            outcome["webhook_status"] = post_json(settings.alert_webhook, payload)
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-            # The reason only: the URL is the webhook's secret.
-            reason = getattr(err, "reason", None) or err
-            logger.warning("alert webhook (%s) failed: %s", kind, redact(str(reason)))
-            outcome["webhook_status"] = getattr(err, "code", -1)
+    if not settings.alert_webhook:
+        return outcome
+    try:
+        url = apprise_url(settings.alert_webhook, settings.alert_routing_key)
+        service = service_of(url)
+    except AlertConfigError as err:  # its message names the setting, never the URL
+        logger.warning("alert notification not sent: %s", err)
+        outcome["notified"] = False
+        return outcome
+    records = json.loads(alerts[ALERT_COLUMNS].to_json(orient="records"))
+    title, body = alert_message(service, run_id, records)
+    delivery = notify(url, title, body)
+    for line in delivery.warnings:  # Apprise's own reasons, the URL's pieces masked
+        logger.warning("alert notification (%s): %s", service, line)
+    if not delivery.delivered:
+        logger.warning("alert notification (%s) failed", service)
+    outcome["notified"] = delivery.delivered
     return outcome

@@ -31,6 +31,7 @@ from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, read_source
 from catalog.schemas import TRANSACTIONS
 from infra.dask import dask_scheduler
 from infra.durable import result_storage
+from infra.progress import stage_logger
 from infra.tracking import RunLogger
 from ops.ingest import (
     NO_EVENTS,
@@ -148,6 +149,7 @@ def run_ingest(
     fatal defect leaves the output location untouched.
     """
     raw_txns, txns_digest = read_source(transactions_uri, TRANSACTIONS)
+    stage_logger("shoal.ingest").info("ingest: %s transaction rows read", f"{raw_txns.num_rows:,}")
     txns, txn_quarantine, outside_txns, txns_outside = _validate_transactions(raw_txns, params)
     plan = EventsPlan.create(
         events_uri,

@@ -9,6 +9,8 @@ partd under threads, p2p on a cluster), sessionizes each partition and writes it
 quarantine, and counts, come back to the client.
 
 The pieces' functions live in ``ops`` and ``catalog``: a worker imports those, not Prefect.
+Each piece's task also reports the rows it read, for the stage's progress
+(``tasks.ingest_progress``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ops.ingest import (
     check_event_piece,
     sessionize_partition,
 )
+from tasks.ingest_progress import report_rows, rows_progress
 
 JOINED_ROW_GROUP = 65_536  # sequences per row group of the joined file (~20 MB in memory)
 QUARANTINE_DTYPES = {c: "int64" if c == "row" else "object" for c in QUARANTINE_COLUMNS}
@@ -76,6 +79,11 @@ class EventsPlan:
         pieces = plan_pieces(uri, piece_rows)
         return cls(uri, pieces, known, outside, max_session_events, lookup_ids)
 
+    @property
+    def paths(self) -> list[str]:
+        """The file of each piece, in the pieces' order."""
+        return [piece.path for piece in self.pieces]
+
     def shared(self, session_sizes: np.ndarray | None) -> tuple[object, ...]:
         """What every piece's check needs, one graph key each rather than a copy per task."""
         sizes = None if session_sizes is None else dask.delayed(session_sizes, pure=True)
@@ -93,6 +101,7 @@ def _check(
     lookup_ids: int,
 ) -> CheckedEvents:
     table = read_piece(piece, EVENTS, dictionary=("event",))
+    report_rows(piece.path, table.num_rows)
     return check_event_piece(
         table,
         known,
@@ -112,16 +121,17 @@ def _tokens_and_quarantine(
     return checked.tokens(vocabulary), checked.quarantine
 
 
-def _profile(plan: EventsPlan, session_sizes: np.ndarray | None) -> EventsProfile:
+def _profile(plan: EventsPlan, session_sizes: np.ndarray | None, stage: str) -> EventsProfile:
     pieces = db.from_sequence(plan.pieces, npartitions=min(len(plan.pieces), PROFILE_TASKS))
     checked = pieces.map(_check, *plan.shared(session_sizes))
     profiles = checked.map(EventsProfile.of, len(plan.known_txns))
-    return profiles.fold(operator.add, split_every=PROFILE_FAN_IN).compute()
+    with rows_progress(stage, plan.paths):
+        return profiles.fold(operator.add, split_every=PROFILE_FAN_IN).compute()
 
 
 def profile_events(plan: EventsPlan) -> EventsProfile:
     """First pass: counts only, nothing written; a fatal defect in any piece is raised here."""
-    profile = _profile(plan, None) if plan.pieces else None
+    profile = _profile(plan, None, "ingest: checking events") if plan.pieces else None
     if profile is None or profile.rows_in == 0:
         raise InputError(f"{plan.uri}: input is empty (no rows)")
     too_long = profile.session_sizes > plan.max_session_events
@@ -131,7 +141,9 @@ def profile_events(plan: EventsPlan) -> EventsProfile:
     return replace(
         profile,
         accepted_per_txn=np.where(too_long, 0, profile.accepted_per_txn),
-        event_counts=_profile(plan, profile.session_sizes).event_counts,
+        event_counts=_profile(
+            plan, profile.session_sizes, "ingest: recounting events"
+        ).event_counts,
     )
 
 
@@ -157,7 +169,9 @@ def write_events(
     with_events = np.flatnonzero(profile.accepted_per_txn)
     if len(with_events) == 0:
         empty = SEQUENCE_SCHEMA.empty_table()
-        return catalog.save_table("sequences", empty), quarantine.compute().reset_index(drop=True)
+        with rows_progress("ingest: writing sessions", plan.paths):
+            rejected = quarantine.compute()
+        return catalog.save_table("sequences", empty), rejected.reset_index(drop=True)
 
     tokens = _frames([t for t, _ in checked], TOKEN_DTYPES)
     # Boundaries at quantiles of the transactions that have events: balanced partitions.
@@ -176,7 +190,8 @@ def write_events(
     )
     staging = posixpath.join(catalog.root.rstrip("/"), f".sequences-{uuid.uuid4().hex}")
     write = sequences.to_parquet(staging, write_index=False, schema=SEQUENCE_SCHEMA, compute=False)
-    _, rejected = dask.compute(write, quarantine)
+    with rows_progress("ingest: writing sessions", plan.paths):
+        _, rejected = dask.compute(write, quarantine)
     # Pieces in file order, rows in order within each: the quarantine in file and row order.
     return _join_parts(catalog, "sequences", staging), rejected.reset_index(drop=True)
 

@@ -8,7 +8,6 @@ per epoch in the Prefect run's log, and a live bar on an interactive terminal.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -18,20 +17,9 @@ from typing import Any
 from ray.exceptions import RayError
 from ray.util.queue import Queue
 
-from infra.progress import StageProgress
+from infra.progress import StageProgress, stage_logger
 
 PROGRESS_KEY = "progress"  # the worker config's entry holding the queue
-
-
-def _stage_logger() -> logging.Logger | logging.LoggerAdapter[Any]:
-    """Return the Prefect run's logger where there is a run, else a plain one (benchmarks)."""
-    from prefect import get_run_logger
-    from prefect.exceptions import MissingContextError
-
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger("shoal.pretrain")
 
 
 def epoch_detail(metrics: dict[str, float]) -> str:
@@ -45,7 +33,8 @@ def epoch_detail(metrics: dict[str, float]) -> str:
 @contextmanager
 def epoch_progress(epochs: int) -> Iterator[dict[str, Any]]:
     """Yield the config entries that make rank 0 report each epoch; relay them meanwhile."""
-    logger = _stage_logger()  # in the task's thread: the relay thread has no run context
+    # In the task's thread: the relay thread has no run context.
+    logger = stage_logger("shoal.pretrain")
     queue = Queue(actor_options={"num_cpus": 0})
     finished = threading.Event()
 

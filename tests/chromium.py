@@ -38,6 +38,17 @@ def needs_chromium(test: Callable[..., Any]) -> Callable[..., Any]:
     return fails
 
 
+def dom_of(url: str, budget_ms: int = 20_000) -> str:
+    """The DOM of ``url`` once its scripts ran for ``budget_ms`` of virtual time (a web app)."""
+    dom = subprocess.run(
+        [*BROWSER, "--window-size=1400,2400", f"--virtual-time-budget={budget_ms}",
+         "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert dom.returncode == 0, dom.stderr
+    return dom.stdout
+
+
 def render(page: Path, screenshot: Path) -> tuple[str, str, np.ndarray]:
     """``(dom, browser log, screenshot pixels)`` of ``page`` at 1280 x 1600."""
     dom = subprocess.run(

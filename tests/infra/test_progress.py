@@ -45,3 +45,21 @@ def test_a_terminal_gets_a_live_bar(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_durations_read_as_words(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_a_stage_of_many_steps_logs_every_nth_and_the_last(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("shoal.test_progress")
+    with (
+        caplog.at_level(logging.INFO, logger=logger.name),
+        StageProgress("ingest", 7, "piece", logger, interactive=False, log_every=3) as p,
+    ):
+        for piece in range(1, 8):
+            p.update(piece, f"{piece * 100:,} rows read")
+    lines = [r.getMessage().split(";")[0] for r in caplog.records]
+    assert lines == [
+        "ingest piece 3/7: 300 rows read",
+        "ingest piece 6/7: 600 rows read",
+        "ingest piece 7/7: 700 rows read",
+    ]

@@ -10,16 +10,13 @@ teardown: ``ray stop`` would also stop other Ray instances of this user on the m
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from catalog.synthetic import generate_shop
 from tests.flows.tiny import tiny_settings
 from tests.ports import free_port
+from tests.servers import http_ok, stop, wait_for
 
 # Four servers and a flow run: minutes on a busy 2-core machine, past the default 600 s.
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
@@ -37,41 +35,6 @@ pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float, procs: list) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for name, proc, log in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited ({proc.returncode}): {log.read_text()[-3000:]}")
-        try:
-            if check():
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
-
-
-def http_ok(url: str) -> Callable[[], bool]:
-    return lambda: httpx.get(url, timeout=5).status_code == 200
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGINT the group (lets ``ray start --block`` and servers clean up), then SIGKILL it."""
-    for sig, grace in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            continue
-        with contextlib.suppress(ProcessLookupError):  # the leader is gone; children may linger
-            os.killpg(proc.pid, signal.SIGKILL)
-        return
 
 
 @pytest.fixture(scope="module")
