@@ -40,6 +40,7 @@ CASES = {
     "digits-mcs15-ms5": (load_digits().data, {"min_cluster_size": 15, "min_samples": 5}),
     "aniso-mcs5": (_aniso(), {"min_cluster_size": 5}),
     "aniso-leaf10": (_aniso(), LEAF10),
+    "duplicates-mcs5": (_duplicates(), {"min_cluster_size": 5}),
     "duplicates-mcs15-ms5": (_duplicates(), {"min_cluster_size": 15, "min_samples": 5}),
     "duplicates-leaf10": (_duplicates(), LEAF10),
     "wine-mcs15-ms5": (load_wine().data, {"min_cluster_size": 15, "min_samples": 5}),
