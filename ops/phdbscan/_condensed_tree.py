@@ -86,17 +86,19 @@ def tree_to_labels(
     max_cluster_size: int = 0,
     cluster_selection_persistence: float = 0.0,
     cluster_selection_epsilon_max: float = float("inf"),
+    graph_edges: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Condense, score and select clusters as ``hdbscan._tree_to_labels``.
 
     The condensed tree takes all merges at one distance as one step
-    (:func:`ops.phdbscan._level_tree.condense_mst`); stability and selection are hdbscan's.
+    (:func:`ops.phdbscan._level_tree.condense_mst`, which ``graph_edges`` are passed to);
+    stability and selection are hdbscan's.
 
     Returns
     -------
     labels, probabilities, stabilities, condensed_tree
     """
-    condensed = condense_mst(mst, min_cluster_size)
+    condensed = condense_mst(mst, min_cluster_size, graph_edges)
     if cluster_selection_persistence > 0.0 and condensed.shape[0] > 0:
         condensed = simplify_hierarchy(condensed, cluster_selection_persistence)
     stability = compute_stability(condensed)

@@ -8,10 +8,12 @@ its time building the minimum spanning tree with kd/ball-tree Borůvka, which de
 above ~10 dimensions. Here the tree comes from :mod:`ops.phdbscan._mst` (kNN-seeded Borůvka, exact
 or approximate) and everything after the tree follows hdbscan (condensing with canonical ties in
 :mod:`ops.phdbscan._level_tree`, then hdbscan's compiled selection), so with ``mode="exact"``
-labels match ``hdbscan.HDBSCAN(approx_min_span_tree=False)`` up to the order of tied merges,
-which hdbscan's own algorithms disagree on. The fitted attributes, ``prediction_data``, and
-the functions of :mod:`ops.phdbscan` (``membership_vector``, ``approximate_predict``, ...)
-carry hdbscan's names and meanings: swap ``hdbscan.HDBSCAN`` for ``PHDBSCAN``.
+labels are those of ``hdbscan.HDBSCAN(approx_min_span_tree=False, algorithm="generic")`` with
+tied merges in the order its Prim's emits them (hdbscan's unstable sort reorders them, in a way
+that depends on the CPU, and its algorithms disagree on them). The fitted attributes,
+``prediction_data``, and the functions of :mod:`ops.phdbscan` (``membership_vector``,
+``approximate_predict``, ...) carry hdbscan's names and meanings: swap ``hdbscan.HDBSCAN``
+for ``PHDBSCAN``.
 
 Examples
 --------
@@ -38,7 +40,7 @@ from ops.phdbscan._knn import KNNIndex, resolve_backend
 from ops.phdbscan._knn_forest import knn_forest
 from ops.phdbscan._knn_graph import MapChunks, cell_knn
 from ops.phdbscan._knn_refine import refine_float64
-from ops.phdbscan._level_tree import CONDENSED_DTYPE
+from ops.phdbscan._level_tree import CONDENSED_DTYPE, tied_list_edges
 from ops.phdbscan._matrix_input import (
     HDBSCAN_ALGORITHMS,
     METRICS,
@@ -283,9 +285,10 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
         if n < 2:
             return self._fit_degenerate(n)
         timer = PhaseTimer(self._stats)
-        core, pred, mst = self._spanning_tree(X, ms, timer)
+        core, pred, mst, tied = self._spanning_tree(X, ms, timer)
         # searched in Euclidean units with scaled cores: f(weight) / alpha is hdbscan's mr
-        mst[:, 2] = from_euclidean(mst[:, 2], self.metric) / float(self.alpha)
+        for edges in (mst, tied):
+            edges[:, 2] = from_euclidean(edges[:, 2], self.metric) / float(self.alpha)
         self.core_distances_ = from_euclidean(core, self.metric)
         self._pred_core = from_euclidean(pred, self.metric)
         self._min_spanning_tree = mst
@@ -298,6 +301,7 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
             int(self.max_cluster_size),
             float(self.cluster_selection_persistence),
             float(self.cluster_selection_epsilon_max),
+            graph_edges=tied,
         )
         self.labels_ = np.asarray(labels, dtype=np.int64)
         self.probabilities_ = np.asarray(probs, dtype=np.float64)
@@ -312,8 +316,11 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
 
     def _spanning_tree(
         self, X: np.ndarray, ms: int, timer: PhaseTimer
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Euclidean core distances, prediction cores (the point counted) and the MST rows.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Euclidean core distances, prediction cores (the point counted), MST, tied edges.
+
+        The tied edges are the kNN lists' edges weighing as much as a tree edge (exact mode;
+        none in approximate mode, whose float32 tree has no ties to honour).
 
         The MST is of ``max(s(core_a), s(core_b), d(a, b))`` with each core scaled by
         ``s(c) = f^-1(alpha f(c))``, ``f`` the metric's :func:`from_euclidean`: since ``f``
@@ -352,6 +359,9 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
                 seed=self.random_state or 0,
                 stats=self._stats,
             )
+            timer("mst")
+            tied = tied_list_edges(dist, idx, scaled, mst[:, 2])
+            timer("ties")
         else:
             # float32 FAISS distances as they are: the approximate tree has no ties to honour
             core = dist32[:, ms].astype(np.float64)
@@ -361,10 +371,11 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
             timer("knn_forest")
             self._stats["forest_components"] = len(np.unique(comp))
             mst = np.vstack([forest, join_components(X, scaled, comp, exact=False)])
+            tied = np.zeros((0, 3))
         timer("mst")
         if self._ms_predict < 2:
             pred = np.zeros(n)
-        return core, pred.astype(np.float64), mst
+        return core, pred.astype(np.float64), mst, tied
 
     def _scale_core(self, core: np.ndarray, alpha: float) -> np.ndarray:
         if alpha == 1.0:

@@ -16,8 +16,16 @@ from point 0 takes them (hdbscan's ``generic`` and ``prims_*`` algorithms, the d
 completely, then takes the tied edge reaching the smallest point index, and so on, each
 child entered at that point. Condensing that binary order top down as hdbscan does gives
 hdbscan's condensed tree for that order, in hdbscan's raw layout, so hdbscan's stability,
-selection, GLOSH and plotting code read it unchanged. Only the MST's tied edges are seen,
-not every tied edge of the complete graph, so this is Prim's order only where those suffice.
+selection, GLOSH and plotting code read it unchanged.
+
+Which point Prim's enters a child at is decided by *every* edge of the graph tied with the
+node's weight, not only by the one the spanning tree happens to hold: a point whose core
+distance is the weight is tied to each of its neighbours within it, and Prim's takes the one
+of smallest index. So :func:`condense_mst` also takes the kNN lists' tied edges
+(:func:`tied_list_edges`); with them the condensed tree is that of hdbscan's Prim's with its
+tied edges kept in the order Prim's emits them, whichever spanning tree is given.
+hdbscan itself then sorts them with an unstable ``argsort``, whose reordering of tied rows
+depends on NumPy's sorting kernel and so on the CPU (docs/phdbscan.md).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import heapq
 import numba
 import numpy as np
 
-__all__ = ["CONDENSED_DTYPE", "condense_mst"]
+__all__ = ["CONDENSED_DTYPE", "condense_mst", "tied_list_edges"]
 
 CONDENSED_DTYPE = np.dtype(
     [("parent", np.intp), ("child", np.intp), ("lambda_val", np.float64), ("child_size", np.intp)]
@@ -48,15 +56,24 @@ def _find(parent: np.ndarray, x: int) -> int:
 
 @numba.njit(cache=True)
 def _level_dendrogram(
-    a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Multi-way dendrogram of edges sorted by weight: one node per component formed at a weight.
+    a: np.ndarray,
+    b: np.ndarray,
+    w: np.ndarray,
+    ta: np.ndarray,
+    tb: np.ndarray,
+    tw: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Multi-way dendrogram of tree edges sorted by weight: a node per component formed at one.
 
-    Returns each node's parent (``-1`` for the root) and merge distance, and each edge's two
-    endpoints as the child nodes it joins; nodes ``0..n-1`` are the points, later nodes have
-    larger ids than their children.
+    ``ta, tb, tw`` are further edges of the graph, sorted by weight; one whose weight is a
+    level and that joins two different children of that level's node is a tied edge of the
+    node, as the tree's own edges are. Returns each node's parent (``-1`` for the root) and
+    merge distance, and the tied edges as rows ``(child, child, point, point)``; nodes
+    ``0..n-1`` are the points, later nodes have larger ids than their children.
     """
     m = a.shape[0]
+    mt = ta.shape[0]
     dsu = np.arange(n)
     top = np.arange(n)  # dendrogram node of each union-find root's component
     stamp = np.full(n, -1, np.int64)
@@ -65,15 +82,28 @@ def _level_dendrogram(
     node_weight = np.zeros(2 * n - 1)
     top_a = np.empty(m, np.int64)
     top_b = np.empty(m, np.int64)
+    ttop_a = np.empty(mt, np.int64)
+    ttop_b = np.empty(mt, np.int64)
+    ends = np.empty((m + mt, 4), np.int64)
+    n_ends = 0
     nxt = n
     start = 0
+    t = 0
     while start < m:
         stop = start
         while stop < m and w[stop] == w[start]:
             stop += 1
+        while t < mt and tw[t] < w[start]:
+            t += 1
+        t_stop = t
+        while t_stop < mt and tw[t_stop] == w[start]:
+            t_stop += 1
         for e in range(start, stop):  # the components as they were below this weight
             top_a[e] = top[_find(dsu, a[e])]
             top_b[e] = top[_find(dsu, b[e])]
+        for e in range(t, t_stop):
+            ttop_a[e] = top[_find(dsu, ta[e])]
+            ttop_b[e] = top[_find(dsu, tb[e])]
         for e in range(start, stop):
             ra, rb = _find(dsu, a[e]), _find(dsu, b[e])
             dsu[rb] = ra
@@ -87,8 +117,17 @@ def _level_dendrogram(
                 nxt += 1
             node_parent[top_a[e]] = new_node[r]
             node_parent[top_b[e]] = new_node[r]
+            ends[n_ends, 0], ends[n_ends, 1] = top_a[e], top_b[e]
+            ends[n_ends, 2], ends[n_ends, 3] = a[e], b[e]
+            n_ends += 1
+        for e in range(t, t_stop):  # apart below this weight, together at it: tied
+            if ttop_a[e] != ttop_b[e] and _find(dsu, ta[e]) == _find(dsu, tb[e]):
+                ends[n_ends, 0], ends[n_ends, 1] = ttop_a[e], ttop_b[e]
+                ends[n_ends, 2], ends[n_ends, 3] = ta[e], tb[e]
+                n_ends += 1
+        t = t_stop
         start = stop
-    return node_parent[:nxt], node_weight[:nxt], top_a, top_b
+    return node_parent[:nxt], node_weight[:nxt], ends[:n_ends]
 
 
 @numba.njit(cache=True)
@@ -121,23 +160,20 @@ def _children(node_parent: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 @numba.njit(cache=True)
-def _edges_by_node(
-    top_a: np.ndarray, top_b: np.ndarray, a: np.ndarray, b: np.ndarray, node_parent: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each dendrogram node's tied edges (CSR): rows of (child, child, point, point) they join."""
+def _edges_by_node(ends: np.ndarray, node_parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tied edges ``(child, child, point, point)`` grouped by the node they join (CSR)."""
     n_nodes = node_parent.shape[0]
     count = np.zeros(n_nodes + 1, np.int64)
-    for e in range(top_a.shape[0]):
-        count[node_parent[top_a[e]] + 1] += 1
+    for e in range(ends.shape[0]):
+        count[node_parent[ends[e, 0]] + 1] += 1
     offsets = np.cumsum(count)
     fill = offsets[:-1].copy()
-    ends = np.empty((top_a.shape[0], 4), np.int64)
-    for e in range(top_a.shape[0]):
-        p = node_parent[top_a[e]]
-        ends[fill[p], 0], ends[fill[p], 1] = top_a[e], top_b[e]
-        ends[fill[p], 2], ends[fill[p], 3] = a[e], b[e]
+    grouped = np.empty_like(ends)
+    for e in range(ends.shape[0]):
+        p = node_parent[ends[e, 0]]
+        grouped[fill[p]] = ends[e]
         fill[p] += 1
-    return offsets, ends
+    return offsets, grouped
 
 
 @numba.njit(cache=True)
@@ -298,7 +334,9 @@ def _condense(
     return out_parent[:pos], out_child[:pos], out_lambda[:pos], out_size[:pos]
 
 
-def condense_mst(mst: np.ndarray, min_cluster_size: int) -> np.ndarray:
+def condense_mst(
+    mst: np.ndarray, min_cluster_size: int, graph_edges: np.ndarray | None = None
+) -> np.ndarray:
     """Condensed tree of a minimum spanning tree, all merges at one distance taken as one step.
 
     Parameters
@@ -307,6 +345,11 @@ def condense_mst(mst: np.ndarray, min_cluster_size: int) -> np.ndarray:
         Rows ``(a, b, weight)`` of a spanning tree of ``n`` points, in any order.
     min_cluster_size : int
         Smallest child counted as a cluster.
+    graph_edges : ndarray of shape (m, 3), optional
+        Further edges ``(a, b, weight)`` of the graph the tree spans (the kNN lists, with
+        weights computed as the tree's). Those tied with the tree's edges decide where
+        Prim's enters each child, as the tree's own edges do; with every tied edge given,
+        the labels no longer depend on which of them the tree holds.
 
     Returns
     -------
@@ -317,14 +360,21 @@ def condense_mst(mst: np.ndarray, min_cluster_size: int) -> np.ndarray:
     n = mst.shape[0] + 1
     if n < 2:
         return np.zeros(0, CONDENSED_DTYPE)
+    if graph_edges is None:
+        graph_edges = np.zeros((0, 3))
     order = np.argsort(mst[:, 2], kind="stable")
-    a = mst[order, 0].astype(np.int64)
-    b = mst[order, 1].astype(np.int64)
-    node_parent, node_weight, top_a, top_b = _level_dendrogram(
-        a, b, mst[order, 2].astype(np.float64), n
+    extra = np.argsort(graph_edges[:, 2], kind="stable")
+    node_parent, node_weight, tied = _level_dendrogram(
+        mst[order, 0].astype(np.int64),
+        mst[order, 1].astype(np.int64),
+        mst[order, 2].astype(np.float64),
+        graph_edges[extra, 0].astype(np.int64),
+        graph_edges[extra, 1].astype(np.int64),
+        graph_edges[extra, 2].astype(np.float64),
+        n,
     )
     size, offsets, children = _children(node_parent, n)
-    edge_offsets, ends = _edges_by_node(top_a, top_b, a, b, node_parent)
+    edge_offsets, ends = _edges_by_node(tied, node_parent)
     parent, child, lam, child_size = _condense(
         node_parent,
         node_weight,
@@ -344,3 +394,31 @@ def condense_mst(mst: np.ndarray, min_cluster_size: int) -> np.ndarray:
         child_size,
     )
     return out
+
+
+def tied_list_edges(
+    knn_dist: np.ndarray, knn_idx: np.ndarray, core: np.ndarray, tree_weights: np.ndarray
+) -> np.ndarray:
+    """Select the kNN lists' mutual-reachability edges whose weight is one of the tree's.
+
+    Only those can tie with a tree edge; :func:`condense_mst` keeps the ones that join two
+    children of a node. A tie beyond both points' lists is not seen (as a core distance is
+    a list distance, that needs an exact distance tie between two points denser than it).
+
+    Parameters
+    ----------
+    knn_dist, knn_idx : ndarray (n, k)
+        Neighbours of each point, the point itself excluded, ``-1`` where missing.
+    core : ndarray (n,)
+        Core distances, in the same units as the tree's weights.
+    tree_weights : ndarray (n - 1,)
+        The spanning tree's weights.
+
+    Returns
+    -------
+    ndarray (m, 3)
+        Rows ``(a, b, weight)``.
+    """
+    weight = np.maximum(np.maximum(core[:, None], core[knn_idx]), knn_dist)
+    rows, cols = np.nonzero(np.isin(weight, tree_weights) & (knn_idx >= 0))
+    return np.column_stack([rows, knn_idx[rows, cols], weight[rows, cols]]).astype(np.float64)

@@ -1,0 +1,109 @@
+"""Ties: ARI of each exact HDBSCAN* and of PHDBSCAN against hdbscan's default, on tie-heavy data.
+
+hdbscan's default exact labels (``approx_min_span_tree=False``: Prim's above 60 dimensions,
+Borůvka below) against each of hdbscan's exact algorithms, scikit-learn's, hdbscan's Prim's
+tree sorted stably (``prims_in_order``), PHDBSCAN's exact mode, and, with ``--other-cpu``,
+hdbscan's default again in a process whose NumPy may not use the named CPU features (its
+unstable ``argsort`` then reorders tied rows differently). Brackets: points whose label
+differs from the default's. Run from the repository root::
+
+    .venv/bin/python benchmarks/phdbscan_ties.py --other-cpu "X86_V4 AVX512_ICL"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits, load_wine, make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ops.phdbscan import PHDBSCAN
+from tests.ops.phdbscan.references import exact_references, label_map
+
+SETTINGS = {
+    "mcs 25 ms 5": {"min_cluster_size": 25, "min_samples": 5},
+    "mcs 5": {"min_cluster_size": 5},
+    "mcs 15 ms 5": {"min_cluster_size": 15, "min_samples": 5},
+    "leaf mcs 10": {"min_cluster_size": 10, "cluster_selection_method": "leaf"},
+}
+COLUMNS = ("generic", "prims_kd", "prims_ball", "boruvka_kd", "boruvka_ball", "sklearn")
+
+
+def _aniso() -> np.ndarray:
+    X, _ = make_blobs(1200, 2, centers=4, random_state=2)
+    return X @ np.array([[0.6, -0.6], [-0.4, 0.8]])
+
+
+def _duplicates() -> np.ndarray:
+    X, _ = make_blobs(700, 4, centers=5, cluster_std=[0.3, 0.6, 1.0, 1.5, 2.0], random_state=1)
+    return np.vstack([X, X[:300]])
+
+
+DATA = {
+    "digits": lambda: load_digits().data,
+    "aniso": _aniso,
+    "duplicated rows": _duplicates,
+    "wine": lambda: load_wine().data,
+}
+
+
+def _default(X: np.ndarray, params: dict) -> np.ndarray:
+    import hdbscan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return hdbscan.HDBSCAN(approx_min_span_tree=False, **params).fit(X).labels_
+
+
+def _defaults_elsewhere(features: str) -> dict[str, np.ndarray]:
+    """Labels of hdbscan's default for every case, from a process without ``features``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "labels.npz"
+        env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=features)
+        subprocess.run([sys.executable, __file__, "--defaults-to", str(out)], env=env, check=True)
+        with np.load(out) as saved:
+            return dict(saved)
+
+
+def _cell(default: np.ndarray, other: np.ndarray) -> str:
+    mapping = label_map(other, default)
+    off = int(np.sum(np.array([mapping[int(v)] for v in other]) != default))
+    return f"{adjusted_rand_score(default, other):.4f} ({off})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--other-cpu", default=None, help="NPY_DISABLE_CPU_FEATURES value")
+    parser.add_argument("--defaults-to", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    cases = [(d, s) for d in DATA for s in SETTINGS]
+    if args.defaults_to:  # child process of --other-cpu
+        labels = {f"{d}|{s}": _default(DATA[d](), SETTINGS[s]) for d, s in cases}
+        np.savez(args.defaults_to, **labels)
+        return 0
+    elsewhere = _defaults_elsewhere(args.other_cpu) if args.other_cpu else {}
+    header = ["data, parameters", *COLUMNS, "prims_in_order", "PHDBSCAN"]
+    header += ["default, other CPU"] if elsewhere else []
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for d, s in cases:
+        X, params = DATA[d](), SETTINGS[s]
+        default = _default(X, params)
+        row = [_cell(default, ref) for ref in exact_references(X, params)]
+        row.append(_cell(default, PHDBSCAN(mode="exact", **params).fit(X).labels_))
+        if elsewhere:
+            row.append(_cell(default, elsewhere[f"{d}|{s}"]))
+        print(f"| {d}, {s} | " + " | ".join(row) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
