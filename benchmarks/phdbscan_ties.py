@@ -26,7 +26,7 @@ from sklearn.metrics import adjusted_rand_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ops.phdbscan import PHDBSCAN
-from tests.ops.phdbscan.references import exact_references, label_map
+from tests.ops.phdbscan.references import exact_references, label_map, prims_in_order
 
 SETTINGS = {
     "mcs 25 ms 5": {"min_cluster_size": 25, "min_samples": 5},
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     for d, s in cases:
         X, params = DATA[d](), SETTINGS[s]
         default = _default(X, params)
-        row = [_cell(default, ref) for ref in exact_references(X, params)]
+        refs = [*exact_references(X, params), prims_in_order(X, params)]
+        row = [_cell(default, ref) for ref in refs]
         row.append(_cell(default, PHDBSCAN(mode="exact", **params).fit(X).labels_))
         if elsewhere:
             row.append(_cell(default, elsewhere[f"{d}|{s}"]))

@@ -64,7 +64,7 @@ def prims_in_order(X: np.ndarray, params: dict) -> np.ndarray:
 
 
 def exact_references(X: np.ndarray, params: dict) -> list[np.ndarray]:
-    """Labels of every exact HDBSCAN* of hdbscan and scikit-learn, and of Prim's in order."""
+    """Labels of every exact HDBSCAN* of hdbscan and of scikit-learn's."""
     import hdbscan
 
     with warnings.catch_warnings():
@@ -77,7 +77,6 @@ def exact_references(X: np.ndarray, params: dict) -> list[np.ndarray]:
     sk_params = dict(params)
     sk_params["min_samples"] = (params.get("min_samples") or params["min_cluster_size"]) + 1
     labels.append(SkHDBSCAN(copy=True, **sk_params).fit(X).labels_)
-    labels.append(prims_in_order(X, params))
     return labels
 
 

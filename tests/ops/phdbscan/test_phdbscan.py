@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits, load_wine, make_blobs, make_moons
 from sklearn.metrics import adjusted_rand_score
 
 from ops.phdbscan import PHDBSCAN, phdbscan
-from tests.ops.phdbscan.references import exact_references, label_map
+from tests.ops.phdbscan.references import label_map, prims_in_order
 
 hdbscan = pytest.importorskip("hdbscan")
 from hdbscan import prediction as hdb_prediction  # noqa: E402
@@ -77,15 +77,12 @@ def test_exact_matches_hdbscan(name: str, params: dict) -> None:
     ari = adjusted_rand_score(ref.labels_, ours.labels_)
     noise_agree = np.mean((ref.labels_ < 0) == (ours.labels_ < 0))
     if ari < 0.99:
-        # Equal-weight MST edges (mr is often a shared core distance) make hdbscan's single
-        # linkage depend on their order, which its exact algorithms and scikit-learn's do not
-        # share (hdbscan.md points 4, 6; test_ties.py). Ours must agree with the default at
-        # least as well as one of them does, so no reference's tie order decides the test.
-        others = exact_references(X, params)
-        floor = min(adjusted_rand_score(ref.labels_, o) for o in others)
-        noise_floor = min(np.mean((ref.labels_ < 0) == (o < 0)) for o in others)
-        assert ari >= floor, (ari, floor)
-        assert noise_agree >= min(0.99, noise_floor), (noise_agree, noise_floor)
+        # Equal-weight MST edges (mr is often a shared core distance) make hdbscan's labels
+        # depend on how its unstable argsort orders them, which changes with the CPU's sort
+        # kernel (hdbscan.md points 4, 6; docs/phdbscan.md). Ours are canonical: those of
+        # hdbscan's Prim's tree with its tied edges kept in order; every difference to the
+        # default must be that order's, and no reference's tie order decides the test.
+        assert adjusted_rand_score(prims_in_order(X, params), ours.labels_) == 1.0
     else:
         assert noise_agree >= 0.99
         assert abs(int(ours.labels_.max()) - int(ref.labels_.max())) <= 1
