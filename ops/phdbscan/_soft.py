@@ -26,7 +26,10 @@ import numpy as np
 
 __all__ = ["PredictionData", "all_points_vectors", "membership_vectors"]
 
-_BLOCK = 2048  # points per block of exemplar distances (block x exemplars float64)
+_BLOCK_FLOATS = 1 << 23  # float64s of one block of exemplar distances (64 MiB)
+# Squared distances under this share of |x|^2 + |e|^2 are within the product form's
+# rounding of zero, and are recomputed as sums of squares.
+_ROUNDING = 1e-9
 
 
 @numba.njit(cache=True)
@@ -185,17 +188,24 @@ class PredictionData:
         exemplars = np.vstack(self.exemplars)
         starts = np.cumsum([0] + [len(e) for e in self.exemplars])
         ex_norm = np.einsum("ij,ij->i", exemplars, exemplars)
-        for start in range(0, X.shape[0], _BLOCK):
-            block = np.asarray(X[start : start + _BLOCK], dtype=np.float64)
+        cluster_norm = np.maximum.reduceat(ex_norm, starts[:-1])
+        rows = max(1, _BLOCK_FLOATS // len(exemplars))
+        for start in range(0, X.shape[0], rows):
+            block = np.asarray(X[start : start + rows], dtype=np.float64)
             b_norm = np.einsum("ij,ij->i", block, block)
-            # one product against every exemplar picks each cluster's nearest; its distance is
-            # then computed directly, so that a point at an exemplar gets exactly 0
-            d2 = b_norm[:, None] + ex_norm[None, :] - 2.0 * (block @ exemplars.T)
-            nearest = np.column_stack(
-                [starts[j] + d2[:, starts[j] : starts[j + 1]].argmin(1) for j in range(k)]
-            )
-            diff = exemplars[nearest] - block[:, None, :]
-            out[start : start + len(block)] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+            d2 = block @ exemplars.T  # in place from here: the block is the largest array
+            d2 *= -2.0
+            d2 += ex_norm
+            d2 += b_norm[:, None]
+            nearest = np.minimum.reduceat(d2, starts[:-1], axis=1)
+            # near zero the product form is all rounding; there (a point at or beside an
+            # exemplar, so few) the cluster's distances are summed directly, so that a point
+            # at an exemplar gets exactly 0, as in hdbscan
+            near = nearest <= _ROUNDING * (b_norm[:, None] + cluster_norm[None, :])
+            for i, j in zip(*np.nonzero(near), strict=True):
+                diff = exemplars[starts[j] : starts[j + 1]] - block[i]
+                nearest[i, j] = np.einsum("ij,ij->i", diff, diff).min()
+            out[start : start + len(block)] = np.sqrt(np.maximum(nearest, 0.0))
         if self.metric == "cosine":  # on unit vectors: 1 - cos = |a - b|^2 / 2
             out = out * out / 2.0
         return out
