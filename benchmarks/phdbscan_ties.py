@@ -21,12 +21,18 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits, load_wine, make_blobs
+from sklearn.datasets import load_digits, load_wine
 from sklearn.metrics import adjusted_rand_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ops.phdbscan import PHDBSCAN
-from tests.ops.phdbscan.references import exact_references, label_map, prims_in_order
+from tests.ops.phdbscan.references import (
+    aniso,
+    duplicated_rows,
+    exact_references,
+    label_map,
+    prims_in_order,
+)
 
 SETTINGS = {
     "mcs 25 ms 5": {"min_cluster_size": 25, "min_samples": 5},
@@ -37,20 +43,10 @@ SETTINGS = {
 COLUMNS = ("generic", "prims_kd", "prims_ball", "boruvka_kd", "boruvka_ball", "sklearn")
 
 
-def _aniso() -> np.ndarray:
-    X, _ = make_blobs(1200, 2, centers=4, random_state=2)
-    return X @ np.array([[0.6, -0.6], [-0.4, 0.8]])
-
-
-def _duplicates() -> np.ndarray:
-    X, _ = make_blobs(700, 4, centers=5, cluster_std=[0.3, 0.6, 1.0, 1.5, 2.0], random_state=1)
-    return np.vstack([X, X[:300]])
-
-
 DATA = {
     "digits": lambda: load_digits().data,
-    "aniso": _aniso,
-    "duplicated rows": _duplicates,
+    "aniso": aniso,
+    "duplicated rows": duplicated_rows,
     "wine": lambda: load_wine().data,
 }
 

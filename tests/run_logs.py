@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from uuid import UUID
 
 
@@ -42,3 +43,15 @@ def flow_run_logs(flow_run_id: UUID | None = None) -> str:
             return "\n".join(log.message for log in logs)
 
     return asyncio.run(read())
+
+
+class LogLines(logging.Handler):
+    """Every message one logger emits, whatever else handles or propagates it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record's message."""
+        self.lines.append(record.getMessage())

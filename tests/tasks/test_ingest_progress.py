@@ -16,19 +16,9 @@ from distributed import Client, LocalCluster
 
 from tasks.ingest import run_ingest
 from tests.catalog.test_ingest_out_of_core import FILES, PIECES, _lake
+from tests.run_logs import LogLines
 
 EVENTS, N_PIECES = 3000, 9  # _lake's: 3 files of 1000 events, a piece per 400-row group
-
-
-class _Lines(logging.Handler):
-    """Every message one logger emits, whatever else handles or propagates it."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ def ingest_lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     monkeypatch.setattr("tasks.ingest_progress.LOG_LINES", 3)
     # Our own handler, not caplog's: whether "shoal" loggers propagate to the root depends on
     # whether Prefect configured logging earlier in the session.
-    logger, handler = logging.getLogger("shoal.ingest"), _Lines()
+    logger, handler = logging.getLogger("shoal.ingest"), LogLines()
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

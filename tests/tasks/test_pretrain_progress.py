@@ -9,6 +9,7 @@ import pytest
 import ray
 
 from tasks.pretrain_progress import PROGRESS_KEY, epoch_progress, epoch_reporter
+from tests.run_logs import LogLines
 
 
 @pytest.fixture
@@ -22,23 +23,12 @@ def own_ray() -> Iterator[None]:
         ray.shutdown()
 
 
-class _Lines(logging.Handler):
-    """Every message one logger emits, whatever else handles or propagates it."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 @pytest.mark.usefixtures("own_ray")
 def test_each_reported_epoch_is_one_line_on_the_driver() -> None:
     # Our own handler, not caplog's: whether "shoal" loggers propagate to the root depends on
     # whether Prefect configured logging earlier in the session, and with both attached a
     # propagated record was captured twice.
-    logger, handler = logging.getLogger("shoal.pretrain"), _Lines()
+    logger, handler = logging.getLogger("shoal.pretrain"), LogLines()
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 from scipy.spatial.distance import cdist
 from sklearn.cluster import HDBSCAN as SkHDBSCAN
+from sklearn.datasets import make_blobs
 from sklearn.neighbors import KDTree
 
 EXACT_ALGORITHMS = (
@@ -20,6 +21,18 @@ EXACT_ALGORITHMS = (
     "boruvka_kdtree",
     "boruvka_balltree",
 )
+
+
+def aniso() -> np.ndarray:
+    """Four sheared 2-d blobs: many equal core distances between neighbours."""
+    X, _ = make_blobs(1200, 2, centers=4, random_state=2)
+    return X @ np.array([[0.6, -0.6], [-0.4, 0.8]])
+
+
+def duplicated_rows() -> np.ndarray:
+    """Blobs of mixed spread with their first 300 rows repeated: distance-0 ties."""
+    X, _ = make_blobs(700, 4, centers=5, cluster_std=[0.3, 0.6, 1.0, 1.5, 2.0], random_state=1)
+    return np.vstack([X, X[:300]])
 
 
 def label_map(ours: np.ndarray, ref: np.ndarray) -> dict[int, int]:

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters
-from sklearn.datasets import load_digits, load_wine, make_blobs
+from sklearn.datasets import load_digits, load_wine
 from sklearn.metrics import adjusted_rand_score
 
 from ops.phdbscan import PHDBSCAN
@@ -15,6 +15,8 @@ from ops.phdbscan._condensed_tree import single_linkage
 from ops.phdbscan._level_tree import condense_mst
 from tests.ops.phdbscan.references import (
     all_tied_edges,
+    aniso,
+    duplicated_rows,
     prims_in_order,
     prims_tree,
 )
@@ -22,26 +24,16 @@ from tests.ops.phdbscan.references import (
 hdbscan = pytest.importorskip("hdbscan")
 
 
-def _aniso() -> np.ndarray:
-    X, _ = make_blobs(1200, 2, centers=4, random_state=2)
-    return X @ np.array([[0.6, -0.6], [-0.4, 0.8]])
-
-
-def _duplicates() -> np.ndarray:
-    X, _ = make_blobs(700, 4, centers=5, cluster_std=[0.3, 0.6, 1.0, 1.5, 2.0], random_state=1)
-    return np.vstack([X, X[:300]])
-
-
 LEAF10 = {"min_cluster_size": 10, "cluster_selection_method": "leaf"}
 CASES = {
     "digits-mcs25-ms5": (load_digits().data, {"min_cluster_size": 25, "min_samples": 5}),
     "digits-mcs5": (load_digits().data, {"min_cluster_size": 5}),
     "digits-mcs15-ms5": (load_digits().data, {"min_cluster_size": 15, "min_samples": 5}),
-    "aniso-mcs5": (_aniso(), {"min_cluster_size": 5}),
-    "aniso-leaf10": (_aniso(), LEAF10),
-    "duplicates-mcs5": (_duplicates(), {"min_cluster_size": 5}),
-    "duplicates-mcs15-ms5": (_duplicates(), {"min_cluster_size": 15, "min_samples": 5}),
-    "duplicates-leaf10": (_duplicates(), LEAF10),
+    "aniso-mcs5": (aniso(), {"min_cluster_size": 5}),
+    "aniso-leaf10": (aniso(), LEAF10),
+    "duplicates-mcs5": (duplicated_rows(), {"min_cluster_size": 5}),
+    "duplicates-mcs15-ms5": (duplicated_rows(), {"min_cluster_size": 15, "min_samples": 5}),
+    "duplicates-leaf10": (duplicated_rows(), LEAF10),
     "wine-mcs15-ms5": (load_wine().data, {"min_cluster_size": 15, "min_samples": 5}),
 }
 
