@@ -40,7 +40,8 @@ from ops.phdbscan._knn import KNNIndex, resolve_backend
 from ops.phdbscan._knn_forest import knn_forest
 from ops.phdbscan._knn_graph import MapChunks, cell_knn
 from ops.phdbscan._knn_refine import refine_float64
-from ops.phdbscan._level_tree import CONDENSED_DTYPE, tied_list_edges
+from ops.phdbscan._level_dendrogram import tied_list_edges
+from ops.phdbscan._level_tree import CONDENSED_DTYPE
 from ops.phdbscan._matrix_input import (
     HDBSCAN_ALGORITHMS,
     METRICS,
