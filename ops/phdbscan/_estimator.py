@@ -5,12 +5,13 @@ clustering step of the FinDeepBehaviorCluster pipeline (arXiv 2101.04285), whose
 replaces tree-based neighbour search by approximate kNN on FAISS so that millions of
 behaviour embeddings can be clustered. The reference ``hdbscan`` library spends almost all
 its time building the minimum spanning tree with kd/ball-tree Borůvka, which degrades quickly
-above ~10 dimensions. Here the tree comes from :mod:`ops.phdbscan._mst` (kNN-seeded Borůvka, exact
-or approximate) and everything after the tree follows hdbscan (condensing with canonical ties in
-:mod:`ops.phdbscan._level_tree`, then hdbscan's compiled selection), so with ``mode="exact"``
-labels are those of ``hdbscan.HDBSCAN(approx_min_span_tree=False, algorithm="generic")`` with
-tied merges in the order its Prim's emits them (hdbscan's unstable sort reorders them, in a way
-that depends on the CPU, and its algorithms disagree on them). The fitted attributes,
+above ~10 dimensions. Here the tree comes from :mod:`ops.phdbscan._spanning_tree` (kNN lists,
+then kNN-seeded Borůvka, exact or approximate) and everything after the tree follows hdbscan
+(condensing with canonical ties in :mod:`ops.phdbscan._level_tree`, then hdbscan's compiled
+selection), so with ``mode="exact"`` labels are those of
+``hdbscan.HDBSCAN(approx_min_span_tree=False, algorithm="generic")`` with tied merges in the
+order its Prim's emits them (hdbscan's unstable sort reorders them, in a way that depends on
+the CPU, and its algorithms disagree on them). The fitted attributes,
 ``prediction_data``, and the functions of :mod:`ops.phdbscan` (``membership_vector``,
 ``approximate_predict``, ...) carry hdbscan's names and meanings: swap ``hdbscan.HDBSCAN``
 for ``PHDBSCAN``.
@@ -34,13 +35,9 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import validate_data
 
 from ops.phdbscan._attributes import HDBSCANAttributes
-from ops.phdbscan._component_join import join_components
 from ops.phdbscan._condensed_tree import glosh_scores, prediction_tables, tree_to_labels
-from ops.phdbscan._knn import KNNIndex, resolve_backend
-from ops.phdbscan._knn_forest import knn_forest
-from ops.phdbscan._knn_graph import MapChunks, cell_knn
-from ops.phdbscan._knn_refine import refine_float64
-from ops.phdbscan._level_tree import CONDENSED_DTYPE, tied_list_edges
+from ops.phdbscan._knn_graph import MapChunks
+from ops.phdbscan._level_tree import CONDENSED_DTYPE
 from ops.phdbscan._matrix_input import (
     HDBSCAN_ALGORITHMS,
     METRICS,
@@ -48,33 +45,19 @@ from ops.phdbscan._matrix_input import (
     check_finite_rows,
     check_number,
     from_euclidean,
-    to_euclidean,
     to_search_space,
 )
-from ops.phdbscan._mst import default_graph_k, mutual_reachability_mst
 from ops.phdbscan._persist import load_model, save_model
+from ops.phdbscan._spanning_tree import SpanningTreeStep
 
 __all__ = ["PHDBSCAN", "phdbscan"]
 
 Mode = Literal["auto", "exact", "approximate"]
 
-# Above this many points "auto" switches to the approximate tree: the exact tree's searches
-# between blob-sized components cost about an all-pairs pass (figures: benchmarks/README.md).
-AUTO_EXACT_MAX_N = 20_000
-# On a GPU brute force is cheap, but the exact tree's complement searches repeat it; above
-# this size the approximate tree (still on exact GPU kNN lists) is used.
-AUTO_EXACT_MAX_N_GPU = 2_000_000
 
-
-def _has_faiss() -> bool:
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
+# SpanningTreeStep before HDBSCANAttributes: its _index overrides the placeholder that
+# HDBSCANAttributes declares for prediction.
+class PHDBSCAN(SpanningTreeStep, HDBSCANAttributes, ClusterMixin, BaseEstimator):
     """HDBSCAN* clustering whose spanning tree is built on FAISS/PyTorch kNN graphs.
 
     Parameters follow ``hdbscan.HDBSCAN`` (same names, defaults and meanings) where both
@@ -223,29 +206,6 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
         if self.algorithm not in HDBSCAN_ALGORITHMS:
             raise ValueError(f"algorithm must be one of {HDBSCAN_ALGORITHMS}")
 
-    def _gpu(self) -> bool:
-        if self.device == "cpu":
-            return False
-        return resolve_backend("auto") in ("faiss_gpu", "torch")
-
-    def _resolve(self, n: int) -> tuple[str, str]:
-        gpu = self._gpu()
-        mode = self.mode
-        if mode == "auto":
-            limit = AUTO_EXACT_MAX_N_GPU if gpu else AUTO_EXACT_MAX_N
-            mode = "exact" if n <= limit else "approximate"
-        if self.knn_backend is not None:
-            backend = self.knn_backend
-        elif gpu:
-            backend = resolve_backend("auto")
-        else:
-            backend = "cells" if _has_faiss() else "torch"
-        return mode, backend
-
-    def _index(self, backend: str) -> KNNIndex:
-        device = "auto" if self.device in ("auto", "cuda") else self.device
-        return KNNIndex(backend, device=device, random_state=self.random_state or 0)  # type: ignore[arg-type]
-
     def _validate(self, X: Any, reset: bool) -> np.ndarray:
         """Check input as scikit-learn does, name non-finite rows, map to the search space.
 
@@ -280,7 +240,7 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
         ms = max(1, min(n - 1, ms))
         self.mode_, self.knn_backend_ = self._resolve(n)
         self._raw_data = X
-        self._stats: dict[str, Any] = {}
+        self._stats = {}
         self._reset_caches()
         if n < 2:
             return self._fit_degenerate(n)
@@ -313,74 +273,6 @@ class PHDBSCAN(HDBSCANAttributes, ClusterMixin, BaseEstimator):
         if self.prediction_data:
             self.generate_prediction_data()
         return self
-
-    def _spanning_tree(
-        self, X: np.ndarray, ms: int, timer: PhaseTimer
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Euclidean core distances, prediction cores (the point counted), MST, tied edges.
-
-        The tied edges are the kNN lists' edges weighing as much as a tree edge (exact mode;
-        none in approximate mode, whose float32 tree has no ties to honour).
-
-        The MST is of ``max(s(core_a), s(core_b), d(a, b))`` with each core scaled by
-        ``s(c) = f^-1(alpha f(c))``, ``f`` the metric's :func:`from_euclidean`: since ``f``
-        increases, ``f(weight) = alpha max(f(core_a), f(core_b), f(d) / alpha)``, alpha times
-        hdbscan's mutual reachability in the metric, and the tree is the same.
-        """
-        n = X.shape[0]
-        exact = self.mode_ == "exact"
-        # exact: a few extra neighbours certify more Borůvka edges without search;
-        # approximate: min_samples + 1 is all the core distance needs
-        k_query = min(n, default_graph_k(ms, n) + 1 if exact else ms + 1)
-        if self.knn_backend_ == "cells":
-            dist32, idx = cell_knn(
-                X, k_query, exact=exact, seed=self.random_state or 0, map_chunks=self.knn_map
-            )
-            knn_is_exact = exact
-        else:
-            index = self._index(self.knn_backend_).fit(X)
-            dist32, idx = index.search(X, k_query)
-            knn_is_exact = index.exact
-        timer("knn")
-        alpha = float(self.alpha)
-        if exact:
-            dist, idx = refine_float64(X, idx)
-            core = dist[:, ms - 1].copy()
-            # hdbscan's prediction core distance counts the point itself
-            pred = dist[:, min(max(self._ms_predict - 2, 0), dist.shape[1] - 1)]
-            timer("float64")
-            scaled = self._scale_core(core, alpha)
-            mst = mutual_reachability_mst(
-                X,
-                dist,
-                idx,
-                scaled,
-                knn_is_exact=knn_is_exact,
-                seed=self.random_state or 0,
-                stats=self._stats,
-            )
-            timer("mst")
-            tied = tied_list_edges(dist, idx, scaled, mst[:, 2])
-            timer("ties")
-        else:
-            # float32 FAISS distances as they are: the approximate tree has no ties to honour
-            core = dist32[:, ms].astype(np.float64)
-            pred = dist32[:, min(max(self._ms_predict - 1, 0), k_query - 1)]
-            scaled = self._scale_core(core, alpha)
-            forest, comp = knn_forest(idx, dist32, scaled)
-            timer("knn_forest")
-            self._stats["forest_components"] = len(np.unique(comp))
-            mst = np.vstack([forest, join_components(X, scaled, comp, exact=False)])
-            tied = np.zeros((0, 3))
-        timer("mst")
-        if self._ms_predict < 2:
-            pred = np.zeros(n)
-        return core, pred.astype(np.float64), mst, tied
-
-    def _scale_core(self, core: np.ndarray, alpha: float) -> np.ndarray:
-        if alpha == 1.0:
-            return core
-        return to_euclidean(alpha * from_euclidean(core, self.metric), self.metric)
 
     def _fit_degenerate(self, n: int) -> PHDBSCAN:
         self.labels_ = np.full(n, -1, np.int64)

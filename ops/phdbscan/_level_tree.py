@@ -22,10 +22,14 @@ Which point Prim's enters a child at is decided by *every* edge of the graph tie
 node's weight, not only by the one the spanning tree happens to hold: a point whose core
 distance is the weight is tied to each of its neighbours within it, and Prim's takes the one
 of smallest index. So :func:`condense_mst` also takes the kNN lists' tied edges
-(:func:`tied_list_edges`); with them the condensed tree is that of hdbscan's Prim's with its
-tied edges kept in the order Prim's emits them, whichever spanning tree is given.
+(:func:`ops.phdbscan._level_dendrogram.tied_list_edges`); with them the condensed tree is
+that of hdbscan's Prim's with its tied edges kept in the order Prim's emits them, whichever
+spanning tree is given.
 hdbscan itself then sorts them with an unstable ``argsort``, whose reordering of tied rows
 depends on NumPy's sorting kernel and so on the CPU (docs/phdbscan.md).
+
+This module holds the Prim's order and the condensing; the level dendrogram they walk, and
+the tied edges of each node, come from :mod:`ops.phdbscan._level_dendrogram`.
 """
 
 from __future__ import annotations
@@ -35,145 +39,13 @@ import heapq
 import numba
 import numpy as np
 
-__all__ = ["CONDENSED_DTYPE", "condense_mst", "tied_list_edges"]
+from ops.phdbscan._level_dendrogram import edges_by_node, level_dendrogram, node_children
+
+__all__ = ["CONDENSED_DTYPE", "condense_mst"]
 
 CONDENSED_DTYPE = np.dtype(
     [("parent", np.intp), ("child", np.intp), ("lambda_val", np.float64), ("child_size", np.intp)]
 )
-
-
-@numba.njit(cache=True)
-def _find(parent: np.ndarray, x: int) -> int:
-    root = x
-    while parent[root] != root:
-        root = parent[root]
-    while parent[x] != root:  # path compression
-        nxt = parent[x]
-        parent[x] = root
-        x = nxt
-    return root
-
-
-@numba.njit(cache=True)
-def _level_dendrogram(
-    a: np.ndarray,
-    b: np.ndarray,
-    w: np.ndarray,
-    ta: np.ndarray,
-    tb: np.ndarray,
-    tw: np.ndarray,
-    n: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Multi-way dendrogram of tree edges sorted by weight: a node per component formed at one.
-
-    ``ta, tb, tw`` are further edges of the graph, sorted by weight; one whose weight is a
-    level and that joins two different children of that level's node is a tied edge of the
-    node, as the tree's own edges are. Returns each node's parent (``-1`` for the root) and
-    merge distance, and the tied edges as rows ``(child, child, point, point)``; nodes
-    ``0..n-1`` are the points, later nodes have larger ids than their children.
-    """
-    m = a.shape[0]
-    mt = ta.shape[0]
-    dsu = np.arange(n)
-    top = np.arange(n)  # dendrogram node of each union-find root's component
-    stamp = np.full(n, -1, np.int64)
-    new_node = np.zeros(n, np.int64)
-    node_parent = np.full(2 * n - 1, -1, np.int64)
-    node_weight = np.zeros(2 * n - 1)
-    top_a = np.empty(m, np.int64)
-    top_b = np.empty(m, np.int64)
-    ttop_a = np.empty(mt, np.int64)
-    ttop_b = np.empty(mt, np.int64)
-    ends = np.empty((m + mt, 4), np.int64)
-    n_ends = 0
-    nxt = n
-    start = 0
-    t = 0
-    while start < m:
-        stop = start
-        while stop < m and w[stop] == w[start]:
-            stop += 1
-        while t < mt and tw[t] < w[start]:
-            t += 1
-        t_stop = t
-        while t_stop < mt and tw[t_stop] == w[start]:
-            t_stop += 1
-        for e in range(start, stop):  # the components as they were below this weight
-            top_a[e] = top[_find(dsu, a[e])]
-            top_b[e] = top[_find(dsu, b[e])]
-        for e in range(t, t_stop):
-            ttop_a[e] = top[_find(dsu, ta[e])]
-            ttop_b[e] = top[_find(dsu, tb[e])]
-        for e in range(start, stop):
-            ra, rb = _find(dsu, a[e]), _find(dsu, b[e])
-            dsu[rb] = ra
-        for e in range(start, stop):
-            r = _find(dsu, a[e])
-            if stamp[r] != start:
-                stamp[r] = start
-                new_node[r] = nxt
-                node_weight[nxt] = w[start]
-                top[r] = nxt
-                nxt += 1
-            node_parent[top_a[e]] = new_node[r]
-            node_parent[top_b[e]] = new_node[r]
-            ends[n_ends, 0], ends[n_ends, 1] = top_a[e], top_b[e]
-            ends[n_ends, 2], ends[n_ends, 3] = a[e], b[e]
-            n_ends += 1
-        for e in range(t, t_stop):  # apart below this weight, together at it: tied
-            if ttop_a[e] != ttop_b[e] and _find(dsu, ta[e]) == _find(dsu, tb[e]):
-                ends[n_ends, 0], ends[n_ends, 1] = ttop_a[e], ttop_b[e]
-                ends[n_ends, 2], ends[n_ends, 3] = ta[e], tb[e]
-                n_ends += 1
-        t = t_stop
-        start = stop
-    return node_parent[:nxt], node_weight[:nxt], ends[:n_ends]
-
-
-@numba.njit(cache=True)
-def _children(node_parent: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sizes and CSR children lists, each node's children ordered by their smallest point."""
-    n_nodes = node_parent.shape[0]
-    size = np.zeros(n_nodes, np.int64)
-    min_point = np.full(n_nodes, n, np.int64)
-    size[:n] = 1
-    min_point[:n] = np.arange(n)
-    count = np.zeros(n_nodes + 1, np.int64)
-    for c in range(n_nodes):  # children precede parents
-        p = node_parent[c]
-        if p >= 0:
-            size[p] += size[c]
-            min_point[p] = min(min_point[p], min_point[c])
-            count[p + 1] += 1
-    offsets = np.cumsum(count)
-    fill = offsets[:-1].copy()
-    children = np.empty(max(n_nodes - 1, 0), np.int64)
-    for c in range(n_nodes):
-        p = node_parent[c]
-        if p >= 0:
-            children[fill[p]] = c
-            fill[p] += 1
-    for p in range(n, n_nodes):
-        block = children[offsets[p] : offsets[p + 1]]
-        children[offsets[p] : offsets[p + 1]] = block[np.argsort(min_point[block])]
-    return size, offsets, children
-
-
-@numba.njit(cache=True)
-def _edges_by_node(ends: np.ndarray, node_parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Tied edges ``(child, child, point, point)`` grouped by the node they join (CSR)."""
-    n_nodes = node_parent.shape[0]
-    count = np.zeros(n_nodes + 1, np.int64)
-    for e in range(ends.shape[0]):
-        count[node_parent[ends[e, 0]] + 1] += 1
-    offsets = np.cumsum(count)
-    fill = offsets[:-1].copy()
-    grouped = np.empty_like(ends)
-    for e in range(ends.shape[0]):
-        p = node_parent[ends[e, 0]]
-        grouped[fill[p]] = ends[e]
-        fill[p] += 1
-    return offsets, grouped
 
 
 @numba.njit(cache=True)
@@ -364,7 +236,7 @@ def condense_mst(
         graph_edges = np.zeros((0, 3))
     order = np.argsort(mst[:, 2], kind="stable")
     extra = np.argsort(graph_edges[:, 2], kind="stable")
-    node_parent, node_weight, tied = _level_dendrogram(
+    node_parent, node_weight, tied = level_dendrogram(
         mst[order, 0].astype(np.int64),
         mst[order, 1].astype(np.int64),
         mst[order, 2].astype(np.float64),
@@ -373,8 +245,8 @@ def condense_mst(
         graph_edges[extra, 2].astype(np.float64),
         n,
     )
-    size, offsets, children = _children(node_parent, n)
-    edge_offsets, ends = _edges_by_node(tied, node_parent)
+    size, offsets, children = node_children(node_parent, n)
+    edge_offsets, ends = edges_by_node(tied, node_parent)
     parent, child, lam, child_size = _condense(
         node_parent,
         node_weight,
@@ -394,31 +266,3 @@ def condense_mst(
         child_size,
     )
     return out
-
-
-def tied_list_edges(
-    knn_dist: np.ndarray, knn_idx: np.ndarray, core: np.ndarray, tree_weights: np.ndarray
-) -> np.ndarray:
-    """Select the kNN lists' mutual-reachability edges whose weight is one of the tree's.
-
-    Only those can tie with a tree edge; :func:`condense_mst` keeps the ones that join two
-    children of a node. A tie beyond both points' lists is not seen (as a core distance is
-    a list distance, that needs an exact distance tie between two points denser than it).
-
-    Parameters
-    ----------
-    knn_dist, knn_idx : ndarray (n, k)
-        Neighbours of each point, the point itself excluded, ``-1`` where missing.
-    core : ndarray (n,)
-        Core distances, in the same units as the tree's weights.
-    tree_weights : ndarray (n - 1,)
-        The spanning tree's weights.
-
-    Returns
-    -------
-    ndarray (m, 3)
-        Rows ``(a, b, weight)``.
-    """
-    weight = np.maximum(np.maximum(core[:, None], core[knn_idx]), knn_dist)
-    rows, cols = np.nonzero(np.isin(weight, tree_weights) & (knn_idx >= 0))
-    return np.column_stack([rows, knn_idx[rows, cols], weight[rows, cols]]).astype(np.float64)

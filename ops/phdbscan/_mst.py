@@ -12,9 +12,9 @@ the kNN lists when that can be *certified*, and from an exact pruned search othe
   the true lightest edge (cut property);
 * when the uncertified points lie in a few (cluster-sized) components, each point's
   distance to every other component is bounded from below by projections on the lines
-  between component centroids (:func:`_projection_bounds`); a few points of lowest bound
-  per component are searched first against the component's complement (FAISS flat), and
-  their edges prune the rest;
+  between component centroids (:mod:`ops.phdbscan._projection_bound`); a few points of
+  lowest bound per component are searched first against the component's complement (FAISS
+  flat), and their edges prune the rest;
 * what remains is searched exactly over a one-level partition of the data (k-means cells
   with centroid, radius and minimum core distance), pruning a cell pair whenever
   ``max(core_min_a, core_min_b, |c_a - c_b| - r_a - r_b)`` cannot beat the best edge
@@ -36,17 +36,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from ops.phdbscan._cell_partition import CellPartition, brute_index, cell_round
+from ops.phdbscan._projection_bound import projection_bounds, projection_groups
 
 __all__ = ["default_graph_k", "mutual_reachability_mst"]
-
-
-def _centroids(X: np.ndarray, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Component centroids (float64) and each point's row among them."""
-    comps, inv = np.unique(comp, return_inverse=True)
-    cent = np.zeros((len(comps), X.shape[1]))
-    np.add.at(cent, inv, X.astype(np.float64))
-    cent /= np.bincount(inv)[:, None]
-    return cent, inv
 
 
 def _lowest_per_component(
@@ -60,61 +52,6 @@ def _lowest_per_component(
     rank = np.empty(len(pts), np.int64)
     rank[order] = np.arange(len(pts)) - np.repeat(starts, np.diff(np.r_[starts, len(pts)]))
     return pts[rank < size]
-
-
-def _projection_groups(comp: np.ndarray, pts: np.ndarray, max_groups: int) -> np.ndarray:
-    """Group points for :func:`_projection_bounds`, refining ``comp``.
-
-    Each component is a group when there are at most ``max_groups``; else the components of
-    ``pts`` are, plus one group for the rest, whose bound is weaker (it spans scattered
-    pieces) but as valid.
-    """
-    own = np.unique(comp)
-    if len(own) > max_groups:
-        own = np.unique(comp[pts])
-    slot = np.minimum(np.searchsorted(own, comp), len(own) - 1)
-    return np.where(own[slot] == comp, slot, len(own))
-
-
-def _projection_bounds(
-    X: np.ndarray, pts: np.ndarray, comp: np.ndarray, groups: np.ndarray
-) -> np.ndarray:
-    """Bound from below the distance from each of ``pts`` to every point of other components.
-
-    For groups ``A`` and ``B`` with centroids ``c_A``, ``c_B`` and the unit vector
-    ``u = (c_B - c_A) / |c_B - c_A|``, every ``p`` in ``A`` and ``q`` in ``B`` have
-    ``d(p, q) >= <q, u> - <p, u> >= min_B <., u> - <p, u>``: a projection only shortens
-    distances. In high dimension no ball or cell bound separates blob-sized components
-    (distances concentrate), but along the line joining their centroids they spread only as
-    a 1-d marginal, so most of a blob's points are provably farther from every other blob
-    than its lightest edge and need no search. Any grouping is valid (a group that spans
-    components is simply never skipped); the blob-sized components of an earlier round stay
-    the best groups after blobs merge, since a merged component's centroid lies between its
-    blobs.
-    The bound stays valid as components merge: the outside only shrinks. Costs
-    ``n x groups x d``.
-    """
-    cent, inv = _centroids(X, groups)
-    m = len(cent)
-    # a group is skipped for its own component only if it lies wholly inside it
-    group_comp = np.full(m, -1, np.int64)
-    group_comp[inv] = comp
-    mixed = np.zeros(m, bool)
-    mixed[inv[comp != group_comp[inv]]] = True
-    group_comp[mixed] = -1
-    between = cent[None, :, :] - cent[:, None, :]  # [a, b] = c_b - c_a
-    length = np.linalg.norm(between, axis=2)
-    unit = between / np.where(length > 0, length, np.inf)[..., None]
-    proj = np.empty((X.shape[0], m))  # proj[x, b] = <x, u(group(x) -> b)>
-    top = np.full((m, m), -np.inf)  # top[b, a] = max over q in b of <q, u(b -> a)>
-    for a in range(m):
-        rows = np.flatnonzero(inv == a)
-        proj[rows] = X[rows].astype(np.float64) @ unit[a].T
-        top[a] = proj[rows].max(0)
-    lower = -top.T[inv[pts]] - proj[pts]  # [p, b]: min over q in b of <q, u(a -> b)> - <p, u>
-    lower[comp[pts][:, None] == group_comp[None, :]] = np.inf
-    # float64 rounding of the projections is ~1e-15 relative; shrink well past it
-    return np.maximum(lower.min(1), 0.0) * (1 - 1e-9)
 
 
 def _complement_search(
@@ -269,10 +206,10 @@ class _Boruvka:
         """
         comp = self.comp
         if not self.whole_groups:  # once every component is a group, keep those
-            self.groups = _projection_groups(comp, pts, self.max_complement_comps)
+            self.groups = projection_groups(comp, pts, self.max_complement_comps)
             self.whole_groups = self.ncomp <= self.max_complement_comps
         self.bound[pts] = np.maximum(
-            self.bound[pts], _projection_bounds(self.X, pts, comp, self.groups)
+            self.bound[pts], projection_bounds(self.X, pts, comp, self.groups)
         )
         first = _lowest_per_component(pts, comp, self.bound[pts], self.seed_size)
         self._complement_round(first)

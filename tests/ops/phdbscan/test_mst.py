@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.datasets import make_blobs
 
-from ops.phdbscan._mst import _projection_bounds, _projection_groups
+from ops.phdbscan._projection_bound import projection_bounds, projection_groups
 
 X, BLOB = make_blobs(1200, 32, centers=6, random_state=3)
 X = X.astype(np.float32)
@@ -23,10 +23,10 @@ def _scenario(name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(comp, groups)`` as the Borůvka loop can meet them."""
     comp = BLOB.copy()
     if name == "components":
-        return comp, _projection_groups(comp, np.arange(len(comp)), 64)
+        return comp, projection_groups(comp, np.arange(len(comp)), 64)
     if name == "singletons lumped":
         comp[:40] = 100 + np.arange(40)
-        return comp, _projection_groups(comp, np.flatnonzero(comp < 6), 10)
+        return comp, projection_groups(comp, np.flatnonzero(comp < 6), 10)
     if name == "blobs merged since":
         comp[comp == 1] = 0
         return comp, BLOB.copy()
@@ -44,13 +44,13 @@ def _scenario(name: str) -> tuple[np.ndarray, np.ndarray]:
 def test_projection_bound_is_below_every_distance_to_other_components(scenario: str) -> None:
     comp, groups = _scenario(scenario)
     pts = np.flatnonzero(comp < 6)
-    bound = _projection_bounds(X, pts, comp, groups)
+    bound = projection_bounds(X, pts, comp, groups)
     assert (bound <= _nearest_outside(pts, comp)).all()
 
 
 def test_projection_bound_is_tight_enough_to_prune_separated_blobs() -> None:
     comp, groups = _scenario("components")
     pts = np.arange(len(comp))
-    bound = _projection_bounds(X, pts, comp, groups)
+    bound = projection_bounds(X, pts, comp, groups)
     lightest = _nearest_outside(pts, comp).min()  # no component's lightest edge is lighter
     assert (bound > lightest).mean() > 0.5
