@@ -2,7 +2,9 @@
 
 A trial is a Tune function trainable that runs pretrain → embed → features → cluster →
 evaluate (the tasks' ``.fn``) on the sweep's single ingest, in its own output folder, logging
-to its own MLflow child run (``mlflow.parentRunId``), and reports ``ops.evaluation.trial_score``.
+to its own MLflow child run (``mlflow.parentRunId``; ``shoal.sweep.node`` names the Ray node
+the trial ran on, ``shoal.pretrain.node.0`` its training worker's), and reports
+``ops.evaluation.trial_score``.
 
 Resources follow Ray's Train-in-Tune guide: the trial is mostly the driver of its Ray Train
 run, so it asks Tune for no CPU and its one training worker takes one. Two concurrent trials then
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import ray
 import yaml
 from prefect import get_run_logger, task
 from prefect.client.orchestration import get_client
@@ -110,7 +113,7 @@ class SweepSpec(BaseModel):
             raise ValueError(f"{path}: {err}") from err
 
     def param_space(self) -> dict[str, Any]:
-        """The space as Ray Tune search distributions, keyed by dotted parameter path."""
+        """Return the space as Ray Tune search distributions, keyed by dotted parameter path."""
         return {
             path: DISTRIBUTIONS[kind](*args)
             for path, entry in self.space.items()
@@ -129,7 +132,7 @@ def has_path(data: dict[str, Any], path: str) -> bool:
 
 
 def with_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A copy of nested ``data`` with dotted-path values replaced."""
+    """Copy nested ``data``, replacing the values at dotted paths."""
     out = copy.deepcopy(data)
     for path, value in overrides.items():
         *parents, leaf = path.split(".")
@@ -167,7 +170,11 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     shared, own = Catalog(context.ingest_root), Catalog(root)
     for name in SHARED_INPUTS:
         own.save_bytes(name, shared.load_bytes(name))
-    tags = {"mlflow.parentRunId": context.parent_run_id, "shoal.flow": "sweep-trial"}
+    tags = {
+        "mlflow.parentRunId": context.parent_run_id,
+        "shoal.flow": "sweep-trial",
+        "shoal.sweep.node": ray.get_runtime_context().get_node_id(),  # where this driver runs
+    }
     # Stages may run Prefect sub-tasks (pretrain's cached fit): they report to the sweep's API.
     # No Prefect run surrounds this Ray worker, so the stages' run loggers are silenced.
     with (
@@ -328,5 +335,5 @@ def tune_trials(
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars from the results table as the YAML-safe Python values they stand for."""
+    """Turn a numpy scalar of the results table into the YAML-safe value it stands for."""
     return value.item() if hasattr(value, "item") else value

@@ -175,23 +175,63 @@ def local_cluster(n_transactions: int, config: dict[str, Any]) -> Iterator[dict[
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def shoal_run(cluster: dict[str, Any], worker: str, output: str) -> tuple[subprocess.Popen, Path]:
-    """``shoal run`` as a Prefect worker would: its own cwd and ``SHOAL_HOME``, log to a file."""
+def shoal(
+    cluster: dict[str, Any], worker: str, args: list[str], log_name: str, **env: str
+) -> tuple[subprocess.Popen, Path]:
+    """``shoal <args>`` as a Prefect worker would: its own cwd and ``SHOAL_HOME``, log to a file."""
     cwd = cluster["tmp"] / worker
     cwd.mkdir(exist_ok=True)
-    log = cluster["tmp"] / f"{worker}-{output}.log"
-    args = ["run", "--events", cluster["events"], "--transactions", cluster["transactions"]]
-    args += ["--output", f"{STATE}/runs/{output}", "--config", str(cluster["config"])]
+    log = cluster["tmp"] / f"{worker}-{log_name}.log"
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "flows.cli", *args],
             cwd=cwd,
-            env={**cluster["env"], "SHOAL_HOME": str(cwd / "home")},
+            env={**cluster["env"], "SHOAL_HOME": str(cwd / "home"), **env},
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     return process, log
+
+
+def shoal_run(cluster: dict[str, Any], worker: str, output: str) -> tuple[subprocess.Popen, Path]:
+    """``shoal run`` of the cluster's inputs into ``<STATE>/runs/<output>`` from ``worker``."""
+    args = ["run", "--events", cluster["events"], "--transactions", cluster["transactions"]]
+    args += ["--output", f"{STATE}/runs/{output}", "--config", str(cluster["config"])]
+    return shoal(cluster, worker, args, output)
+
+
+@contextmanager
+def prefect_worker(cluster: dict[str, Any], worker: str, pool: str) -> Iterator[Path]:
+    """``prefect worker start`` on the process ``pool``, in ``worker``'s own cwd and home.
+
+    Its flow runs inherit its environment: the cluster's variables, ``SHOAL_HOME`` and
+    ``PREFECT_HOME`` under that home. Yields the worker's log; the worker stops on exit.
+    """
+    cwd = cluster["tmp"] / worker
+    cwd.mkdir(exist_ok=True)
+    home = cwd / "home"
+    home.mkdir(exist_ok=True)  # as on a worker machine: Prefect makes only its own folder
+    log = cluster["tmp"] / f"{worker}.log"
+    env = {
+        **cluster["env"],
+        "SHOAL_HOME": str(home),
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_WORKER_QUERY_SECONDS": "2",  # the default 10 s: idle time in a test
+    }
+    command = [BIN / "prefect", "worker", "start", "--pool", pool, "--type", "process"]
+    process = subprocess.Popen(
+        [str(c) for c in [*command, "--name", worker]],
+        cwd=cwd,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield log
+    finally:
+        stop(process)
 
 
 def _demo() -> None:

@@ -4,14 +4,18 @@ The cluster is ``tests.infra.local_cluster``: every server a process on 127.0.0.
 MLflow proxying artifacts to it, Prefect, Dask with two workers, a Ray head and nodes A and B,
 B with the custom ``accelerator`` resource). Two "workers" run ``shoal run`` as processes with
 their own working directory and ``SHOAL_HOME``, configured by environment variables alone
-(``SHOAL_STORAGE_URI=s3://shoal/state``).
+(``SHOAL_STORAGE_URI=s3://shoal/state``); so do a ``prefect worker`` of a process work pool and
+the ``shoal sweep`` command.
 
 Shown: a run keeps its inputs, outputs, checkpoints, cached results, locks and MLflow artifacts
 on S3 and nothing durable in its home; its two training workers ran on two nodes and the cluster
 stage on the accelerator's node; a second run for a taken location is refused (exit code 4);
 SIGKILL of a training node's raylet mid-training resumes from the checkpoint on S3 (a new node
 replaces it, as an autoscaler would) and gives the uninterrupted run's clusters; a run killed on
-one worker is finished by the other worker, whose home differs, reusing the cached ingest.
+one worker is finished by the other worker, whose home differs, reusing the cached ingest; the
+retrain deployment, registered by ``shoal deploy`` and triggered by ``prefect deployment run``,
+completes on the process worker with inputs and outputs on S3 and no file in the worker's home;
+an 8-trial sweep, each trial an MLflow child run on the server, trains on both nodes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import json
 import os
 import posixpath
+import re
 import signal
 import subprocess
 import time
@@ -27,13 +32,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 import s3fs
+import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.infra.local_cluster import BUCKET, STATE, local_cluster, shoal_run
+from tests.flows.tiny import tiny_settings
+from tests.infra.local_cluster import (
+    BIN,
+    BUCKET,
+    STATE,
+    local_cluster,
+    prefect_worker,
+    shoal,
+    shoal_run,
+)
 from tests.infra.s3_server import list_keys
+from tests.infra.test_real_servers import TERMINAL
 
 pytest.importorskip("moto.server")
 
@@ -105,15 +122,24 @@ def wait_for_epoch(
     raise AssertionError("no second epoch within 20 minutes\n" + log.read_text()[-5000:])
 
 
-def local_files(home: Path) -> list[str]:
-    """List what a run left under its ``SHOAL_HOME``, Prefect's client settings aside."""
-    if not home.exists():
-        return []
-    return sorted(
-        str(p.relative_to(home))
-        for p in home.rglob("*")
-        if p.is_file() and p.relative_to(home).parts[0] != "prefect"
-    )
+def local_files(home: Path, failed_runs: bool = False) -> list[str]:
+    """List the files a run left under its ``SHOAL_HOME``; none is allowed.
+
+    ``PREFECT_HOME`` lies under it (``prefect/``), so a result that Prefect stored locally
+    instead of on S3 shows here too. With ``failed_runs``, the records of failed flow runs
+    (one refused a taken location) are left out: Prefect writes a failed flow run's exception
+    to the flow's result storage, still the local default (``prefect/storage/<uuid>``), and no
+    later run reads it.
+    """
+    from prefect.serializers import PickleSerializer
+
+    def failure_record(path: Path) -> bool:
+        if not failed_runs or path.parent != home / "prefect" / "storage":
+            return False
+        return isinstance(PickleSerializer().loads(path.read_bytes()), BaseException)
+
+    files = [p for p in home.rglob("*") if p.is_file() and not failure_record(p)]
+    return sorted(str(p.relative_to(home)) for p in files)
 
 
 def clusters(output: str) -> pd.DataFrame:
@@ -210,4 +236,104 @@ def test_a_killed_run_is_finished_by_another_worker_reusing_the_cached_ingest(
     assert starts[0] == 0 and starts[-1] >= 1, starts
     assert mlflow_run(cluster, "handover", "FAILED").data.tags["shoal.abandoned"]
     pd.testing.assert_frame_equal(clusters("handover"), clusters("reference"))
-    assert local_files(cluster["tmp"] / "worker-2" / "home") == []
+    assert local_files(cluster["tmp"] / "worker-2" / "home", failed_runs=True) == []
+
+
+def worker_nodes(cluster: dict[str, Any]) -> set[str]:
+    """Return the Ray node ids of the live worker nodes (the head runs no training)."""
+    return {node_id(node) for node in cluster["ray"].worker_nodes}
+
+
+def test_a_retrain_deployment_runs_on_a_process_worker_with_nothing_local(
+    cluster: dict[str, Any],
+) -> None:
+    env, api, pool = cluster["env"], cluster["env"]["PREFECT_API_URL"], "soak"
+    before = training_runs()
+    inputs = {"SHOAL_EVENTS": cluster["events"], "SHOAL_TRANSACTIONS": cluster["transactions"]}
+    deploy = ["deploy", "--pool", pool, "--deployment", "retrain"]
+    finish(*shoal(cluster, "operator", deploy, "deploy", **inputs), timeout_s=300)
+    parameters = {
+        "output": f"{STATE}/runs/retrain",
+        "window_hours": 24 * 365,  # the whole generated shop
+        "params": tiny_settings(sequences=500, workers=2),
+        "champion": {"gates": {"max_noise_share": 1.0}},
+    }
+    with prefect_worker(cluster, "prefect-worker", pool) as worker_log:
+        command = [BIN / "prefect", "deployment", "run", "retrain/retrain"]
+        triggered = subprocess.run(
+            [str(c) for c in [*command, "--params", json.dumps(parameters)]],
+            cwd=cluster["tmp"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+        created = re.search(r"UUID: ([0-9a-f-]{36})", triggered.stdout)
+        assert created, triggered.stdout
+        flow_run_id = created.group(1)
+        deadline = time.monotonic() + 1500
+        while True:
+            run = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30).json()
+            if run["state"]["type"] in TERMINAL or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert run["state"]["type"] == "COMPLETED", worker_log.read_text()[-5000:]
+    assert run["work_pool_name"] == pool and run["parameters"]["output"] == parameters["output"]
+
+    mlflow = mlflow_run(cluster, "retrain")
+    assert mlflow.data.params["events"] == cluster["events"]  # inputs from S3, via prefect.yaml
+    assert mlflow.data.params["transactions"] == cluster["transactions"]
+    assert mlflow.data.tags["shoal.pretrain.run"] in training_runs() - before
+    keys = list_keys(cluster["aws"], BUCKET)
+    assert {"state/runs/retrain/summary.json", "state/runs/retrain/clusters.parquet"} <= set(keys)
+    artifacts = f"mlartifacts/{mlflow.info.experiment_id}/{mlflow.info.run_id}/artifacts/"
+    assert any(k.startswith(artifacts + "champion/") for k in keys), "through the server, to S3"
+    champion = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_model_version_by_alias(
+        "shoal-encoder", "champion"
+    )
+    assert champion.run_id == mlflow.info.run_id, "the retrain flow ran to its last step"
+    assert local_files(cluster["tmp"] / "prefect-worker" / "home") == []
+    assert local_files(cluster["tmp"] / "operator" / "home") == []
+
+
+SWEEP_SPACE = {
+    "num_samples": 8,
+    "max_concurrent": 2,  # one 1-CPU training worker each: two at once fill nodes a and b
+    "workers_per_trial": 1,
+    "seed": 1,
+    "space": {
+        "pretrain.encoder.embedding_dim": {"choice": [4, 8]},
+        "features.embedding_weight": {"uniform": [0.5, 2.0]},
+        "cluster.min_cluster_size": {"choice": [10, 20]},
+    },
+}
+
+
+def test_an_eight_trial_sweep_trains_on_both_nodes(cluster: dict[str, Any]) -> None:
+    space, base = cluster["tmp"] / "space.yaml", cluster["tmp"] / "sweep-base.yaml"
+    space.write_text(yaml.safe_dump(SWEEP_SPACE))
+    base.write_text(yaml.safe_dump(tiny_settings(sequences=400)))
+    args = ["sweep", "--events", cluster["events"], "--transactions", cluster["transactions"]]
+    args += ["--space", str(space), "--config", str(base), "--output", f"{STATE}/runs/sweep"]
+    process, log = shoal(cluster, "worker-3", args, "sweep")
+    finish(process, log)
+
+    parent = mlflow_run(cluster, "sweep")
+    client = MlflowClient(cluster["env"]["MLFLOW_TRACKING_URI"])
+    trials = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(trials) == 8 and {t.info.status for t in trials} == {"FINISHED"}
+    trained_on = {t.data.tags["shoal.pretrain.node.0"] for t in trials}
+    names = {node_id(node): name for name, node in cluster["nodes"].items()}
+    for t in trials:  # shown with -rP: where each trial's driver and training worker ran
+        where = {k: names.get(v, "head") for k, v in t.data.tags.items() if ".node" in k}
+        print(t.info.run_name, where)
+    assert trained_on == worker_nodes(cluster), "trials placed on every node"
+    head = node_id(cluster["ray"].head_node)
+    assert {t.data.tags["shoal.sweep.node"] for t in trials} <= worker_nodes(cluster) | {head}
+    keys = list_keys(cluster["aws"], BUCKET, f"state/ray_results/sweep-{parent.info.run_id}/")
+    assert keys, "Tune's trials on S3"
+    assert "state/runs/sweep/best_config.yaml" in list_keys(cluster["aws"], BUCKET, "state/runs/")
+    assert local_files(cluster["tmp"] / "worker-3" / "home") == []
