@@ -346,6 +346,8 @@ def group_alike(
     catching half of another cluster does not chain. Descriptions are shallow
     (``max_depth``): alikeness is about the main traits.
     """
+    if not clusters:
+        return []
     alone = {
         c: extract_rules(
             prepared,
@@ -357,16 +359,24 @@ def group_alike(
         )
         for c in clusters
     }
-    hits = {c: np.zeros(len(labels), dtype=bool) for c in clusters}
-    for c, rules in alone.items():
-        for rule in rules:
-            hits[c] |= prepared.rule_mask(rule.conditions)
-    members = {c: labels == c for c in clusters}
-    outside = ~np.isin(labels, list(clusters))
-    own = {
-        c: float((hits[c] & members[c]).sum() / max((hits[c] & (members[c] | outside)).sum(), 1))
-        for c in clusters
-    }
+    # cover[a, b]: members of clusters[b] that clusters[a]'s rules match; one pass over the
+    # rows per cluster, not one per pair, and no row mask kept per cluster
+    k = len(clusters)
+    ids = np.asarray(clusters)
+    order = np.argsort(ids)
+    at = np.searchsorted(ids[order], labels).clip(max=k - 1)
+    code = np.where(ids[order][at] == labels, order[at], -1)  # row's index in clusters, or -1
+    size = np.bincount(code[code >= 0], minlength=k)
+    cover = np.zeros((k, k), dtype=np.int64)
+    own: dict[int, float] = {}
+    for i, c in enumerate(clusters):
+        hit = np.zeros(len(labels), dtype=bool)
+        for rule in alone[c]:
+            hit |= prepared.rule_mask(rule.conditions)
+        cover[i] = np.bincount(code[hit & (code >= 0)], minlength=k)
+        outside_hits = int((hit & (code < 0)).sum())
+        own[c] = float(cover[i, i] / max(cover[i, i] + outside_hits, 1))
+    position = {c: i for i, c in enumerate(clusters)}
     parent = {c: c for c in clusters}
 
     def root(c: int) -> int:
@@ -375,7 +385,8 @@ def group_alike(
         return c
 
     def inside(b: int, a: int) -> bool:
-        return float((hits[a] & members[b]).sum() / max(members[b].sum(), 1)) >= min_cover
+        i, j = position[a], position[b]
+        return float(cover[i, j] / max(size[j], 1)) >= min_cover
 
     for i, a in enumerate(clusters):
         for b in clusters[i + 1 :]:
