@@ -7,7 +7,8 @@ clusters, and how the *rules* of those clusters do when applied to every transac
 window, as a real-time engine would (no cluster id needed): precision against the ring itself
 and against fraud of any kind, and recall. See `ops.evaluation.ring_rule_scores`. Then the
 share of each pattern flagged (``risky`` in ``clusters.parquet``) by reason (cluster,
-membership, rule), and the precision of the whole flagged set.
+membership, rule), the precision of the whole flagged set, and the membership threshold the
+run calibrated.
 
     .venv/bin/python benchmarks/risk_rules.py                        # both worlds, runs the flow
     .venv/bin/python benchmarks/risk_rules.py --generator shop --run .shoal/runs/<run id>
@@ -120,12 +121,15 @@ def flag_scores(run: Path, truth_path: Path) -> pd.DataFrame:
     """Per planted pattern: the share flagged (``risky`` in ``clusters.parquet``), by reason.
 
     ``attrs`` holds the precision of the whole flagged set (share that is fraud of any
-    pattern), overall and per reason, and the per-reason counts.
+    pattern), overall and per reason, the per-reason counts, and the run's membership
+    calibration (threshold, and its precision and count over the labelled candidates).
     """
     from catalog.datasets import Catalog
     from ops.risk import FLAG_REASONS
 
-    clusters = Catalog(str(run)).load_frame("clusters")
+    catalog = Catalog(str(run))
+    clusters = catalog.load_frame("clusters")
+    calibration = catalog.load_json("flags")["membership"]
     truth = pd.read_parquet(truth_path).set_index("txn_id").loc[clusters["txn_id"]]
     pattern = truth["pattern"].to_numpy()
     fraud = truth["is_fraud"].to_numpy(dtype=bool)
@@ -146,12 +150,19 @@ def flag_scores(run: Path, truth_path: Path) -> pd.DataFrame:
             f"precision_{r}": float(fraud[reason == r].mean()) if (reason == r).any() else np.nan
             for r in FLAG_REASONS
         },
+        membership_threshold=calibration["threshold"],
+        membership_calibrated=calibration["calibrated"],
+        membership_labelled=[
+            (row["precision"], row["n_labelled"])
+            for row in calibration["table"]
+            if row["threshold"] == calibration["threshold"]
+        ],
     )
     return table
 
 
 def show_flags(title: str, table: pd.DataFrame) -> None:
-    """Print `flag_scores` with its overall and per-reason precision."""
+    """Print `flag_scores` with its overall and per-reason precision and membership threshold."""
     a = table.attrs
     print(f"\n== {title}")
     per_reason = ", ".join(
@@ -159,6 +170,13 @@ def show_flags(title: str, table: pd.DataFrame) -> None:
         for r in ("cluster", "membership", "rule")
     )
     print(f"{a['n_flagged']:,} flagged, precision (fraud) {a['precision']:.3f}: {per_reason}")
+    labelled = "".join(
+        f", labelled precision {p:.3f} over {n}" for p, n in a["membership_labelled"] if n
+    )
+    calibrated = "calibrated" if a["membership_calibrated"] else "fallback"
+    threshold = a["membership_threshold"]  # None: the labels allow no precise threshold
+    shown = "none" if threshold is None else threshold
+    print(f"membership threshold {shown} ({calibrated}{labelled})")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
