@@ -1,17 +1,11 @@
-"""Quality gates and the alert webhook, without running the pipeline."""
+"""Quality gates, without running the pipeline."""
 
 from __future__ import annotations
 
-import json
 import math
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
 
 import pytest
 
-from tasks.alerts import post_json
 from tasks.champion import QualityGates, check_gates
 
 GOOD = {
@@ -53,32 +47,3 @@ def test_quality_metric_is_chosen_and_missing_values_are_handled() -> None:
     assert check_gates(GOOD, {}, QualityGates()) == []
     missing = {k: v for k, v in GOOD.items() if k != "quality.dbcv"}
     assert check_gates(missing, {"quality.dbcv": 0.2}, QualityGates())
-
-
-@pytest.fixture
-def endpoint() -> Iterator[tuple[list[Any], str]]:
-    received: list[Any] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.headers["Content-Type"], json.loads(body)))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield received, f"http://127.0.0.1:{server.server_port}/alerts"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_webhook_receives_the_json_body(endpoint: tuple[list[Any], str]) -> None:
-    received, url = endpoint
-    assert post_json(url, {"run_id": "r1", "alerts": [{"cluster": 3}]}) == 200
-    assert received == [("application/json", {"run_id": "r1", "alerts": [{"cluster": 3}]})]
