@@ -11,6 +11,15 @@ from collections.abc import Callable
 
 import httpx
 
+# No server or client a test starts reports usage home.
+NO_TELEMETRY = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+# The states after which a Prefect flow run changes no more.
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
 
 def wait_for(check: Callable[[], bool], what: str, timeout_s: float, procs: list) -> None:
     """Poll ``check`` each second until true; fail at once, with its log, if a process exits."""

@@ -22,7 +22,7 @@ import pytest
 
 from tests.chromium import dom_of, needs_chromium
 from tests.ports import free_port
-from tests.servers import http_ok, stop, wait_for
+from tests.servers import NO_TELEMETRY, http_ok, stop, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -69,8 +69,7 @@ def prefect_server() -> Iterator[dict[str, str]]:
         "PREFECT_API_URL": api,
         # The UI's scripts call the API at this address (default: port 4200).
         "PREFECT_UI_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
+        **NO_TELEMETRY,
         "SHOAL_HOME": str(tmp / "home"),
     }
     env.pop("SHOAL_ALERT_WEBHOOK", None)

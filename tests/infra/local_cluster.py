@@ -27,8 +27,8 @@ import yaml
 
 from catalog.synthetic import generate_shop
 from tests.infra.s3_server import list_keys, s3_server
-from tests.infra.test_real_servers import http_ok, stop, wait_for
 from tests.ports import free_port
+from tests.servers import NO_TELEMETRY, http_ok, stop, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -55,10 +55,8 @@ def local_cluster(n_transactions: int, config: dict[str, Any]) -> Iterator[dict[
                 "MLFLOW_S3_ENDPOINT_URL": aws["AWS_ENDPOINT_URL"],
                 "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
                 "PREFECT_API_URL": f"http://127.0.0.1:{ports['prefect']}/api",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                **NO_TELEMETRY,
                 "PREFECT_UI_ENABLED": "false",
-                "DO_NOT_TRACK": "1",
-                "RAY_USAGE_STATS_ENABLED": "0",
                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                 "OMP_WAIT_POLICY": "PASSIVE",
                 "SHOAL_STORAGE_URI": STATE,

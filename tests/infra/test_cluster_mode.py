@@ -39,6 +39,7 @@ import s3fs
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.flows.shoal_process import finish
 from tests.flows.tiny import tiny_settings
 from tests.infra.local_cluster import (
     BIN,
@@ -50,7 +51,7 @@ from tests.infra.local_cluster import (
     shoal_run,
 )
 from tests.infra.s3_server import list_keys
-from tests.infra.test_real_servers import TERMINAL
+from tests.servers import TERMINAL
 
 pytest.importorskip("moto.server")
 
@@ -75,12 +76,6 @@ CONFIG: dict[str, Any] = {
 def cluster() -> Iterator[dict[str, Any]]:
     with local_cluster(n_transactions=1500, config=CONFIG) as running:
         yield running
-
-
-def finish(process: subprocess.Popen, log: Path, timeout_s: float = 1500) -> None:
-    """Wait for ``process`` to succeed, showing its log if it did not."""
-    code = process.wait(timeout=timeout_s)
-    assert code == 0, log.read_text()[-5000:]
 
 
 def mlflow_run(cluster: dict[str, Any], output: str, status: str = "FINISHED") -> Any:
@@ -154,7 +149,7 @@ def node_id(node: Any) -> str:
 
 def test_a_run_on_the_cluster_keeps_its_state_on_s3(cluster: dict[str, Any]) -> None:
     process, log = shoal_run(cluster, "worker-1", "reference")
-    finish(process, log)
+    finish(process, log, timeout_s=1500)
 
     keys = list_keys(cluster["aws"], BUCKET)
     assert "state/runs/reference/summary.json" in keys
@@ -200,7 +195,7 @@ def test_a_lost_node_resumes_from_s3_and_a_taken_location_is_refused(
     assert contender.wait(900) == 4, contender_log.read_text()[-3000:]
     refusal = f"output location {STATE}/runs/lost-node is in use by pid {process.pid}"
     assert refusal in contender_log.read_text()
-    finish(process, log)
+    finish(process, log, timeout_s=1500)
 
     tags = mlflow_run(cluster, "lost-node").data.tags
     assert tags["shoal.pretrain.run"] in training_runs() - before
@@ -317,7 +312,7 @@ def test_an_eight_trial_sweep_trains_on_both_nodes(cluster: dict[str, Any]) -> N
     args = ["sweep", "--events", cluster["events"], "--transactions", cluster["transactions"]]
     args += ["--space", str(space), "--config", str(base), "--output", f"{STATE}/runs/sweep"]
     process, log = shoal(cluster, "worker-3", args, "sweep")
-    finish(process, log)
+    finish(process, log, timeout_s=1500)
 
     parent = mlflow_run(cluster, "sweep")
     client = MlflowClient(cluster["env"]["MLFLOW_TRACKING_URI"])

@@ -27,14 +27,13 @@ from mlflow.tracking import MlflowClient
 from catalog.synthetic import generate_shop
 from tests.flows.tiny import tiny_settings
 from tests.ports import free_port
-from tests.servers import http_ok, stop, wait_for
+from tests.servers import NO_TELEMETRY, TERMINAL, http_ok, stop, wait_for
 
 # Four servers and a flow run: minutes on a busy 2-core machine, past the default 600 s.
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +46,8 @@ def servers() -> Iterator[dict[str, Any]]:
         "PYTHONPATH": str(REPO),  # the checkout under test, wherever the package is installed
         "PREFECT_HOME": str(tmp / "prefect"),
         "PREFECT_API_URL": f"http://127.0.0.1:{ports['prefect']}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **NO_TELEMETRY,
         "PREFECT_UI_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "RAY_USAGE_STATS_ENABLED": "0",
         # Ray otherwise swaps 127.0.0.1 in RAY_ADDRESS for the host's address, where the head
         # (bound to loopback) does not listen.
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
