@@ -478,6 +478,19 @@ class Ring:
         return Cohort(pattern, np.ones(n, bool), ts_ms, sessions, gaps_ms, features, decline_p)
 
 
+def ring_sizes(rings: Mapping[str, Ring], n_transactions: int) -> dict[str, int]:
+    """Transactions of each ring in a window of ``n_transactions``.
+
+    Raises
+    ------
+    ValueError
+        Under 200 transactions, where a ring of a share of 1% may have none.
+    """
+    if n_transactions < 200:
+        raise ValueError("n_transactions must be at least 200 so that every ring exists")
+    return {name: round(ring.share * n_transactions) for name, ring in rings.items()}
+
+
 @dataclass(frozen=True)
 class Velocity:
     """A trailing-count feature computed from the merged window (``column`` by ``key``)."""

@@ -47,6 +47,7 @@ from catalog.synthetic.common import (
     human_gaps,
     regular_gaps,
     replayed_gaps,
+    ring_sizes,
     script_sessions,
 )
 
@@ -213,11 +214,9 @@ def marketplace_tables(
     label_maturity_hours: float = 24.0,
 ) -> SyntheticTables:
     """The marketplace's tables in memory, with Arrow timestamps (before file formatting)."""
-    if n_transactions < 200:
-        raise ValueError("n_transactions must be at least 200 so that every ring exists")
     rng = np.random.default_rng(seed)
     window = Window.of(window_hours, label_maturity_hours)
-    sizes = {name: round(ring.share * n_transactions) for name, ring in RINGS.items()}
+    sizes = ring_sizes(RINGS, n_transactions)
     n_lookalike = (
         n_transactions - sum(sizes.values()) + sizes["replay_timing"] + sizes["shuffled_replay"]
     )

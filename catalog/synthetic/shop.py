@@ -41,6 +41,7 @@ from catalog.synthetic.common import (
     human_gaps,
     regular_gaps,
     replayed_gaps,
+    ring_sizes,
     script_sessions,
 )
 
@@ -221,11 +222,9 @@ def shop_tables(
     label_maturity_hours: float = 24.0,
 ) -> SyntheticTables:
     """The shop's tables in memory (what :func:`generate_shop` writes)."""
-    if n_transactions < 200:
-        raise ValueError("n_transactions must be at least 200 so that every ring exists")
     rng = np.random.default_rng(seed)
     window = Window.of(window_hours, label_maturity_hours)
-    sizes = {name: round(ring.share * n_transactions) for name, ring in RINGS.items()}
+    sizes = ring_sizes(RINGS, n_transactions)
     n_normal = n_transactions - sum(sizes.values())
     n_scattered = round(BASE_FRAUD_RATE * n_transactions)
 

@@ -49,6 +49,7 @@ from catalog.synthetic.common import (
     human_gaps,
     regular_gaps,
     replayed_gaps,
+    ring_sizes,
     script_sessions,
 )
 
@@ -175,11 +176,9 @@ def travel_tables(
     label_maturity_hours: float = 24.0,
 ) -> SyntheticTables:
     """Build the travel agency's tables in memory (what :func:`generate_travel` writes)."""
-    if n_transactions < 200:
-        raise ValueError("n_transactions must be at least 200 so that every ring exists")
     rng = np.random.default_rng(seed)
     window = Window.of(window_hours, label_maturity_hours)
-    sizes = {name: round(ring.share * n_transactions) for name, ring in RINGS.items()}
+    sizes = ring_sizes(RINGS, n_transactions)
     n_lookalike = n_transactions - sum(sizes.values()) + sizes["booking_bot"]
     travellers = _Travellers(rng, n_lookalike, window)
     normal, scattered, bot = carve(
