@@ -191,12 +191,12 @@ def test_cached_results_are_stored_on_s3(
 
 @pytest.fixture(scope="module")
 def ray_with_s3(s3: dict[str, str]) -> Iterator[None]:
-    """A local Ray whose workers read the S3 endpoint and credentials from their environment."""
+    """A local Ray of its own (never another on this machine) whose workers read S3 from env."""
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": s3})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": s3})
     yield
     ray.shutdown()
 
