@@ -3,7 +3,7 @@
 ``PHDBSCAN`` takes hdbscan's parameters and gives its fitted attributes; the functions here
 are ``hdbscan.prediction``'s. The modules behind them are private: ``_estimator`` the
 estimator, ``_spanning_tree``, ``_mst`` and ``_knn*`` the spanning tree,
-``_level_dendrogram``, ``_level_tree`` and ``_condensed_tree`` the hierarchy, ``_soft`` soft
+``_prims_order``, ``_condense`` and ``_condensed_tree`` the hierarchy, ``_soft`` soft
 clustering. How they fit together: ``docs/phdbscan.md``.
 """
 

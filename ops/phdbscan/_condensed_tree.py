@@ -2,12 +2,13 @@
 
 The stability, excess-of-mass/leaf selection and GLOSH steps of HDBSCAN* (Campello, Moulavi
 & Sander 2013; Campello et al. 2015) are delegated to the ``hdbscan`` library's compiled
-routines: they are the reference whose labels we promise to reproduce. Condensing is
-:mod:`ops.phdbscan._level_tree` (ties taken as one step); the binary single-linkage tree that
-``single_linkage_tree_`` shows is a numba port of hdbscan's labelling, which is much slower at
-1M rows (figures: benchmarks/README.md). What is written here is
-the glue, and a vectorised version of hdbscan's per-point prediction walk so that new points
-are labelled with array operations instead of a Python loop.
+routines: they are the reference whose labels we promise to reproduce. The binary
+single-linkage tree and its condensing are numba ports of hdbscan's labelling and
+``condense_tree`` (:mod:`ops.phdbscan._condense`), which are much slower at 1M rows (figures:
+benchmarks/README.md); the tree's rows come in hdbscan's order
+(:mod:`ops.phdbscan._prims_order`). What is written here is the glue, and a vectorised
+version of hdbscan's per-point prediction walk so that new points are labelled with array
+operations instead of a Python loop.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from hdbscan._hdbscan_tree import (
     simplify_hierarchy,
 )
 
-from ops.phdbscan._level_tree import condense_mst
+from ops.phdbscan._condense import condense_tree
 
 __all__ = [
     "PredictionTables",
@@ -70,8 +71,8 @@ def _label(L: np.ndarray) -> np.ndarray:
 def single_linkage(mst: np.ndarray) -> np.ndarray:
     """Scipy-format single-linkage tree from MST rows ``(a, b, weight)``.
 
-    The binary shape of equal-height merges follows the rows' order (a stable sort); labels do
-    not depend on it, since they come from :func:`ops.phdbscan._level_tree.condense_mst`.
+    The binary shape of equal-height merges follows the rows' order (a stable sort): give the
+    rows in hdbscan's order (:func:`ops.phdbscan._prims_order.hdbscan_order`) for its tree.
     """
     mst = np.asarray(mst, dtype=np.float64)
     return _label(np.ascontiguousarray(mst[np.argsort(mst[:, 2], kind="stable")]))
@@ -86,19 +87,17 @@ def tree_to_labels(
     max_cluster_size: int = 0,
     cluster_selection_persistence: float = 0.0,
     cluster_selection_epsilon_max: float = float("inf"),
-    graph_edges: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Condense, score and select clusters as ``hdbscan._tree_to_labels``.
 
-    The condensed tree takes all merges at one distance as one step
-    (:func:`ops.phdbscan._level_tree.condense_mst`, which ``graph_edges`` are passed to);
-    stability and selection are hdbscan's.
+    ``mst`` rows in hdbscan's order (:func:`ops.phdbscan._prims_order.hdbscan_order`) give
+    hdbscan's single-linkage tree, condensed tree, stability and selection.
 
     Returns
     -------
     labels, probabilities, stabilities, condensed_tree
     """
-    condensed = condense_mst(mst, min_cluster_size, graph_edges)
+    condensed = condense_tree(single_linkage(mst), min_cluster_size)
     if cluster_selection_persistence > 0.0 and condensed.shape[0] > 0:
         condensed = simplify_hierarchy(condensed, cluster_selection_persistence)
     stability = compute_stability(condensed)

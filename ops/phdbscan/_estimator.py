@@ -7,11 +7,10 @@ behaviour embeddings can be clustered. The reference ``hdbscan`` library spends 
 its time building the minimum spanning tree with kd/ball-tree Borůvka, which degrades quickly
 above ~10 dimensions. Here the tree comes from :mod:`ops.phdbscan._spanning_tree` (kNN lists,
 then kNN-seeded Borůvka, exact or approximate) and everything after the tree follows hdbscan
-(condensing with canonical ties in :mod:`ops.phdbscan._level_tree`, then hdbscan's compiled
-selection), so with ``mode="exact"`` labels are those of
-``hdbscan.HDBSCAN(approx_min_span_tree=False, algorithm="generic")`` with tied merges in the
-order its Prim's emits them (hdbscan's unstable sort reorders them, in a way that depends on
-the CPU, and its algorithms disagree on them). The fitted attributes,
+(the tree's rows in the order hdbscan's Prim's emits and sorts them,
+:mod:`ops.phdbscan._prims_order`, then hdbscan's condensing and selection), so with
+``mode="exact"`` labels are those of ``hdbscan.HDBSCAN(approx_min_span_tree=False,
+algorithm="generic")``, ties included. The fitted attributes,
 ``prediction_data``, and the functions of :mod:`ops.phdbscan` (``membership_vector``,
 ``approximate_predict``, ...) carry hdbscan's names and meanings: swap ``hdbscan.HDBSCAN``
 for ``PHDBSCAN``.
@@ -35,9 +34,9 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import validate_data
 
 from ops.phdbscan._attributes import HDBSCANAttributes
+from ops.phdbscan._condense import CONDENSED_DTYPE
 from ops.phdbscan._condensed_tree import glosh_scores, prediction_tables, tree_to_labels
 from ops.phdbscan._knn_graph import MapChunks
-from ops.phdbscan._level_tree import CONDENSED_DTYPE
 from ops.phdbscan._matrix_input import (
     HDBSCAN_ALGORITHMS,
     METRICS,
@@ -48,6 +47,7 @@ from ops.phdbscan._matrix_input import (
     to_search_space,
 )
 from ops.phdbscan._persist import load_model, save_model
+from ops.phdbscan._prims_order import hdbscan_order
 from ops.phdbscan._spanning_tree import SpanningTreeStep
 
 __all__ = ["PHDBSCAN", "phdbscan"]
@@ -251,6 +251,8 @@ class PHDBSCAN(SpanningTreeStep, HDBSCANAttributes, ClusterMixin, BaseEstimator)
             edges[:, 2] = from_euclidean(edges[:, 2], self.metric) / float(self.alpha)
         self.core_distances_ = from_euclidean(core, self.metric)
         self._pred_core = from_euclidean(pred, self.metric)
+        # hdbscan's row order: equal weights shape the binary tree and so the labels
+        mst = hdbscan_order(mst, tied)
         self._min_spanning_tree = mst
         labels, probs, persistence, condensed = tree_to_labels(
             mst,
@@ -261,7 +263,6 @@ class PHDBSCAN(SpanningTreeStep, HDBSCANAttributes, ClusterMixin, BaseEstimator)
             int(self.max_cluster_size),
             float(self.cluster_selection_persistence),
             float(self.cluster_selection_epsilon_max),
-            graph_edges=tied,
         )
         self.labels_ = np.asarray(labels, dtype=np.int64)
         self.probabilities_ = np.asarray(probs, dtype=np.float64)

@@ -19,9 +19,9 @@ from ops.phdbscan._knn import KNNIndex, resolve_backend
 from ops.phdbscan._knn_forest import knn_forest
 from ops.phdbscan._knn_graph import MapChunks, cell_knn
 from ops.phdbscan._knn_refine import refine_float64
-from ops.phdbscan._level_dendrogram import tied_list_edges
 from ops.phdbscan._matrix_input import PhaseTimer, from_euclidean, to_euclidean
 from ops.phdbscan._mst import default_graph_k, mutual_reachability_mst
+from ops.phdbscan._prims_order import tied_list_edges
 
 __all__ = ["AUTO_EXACT_MAX_N", "AUTO_EXACT_MAX_N_GPU", "SpanningTreeStep"]
 

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from sklearn.cluster import HDBSCAN as SkHDBSCAN
 from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import KDTree
 
 EXACT_ALGORITHMS = (
@@ -60,20 +61,48 @@ def prims_tree(X: np.ndarray, params: dict) -> np.ndarray:
     return mst_linkage_core_vector(X, core_distances(X, params), metric, 1.0)
 
 
-def prims_in_order(X: np.ndarray, params: dict) -> np.ndarray:
-    """Labels of hdbscan's Prim's tree sorted *stably*: tied edges kept in Prim's order.
+def prims_sorted(X: np.ndarray, params: dict) -> np.ndarray:
+    """hdbscan's Prim's tree sorted as hdbscan sorts it: NumPy's default, unstable ``argsort``.
 
-    hdbscan's own Prim's algorithms sort with NumPy's default ``argsort``, which is not
-    stable: which of two tied rows comes first then depends on NumPy's sorting kernel, and
-    so on the CPU's instruction set (AVX-512 or not). This reference does not.
+    How that sort orders tied rows depends on NumPy's sorting kernel (AVX-512 or not), so this
+    is the order of hdbscan's Prim's algorithms on *this* machine, whatever it is.
+    """
+    tree = prims_tree(X, params)
+    return tree[np.argsort(tree[:, 2])]
+
+
+def prims_labels(X: np.ndarray, params: dict) -> np.ndarray:
+    """Labels of hdbscan's Prim's (its default above 60 dimensions), built from its parts.
+
+    hdbscan's own Prim's tree (:func:`prims_sorted`) through its labelling, condensing and
+    selection: the reference does its sort itself, so it stays the same if a release of
+    hdbscan changes which algorithm its default picks.
     """
     from hdbscan._hdbscan_linkage import label
     from hdbscan.hdbscan_ import _tree_to_labels
 
-    tree = prims_tree(X, params)
-    tree = tree[np.argsort(tree[:, 2], kind="stable")]
     method = params.get("cluster_selection_method", "eom")
-    return _tree_to_labels(X, label(tree), params["min_cluster_size"], method)[0]
+    tree = label(prims_sorted(X, params))
+    return _tree_to_labels(X, tree, params["min_cluster_size"], method)[0]
+
+
+def default_labels(X: np.ndarray, params: dict) -> np.ndarray:
+    """Labels of hdbscan's default exact HDBSCAN* (Prim's above 60 dimensions, else Borůvka)."""
+    import hdbscan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return hdbscan.HDBSCAN(approx_min_span_tree=False, **params).fit(X).labels_
+
+
+def spread_floor(X: np.ndarray, params: dict) -> float:
+    """How well hdbscan's own exact algorithms and scikit-learn's agree with its default.
+
+    The least ARI of :func:`exact_references` against :func:`default_labels`: a labelling
+    that reaches it agrees with hdbscan's default at least as well as one of them does.
+    """
+    default = default_labels(X, params)
+    return min(adjusted_rand_score(default, r) for r in exact_references(X, params))
 
 
 def exact_references(X: np.ndarray, params: dict) -> list[np.ndarray]:

@@ -1,0 +1,173 @@
+"""The spanning tree's rows in the order hdbscan's Prim's algorithm hands them to its sort.
+
+Mutual reachability makes equal edge weights the rule, not the exception: every MST edge
+whose weight is a point's core distance ties with that point's other such edges, and integer
+data or duplicated rows add more. hdbscan builds a *binary* single-linkage tree from its
+spanning tree sorted by weight, so among equal weights the tree's shape, and with it which
+cluster a tied point joins, is the order the sort leaves them in. That order is decided in
+two steps, and both are reproduced here:
+
+1. **Which edges, in which order.** hdbscan's Prim's (``generic``, ``prims_kdtree``,
+   ``prims_balltree``, its default above 60 dimensions) grows the tree from point 0, each
+   step taking the outside point of smallest key (its least weight to the tree, ties to the
+   smallest index), joined to the first tree point that reached that key.
+   :func:`prims_emission` runs the same rule with a heap over the spanning tree plus every
+   kNN-list edge tied with a tree weight (:func:`tied_list_edges`): an edge that ties can
+   change which point has the least key and which tree point reached it first, and with all
+   of them given the emission is the same whichever spanning tree PHDBSCAN found.
+2. **The sort.** hdbscan then orders the rows with NumPy's default ``argsort``, which is not
+   stable: how it reorders equal weights depends on NumPy's sorting kernel (AVX-512 or not),
+   and :func:`hdbscan_order` calls the same sort on the same array, so the result is
+   hdbscan's on whatever machine both run.
+
+On the data in ``tests/ops/phdbscan/test_ties.py`` the emitted rows equal those of hdbscan's
+own Prim's bit for bit; figures in ``benchmarks/README.md`` ("Soft clustering and ties").
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numba
+import numpy as np
+
+__all__ = ["hdbscan_order", "prims_emission", "tied_list_edges"]
+
+
+@numba.njit(cache=True)
+def _tied(
+    knn_dist: np.ndarray, knn_idx: np.ndarray, core: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    n, k = knn_idx.shape
+    is_tied = np.zeros((n, k), np.bool_)
+    for i in range(n):
+        for c in range(k):
+            j = knn_idx[i, c]
+            if j < 0:
+                continue
+            w = max(core[i], core[j], knn_dist[i, c])
+            at = np.searchsorted(weights, w)
+            is_tied[i, c] = at < weights.shape[0] and weights[at] == w
+    return is_tied
+
+
+def tied_list_edges(
+    knn_dist: np.ndarray, knn_idx: np.ndarray, core: np.ndarray, tree_weights: np.ndarray
+) -> np.ndarray:
+    """Select the kNN lists' mutual-reachability edges whose weight is one of the tree's.
+
+    Only those can tie with a tree edge. A tie beyond both points' lists is not seen (as a
+    core distance is a list distance, that needs an exact distance tie between two points
+    denser than it).
+
+    Parameters
+    ----------
+    knn_dist, knn_idx : ndarray (n, k)
+        Neighbours of each point, the point itself excluded, ``-1`` where missing.
+    core : ndarray (n,)
+        Core distances, in the same units as the tree's weights.
+    tree_weights : ndarray (n - 1,)
+        The spanning tree's weights.
+
+    Returns
+    -------
+    ndarray (m, 3)
+        Rows ``(a, b, weight)``.
+    """
+    # one pass with a binary search per entry: np.isin would sort all n k weights (~1 s at
+    # 100k x 67) and materialise them
+    is_tied = _tied(
+        np.ascontiguousarray(knn_dist, dtype=np.float64),
+        np.ascontiguousarray(knn_idx, dtype=np.int64),
+        np.ascontiguousarray(core, dtype=np.float64),
+        np.unique(tree_weights),
+    )
+    rows, cols = np.nonzero(is_tied)
+    b = knn_idx[rows, cols]
+    weight = np.maximum(np.maximum(core[rows], core[b]), knn_dist[rows, cols])
+    return np.column_stack([rows, b, weight]).astype(np.float64)
+
+
+@numba.njit(cache=True)
+def _emit(a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    degree = np.zeros(n + 1, np.int64)
+    for e in range(a.shape[0]):
+        degree[a[e] + 1] += 1
+        degree[b[e] + 1] += 1
+    offsets = np.cumsum(degree)
+    fill = offsets[:-1].copy()
+    neighbour = np.empty(2 * a.shape[0], np.int64)
+    weight = np.empty(2 * a.shape[0], np.float64)
+    for e in range(a.shape[0]):
+        neighbour[fill[a[e]]], weight[fill[a[e]]] = b[e], w[e]
+        fill[a[e]] += 1
+        neighbour[fill[b[e]]], weight[fill[b[e]]] = a[e], w[e]
+        fill[b[e]] += 1
+    key = np.full(n, np.inf)
+    source = np.full(n, -1, np.int64)
+    in_tree = np.zeros(n, np.bool_)
+    out = np.empty((n - 1, 3))
+    heap = [(np.inf, np.int64(0))]
+    heap.pop()
+    current = 0
+    in_tree[0] = True
+    for step in range(n - 1):
+        for q in range(offsets[current], offsets[current + 1]):
+            j = neighbour[q]
+            # strictly less, as hdbscan's update: the first tree point to reach a key keeps it
+            if not in_tree[j] and weight[q] < key[j]:
+                key[j] = weight[q]
+                source[j] = current
+                heapq.heappush(heap, (weight[q], j))
+        while True:  # least key, then least index; stale entries skipped
+            k, j = heapq.heappop(heap)
+            if not in_tree[j] and k == key[j]:
+                break
+        in_tree[j] = True
+        out[step, 0], out[step, 1], out[step, 2] = source[j], j, k
+        current = j
+    return out
+
+
+def prims_emission(mst: np.ndarray, tied: np.ndarray | None = None) -> np.ndarray:
+    """Rows of hdbscan's Prim's tree from point 0, in the order it adds them.
+
+    Parameters
+    ----------
+    mst : ndarray (n - 1, 3)
+        A minimum spanning tree, rows ``(a, b, weight)`` in any order.
+    tied : ndarray (m, 3), optional
+        Further edges of the graph weighing as much as a tree edge (:func:`tied_list_edges`).
+
+    Returns
+    -------
+    ndarray (n - 1, 3)
+        ``(source, added point, weight)`` rows, as ``mst_linkage_core_vector`` returns them.
+    """
+    edges = mst if tied is None or tied.shape[0] == 0 else np.vstack([mst, tied])
+    return _emit(
+        edges[:, 0].astype(np.int64),
+        edges[:, 1].astype(np.int64),
+        np.ascontiguousarray(edges[:, 2], dtype=np.float64),
+        mst.shape[0] + 1,
+    )
+
+
+def hdbscan_order(mst: np.ndarray, tied: np.ndarray | None = None) -> np.ndarray:
+    """The spanning tree as hdbscan's Prim's algorithms hand it to single linkage.
+
+    Parameters
+    ----------
+    mst, tied
+        As :func:`prims_emission`.
+
+    Returns
+    -------
+    ndarray (n - 1, 3)
+        Rows sorted by weight with NumPy's default ``argsort`` of Prim's emission, as hdbscan
+        sorts them: not stable, so equal weights come out as that sort leaves them.
+    """
+    if mst.shape[0] == 0:
+        return mst
+    emitted = prims_emission(mst, tied)
+    return emitted[np.argsort(emitted[:, 2])]
