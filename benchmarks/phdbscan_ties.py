@@ -1,11 +1,11 @@
 """Ties: ARI of each exact HDBSCAN* and of PHDBSCAN against hdbscan's default, on tie-heavy data.
 
 hdbscan's default exact labels (``approx_min_span_tree=False``: Prim's above 60 dimensions,
-Borůvka below) against each of hdbscan's exact algorithms, scikit-learn's, hdbscan's Prim's
-tree sorted stably (``prims_in_order``), PHDBSCAN's exact mode, and, with ``--other-cpu``,
-hdbscan's default again in a process whose NumPy may not use the named CPU features (its
-unstable ``argsort`` then reorders tied rows differently). Brackets: points whose label
-differs from the default's. Run from the repository root::
+Borůvka below) against each of hdbscan's exact algorithms, scikit-learn's and PHDBSCAN's
+exact mode. With ``--other-cpu``, hdbscan's default and PHDBSCAN run again in a process whose
+NumPy may not use the named CPU features (its unstable ``argsort`` then reorders tied rows
+differently): that default against this one's, and that PHDBSCAN against that default.
+Brackets: points whose label differs from the default's. Run from the repository root::
 
     .venv/bin/python benchmarks/phdbscan_ties.py --other-cpu "X86_V4 AVX512_ICL"
 """
@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ops.phdbscan import PHDBSCAN
 from tests.ops.phdbscan.references import (
     aniso,
+    default_labels,
     duplicated_rows,
     exact_references,
     label_map,
-    prims_in_order,
 )
 
 SETTINGS = {
@@ -51,20 +50,19 @@ DATA = {
 }
 
 
-def _default(X: np.ndarray, params: dict) -> np.ndarray:
-    import hdbscan
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return hdbscan.HDBSCAN(approx_min_span_tree=False, **params).fit(X).labels_
+def _ours(X: np.ndarray, params: dict) -> np.ndarray:
+    return PHDBSCAN(mode="exact", **params).fit(X).labels_
 
 
-def _defaults_elsewhere(features: str) -> dict[str, np.ndarray]:
-    """Labels of hdbscan's default for every case, from a process without ``features``."""
+def _elsewhere(features: str) -> dict[str, np.ndarray]:
+    """hdbscan's default and PHDBSCAN's labels for every case, from another process.
+
+    That process's NumPy may not use ``features`` (``NPY_DISABLE_CPU_FEATURES``).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "labels.npz"
         env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=features)
-        subprocess.run([sys.executable, __file__, "--defaults-to", str(out)], env=env, check=True)
+        subprocess.run([sys.executable, __file__, "--labels-to", str(out)], env=env, check=True)
         with np.load(out) as saved:
             return dict(saved)
 
@@ -78,26 +76,30 @@ def _cell(default: np.ndarray, other: np.ndarray) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--other-cpu", default=None, help="NPY_DISABLE_CPU_FEATURES value")
-    parser.add_argument("--defaults-to", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--labels-to", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     cases = [(d, s) for d in DATA for s in SETTINGS]
-    if args.defaults_to:  # child process of --other-cpu
-        labels = {f"{d}|{s}": _default(DATA[d](), SETTINGS[s]) for d, s in cases}
-        np.savez(args.defaults_to, **labels)
+    if args.labels_to:  # child process of --other-cpu
+        labels = {}
+        for d, s in cases:
+            labels[f"default|{d}|{s}"] = default_labels(DATA[d](), SETTINGS[s])
+            labels[f"ours|{d}|{s}"] = _ours(DATA[d](), SETTINGS[s])
+        np.savez(args.labels_to, **labels)
         return 0
-    elsewhere = _defaults_elsewhere(args.other_cpu) if args.other_cpu else {}
-    header = ["data, parameters", *COLUMNS, "prims_in_order", "PHDBSCAN"]
-    header += ["default, other CPU"] if elsewhere else []
+    elsewhere = _elsewhere(args.other_cpu) if args.other_cpu else {}
+    header = ["data, parameters", *COLUMNS, "PHDBSCAN"]
+    header += ["default, other CPU", "PHDBSCAN vs default, other CPU"] if elsewhere else []
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for d, s in cases:
         X, params = DATA[d](), SETTINGS[s]
-        default = _default(X, params)
-        refs = [*exact_references(X, params), prims_in_order(X, params)]
-        row = [_cell(default, ref) for ref in refs]
-        row.append(_cell(default, PHDBSCAN(mode="exact", **params).fit(X).labels_))
+        default = default_labels(X, params)
+        row = [_cell(default, ref) for ref in exact_references(X, params)]
+        row.append(_cell(default, _ours(X, params)))
         if elsewhere:
-            row.append(_cell(default, elsewhere[f"{d}|{s}"]))
+            other_default = elsewhere[f"default|{d}|{s}"]
+            row.append(_cell(default, other_default))
+            row.append(_cell(other_default, elsewhere[f"ours|{d}|{s}"]))
         print(f"| {d}, {s} | " + " | ".join(row) + " |", flush=True)
     return 0
 
