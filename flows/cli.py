@@ -9,6 +9,7 @@ prints them here.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from infra.console import quiet_terminal
 from infra.credentials import CredentialInParameter
+from infra.embedded_api import start_embedded_api
 from infra.health import EngineUnreachable, check_engines
 from infra.redact import redact
 from infra.settings import configure_environment
@@ -152,6 +154,14 @@ def _prepare(quiet: bool = True) -> None:
     check_engines()
 
 
+def _flow(module: str, name: str) -> Callable[..., Any]:
+    """Import a flow while Prefect's temporary API server starts beside the imports."""
+    api_ready = start_embedded_api()
+    flow = getattr(importlib.import_module(module), name)
+    api_ready()
+    return flow
+
+
 def _params(config: Path | None) -> Any:
     from flows.params import PipelineParams
 
@@ -197,7 +207,7 @@ def demo(
 ) -> None:
     """Generate a synthetic world with known fraud rings and run the whole flow on it."""
     _prepare()
-    from flows.demo import run_demo
+    run_demo = _flow("flows.demo", "run_demo")
 
     summary, rings = run_demo(transactions, seed, _params(config), generator.value)
     _print_summary(summary)
@@ -236,7 +246,7 @@ def run(
 ) -> None:
     """Run the fraud-clustering flow on your own data."""
     _prepare()
-    from flows.fraud_clustering import fraud_clustering
+    fraud_clustering = _flow("flows.fraud_clustering", "fraud_clustering")
 
     summary = fraud_clustering(events, transactions, output, _params(config))
     _print_summary(summary)
@@ -258,7 +268,7 @@ def ingest(
 ) -> None:
     """Ingest alone: check the contract, quarantine bad rows, sessionize, version the outputs."""
     _prepare()
-    from flows.ingest import ingest_flow
+    ingest_flow = _flow("flows.ingest", "ingest_flow")
 
     window = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
     base = _params(config).ingest
@@ -288,7 +298,7 @@ def retrain(
 ) -> None:
     """Retrain on the latest window, compare with the champion, alert, gate the promotion."""
     _prepare()
-    from flows.retrain import retrain as retrain_flow
+    retrain_flow = _flow("flows.retrain", "retrain")
 
     result = retrain_flow(events, transactions, window_hours, end, params=_params(config))
     _print_summary(result)
@@ -347,7 +357,7 @@ def sweep(
     _prepare()
     import pandas as pd
 
-    from flows.sweep import sweep as sweep_flow
+    sweep_flow = _flow("flows.sweep", "sweep")
 
     result = sweep_flow(events, transactions, str(space), output, str(config) if config else None)
     trials = pd.read_parquet(result["results"])
@@ -373,7 +383,7 @@ def score(
     _prepare()
     import pandas as pd
 
-    from flows.score import score as score_flow
+    score_flow = _flow("flows.score", "score")
 
     try:
         result = score_flow(events, transactions, output, alias)
