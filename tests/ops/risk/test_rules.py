@@ -182,6 +182,14 @@ def test_siblings_of_one_ring_share_one_precise_rule(
     assert grouped[8][0].clusters == (8,)  # a different ring stays apart
 
 
+def test_threads_learn_what_one_at_a_time_learns(
+    data: tuple[pd.DataFrame, np.ndarray], split_ring: np.ndarray
+) -> None:
+    df, _ = data
+    one = extract_all_rules(df, split_ring, [RING, 8, 9], n_jobs=1)
+    assert extract_all_rules(df, split_ring, [RING, 8, 9], n_jobs=3) == one
+
+
 def test_group_alike(data: tuple[pd.DataFrame, np.ndarray], split_ring: np.ndarray) -> None:
     df, _ = data
     prepared = _Features(df, 20)
