@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ops.sequence import TimeAttentionBiLSTM, collate_sequences, embed, set_seed
-from ops.sequence._equal_length import EqualLengthEncoder
 from ops.sequence._encoder import log_seconds
+from ops.sequence._equal_length import EqualLengthEncoder
 
 VOCAB = 30
 
