@@ -9,9 +9,9 @@ half (profiled, idle machine; ``benchmarks/README.md``, "Scoring").
 
 :class:`EqualLengthEncoder` computes the same function of the same weights for unpadded
 batches: the two directions run as one bidirectional ``nn.LSTM`` (oneDNN reverses and
-concatenates inside its kernel, which is exact when no step is padding), the LSTM input is
-written into one preallocated tensor, and log seconds are taken once for every event of the
-call. Eval mode only: no dropout, the per-page dwell statistics fixed.
+concatenates inside its kernel, which is exact when no step is padding), both Time2Vecs come
+from one contiguous block, and log seconds are taken once for every event of the call. Eval
+mode only: no dropout, the per-page dwell statistics fixed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class EqualLengthEncoder:
     Parameters
     ----------
     encoder : TimeAttentionBiLSTM
-        The model; its weights are copied (later changes to it are not seen).
+        The model. Its LSTM, Time2Vec and per-page statistics are copied when this is built
+        (``embed`` builds one per call), so build it after training, not before.
 
     Examples
     --------
