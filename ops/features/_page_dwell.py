@@ -108,17 +108,21 @@ def dwell_fit(
     t = lookup[page]
     n = len(tokens)
 
-    def centred(v: np.ndarray) -> np.ndarray:
-        return v - pd.Series(v).groupby(row).transform("mean").to_numpy()
+    # Per-session sums by bincount: pandas' groupby took ~3x as long at scoring sizes.
+    steps = np.bincount(row, minlength=n)
+    seen = np.maximum(steps, 1)  # sessions without a step: sums of 0, means of 0
 
-    def per_session(v: np.ndarray, how: str) -> np.ndarray:
-        return pd.Series(v).groupby(row).agg(how).reindex(range(n)).fillna(0).to_numpy()
+    def total(v: np.ndarray) -> np.ndarray:
+        return np.bincount(row, weights=v, minlength=n)
+
+    def centred(v: np.ndarray) -> np.ndarray:
+        return v - (total(v) / seen)[row]
 
     xc, tc = centred(x), centred(t)
     return pd.DataFrame(
         {
-            "dwell_page_fit": per_session(xc * tc, "sum"),
-            "dwell_off_page": np.exp(per_session(np.abs(xc - tc), "mean")),
+            "dwell_page_fit": total(xc * tc),
+            "dwell_off_page": np.exp(total(np.abs(xc - tc)) / seen),
         }
     )
 

@@ -235,8 +235,9 @@ class MaskedBiLSTM(nn.Module):
         """``[B, T, input_size]`` and ``[B]`` real lengths to ``[B, T, 2 * hidden_size]``."""
         t = x.shape[1]
         lengths = lengths.to(x.device)
-        # Inference batches of equal length (``ops.sequence.embed``) reverse by a flip; training
-        # batches always mix lengths, and skip the check's device sync.
+        # Eval batches of equal length reverse by a flip (``ops.sequence.embed`` itself uses the
+        # unpadded rewrite, ``_equal_length``); training batches always mix lengths, and skip
+        # the check's device sync.
         index = None
         if self.training or not bool((lengths == t).all()):
             steps = torch.arange(t, device=x.device)
