@@ -42,14 +42,16 @@ def _forest(
     idx: np.ndarray, dist: np.ndarray, core: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n, k = idx.shape
-    parent = np.arange(n)
+    # ids in idx's type (int32 below 2**31 rows): at 1M rows the per-row arrays then fit the
+    # last-level cache, and the scans' random reads of comp are most of the forest's time
+    parent = np.arange(n).astype(idx.dtype)
     eu = np.empty(max(n - 1, 0), np.int64)
     ev = np.empty(max(n - 1, 0), np.int64)
     ew = np.empty(max(n - 1, 0), np.float64)
-    comp = np.arange(n)
+    comp = parent.copy()
     bw = np.empty(n, np.float64)
-    ba = np.empty(n, np.int64)
-    bb = np.empty(n, np.int64)
+    ba = np.empty(n, idx.dtype)
+    bb = np.empty(n, idx.dtype)
     ne = 0
     live = np.full(n, k, np.int64)  # row p's candidates are idx[p, :live[p]]
     while True:
@@ -122,4 +124,4 @@ def knn_forest(
         knn_dist, dtype=np.float32 if knn_dist.dtype == np.float32 else np.float64, order="C"
     )
     eu, ev, ew, comp = _forest(idx, dist, np.ascontiguousarray(core, dtype=np.float64))
-    return np.column_stack([eu, ev, ew]).astype(np.float64), comp
+    return np.column_stack([eu, ev, ew]).astype(np.float64), comp.astype(np.int64)
