@@ -1,22 +1,31 @@
-"""Risky sub-branches: a ring hidden inside a large ordinary cluster of the condensed tree.
+"""Risky branches: every node of the condensed tree is judged, not only the selected ones.
 
-Excess-of-mass selects a cluster by its stability, so when a ring's transactions sit inside a
-region of ordinary traffic (the travel world's booking bot at 100k: inside one cluster of
-77 % of the window), the giant's stability outweighs the ring's pure branch below it, the
-giant is selected, and the branch is never judged. So the branches *under* each non-risky
-selected cluster are judged too, top-down, one level of disjoint nodes at a time, with the
-same tests as a cluster (`ops.risk.assess_risk`: labels and coordination against the whole
-window). A branch is flagged, and its subtree not searched further, when
+Excess-of-mass selects a cluster by its stability, so a ring's pure node is lost in two ways,
+both measured on the synthetic worlds at 100k (benchmarks/README.md, "Detection at sizes"):
 
-* at least ``min_labelled`` of its members are labelled and at least ``min_precision`` of
-  them are fraud (the bar of the membership flag, `ops.risk.MembershipConfig`: a
-  branch of an ordinary cluster must be as precise as a flag, not merely riskier than the
-  base rate), or
-* it is coordinated (``coordination_flag``) and its own labels do not rule it out.
+* *below* a selected cluster: when the ring sits inside a region of ordinary traffic (the
+  travel world's booking bot: inside one cluster of 77 % of the window), the giant's
+  stability outweighs the ring's branch, the giant is selected and judged ordinary;
+* *above* selected clusters: a ring's node whose children were selected (and found risky)
+  is not, and the ring transactions that fell out of it before it split are noise (the
+  shop's timing bot).
 
-Only branches no larger than ``max_share`` of the window are judged (the sibling pooling's
-bound, `ops.risk.SiblingConfig`: a ring is a small part of the traffic); larger ones are
-only searched through.
+So every node no larger than ``max_share`` of the window (the sibling pooling's bound,
+`ops.risk.SiblingConfig`: a ring is a small part of the traffic) is judged, top-down from
+the root, one level of disjoint nodes at a time, with the tests of a cluster
+(`ops.risk.assess_risk`: labels and coordination against the whole window), except the
+selected clusters (judged as clusters) and what lies inside a risky one. A node is flagged
+whole, and not searched further, when
+
+* at least ``min_labelled`` of its points are labelled and at least ``min_precision`` of
+  them are fraud (the bar of the membership flag, `ops.risk.MembershipConfig`: a node that
+  was not selected must be as precise as a flag, not merely riskier than the base rate), or
+* it lies inside a selected cluster, is coordinated (``coordination_flag``) and its own
+  labels do not rule it out. Above the selected clusters, a node's coordination is that of
+  the clusters in it, which are judged themselves and pooled with their siblings
+  (`ops.risk.pool_siblings`).
+
+Larger nodes are only searched through.
 """
 
 from __future__ import annotations
@@ -108,7 +117,9 @@ def risky_branches(
     embeddings: np.ndarray | None = None,
     age_column: str = "account_age_days",
 ) -> pd.DataFrame:
-    """Judge the branches under every non-risky selected cluster (see the module).
+    """Judge every unselected node of the condensed tree outside risky clusters.
+
+    See the module for which nodes are judged and what flags one.
 
     Parameters
     ----------
@@ -119,57 +130,58 @@ def risky_branches(
     cluster_nodes : mapping
         Flat cluster to its node (`ops.risk.cluster_parents`' ``node``).
     risky_clusters : collection
-        Clusters already risky (their branches need no search).
+        Clusters already risky (nothing inside them is searched).
     branches : BranchConfig, optional
         Size bound and the labelled precision a branch must reach.
 
     Returns
     -------
     DataFrame
-        One row per flagged branch: ``node``, ``cluster`` (the selected cluster it lies
-        in), ``size``, ``n_labelled``, ``n_fraud``, ``coordination_flag`` and ``risk_reason``;
-        ``attrs["point_node"]``: per row of ``frame``, its flagged branch's node or -1.
+        One row per flagged node: ``node``, ``cluster`` (the selected cluster it lies
+        in, -1 above the selected clusters), ``size``, ``n_labelled``, ``n_fraud``,
+        ``coordination_flag`` and ``risk_reason``; ``attrs["point_node"]``: per row of
+        ``frame``, its flagged node or -1.
     """
     cfg, bcfg = config or RiskConfig(), branches or BranchConfig()
     limit = bcfg.max_share * len(frame)
     risky = {int(c) for c in risky_clusters}
-    top_of = {
-        child: int(c)
-        for c, node in cluster_nodes.items()
-        if int(c) not in risky
-        for child in tree.children.get(int(node), [])
-    }
-    frontier = sorted(top_of)
+    selected = {int(node): int(c) for c, node in cluster_nodes.items()}
+    root = len(tree.point_node)
+    # the selected cluster each node lies in, -1 above them
+    within = {child: -1 for child in tree.children.get(root, [])}
+    frontier = sorted(within)
     flagged = np.full(len(frame), -1, dtype=np.int64)
     rows: list[pd.DataFrame] = []
     while frontier:
+        for node in frontier:
+            within[node] = selected.get(node, within[node])
+        # a risky cluster is flagged whole already; a selected one was judged as a cluster
+        frontier = [n for n in frontier if selected.get(n) not in risky]
         key = tree.under(frontier)
         size = pd.Series(key[key >= 0]).value_counts()
-        judged = size.index[size <= limit]
+        judged = size.index[(size <= limit) & ~size.index.isin(list(selected))]
         done: set[int] = set()
         if len(judged):
-            verdict = _verdict(
-                assess_risk(
-                    frame.assign(cluster=np.where(np.isin(key, judged), key, NOISE)),
-                    id_columns=id_columns,
-                    embeddings=embeddings,
-                    age_column=age_column,
-                    config=cfg,
-                ),
-                cfg,
-                bcfg,
+            risk = assess_risk(
+                frame.assign(cluster=np.where(np.isin(key, judged), key, NOISE)),
+                id_columns=id_columns,
+                embeddings=embeddings,
+                age_column=age_column,
+                config=cfg,
             )
-            hit = verdict.loc[verdict["flag"]].rename(columns={"cluster": "node"})
+            in_cluster = risk["cluster"].map(within).fillna(-1).to_numpy() >= 0
+            hit = _verdict(risk, cfg, bcfg, in_cluster)
+            hit = hit.loc[hit["flag"]].rename(columns={"cluster": "node"})
             done = {int(n) for n in hit["node"]}
             inside = np.isin(key, list(done))
             flagged[inside] = key[inside]
-            rows.append(hit.assign(cluster=hit["node"].map(top_of)))
+            rows.append(hit.assign(cluster=hit["node"].map(within)))
         nxt = []
         for node in frontier:
             if node in done:
                 continue
             for child in tree.children.get(node, []):
-                top_of[child] = top_of[node]
+                within[child] = within[node]
                 nxt.append(child)
         frontier = nxt
     columns = ["node", "cluster", "size", "n_labelled", "n_fraud", "coordination_flag"]
@@ -182,8 +194,14 @@ def risky_branches(
     return out
 
 
-def _verdict(risk: pd.DataFrame, cfg: RiskConfig, bcfg: BranchConfig) -> pd.DataFrame:
-    """``risk`` with ``flag``: precise labels, or coordination its labels do not rule out."""
+def _verdict(
+    risk: pd.DataFrame, cfg: RiskConfig, bcfg: BranchConfig, in_cluster: np.ndarray
+) -> pd.DataFrame:
+    """``risk`` with ``flag``: precise labels, or coordination inside a cluster.
+
+    ``in_cluster`` marks the nodes that lie inside a selected cluster: only those may be
+    flagged by coordination, and only where their own labels do not rule them out.
+    """
     n_lab = risk["n_labelled"].to_numpy(dtype=np.float64)
     n_fraud = risk["n_fraud"].to_numpy(dtype=np.float64)
     precise = (n_lab >= bcfg.min_labelled) & (n_fraud >= bcfg.min_precision * np.maximum(n_lab, 1))
@@ -191,6 +209,7 @@ def _verdict(risk: pd.DataFrame, cfg: RiskConfig, bcfg: BranchConfig) -> pd.Data
     threshold = label_threshold(risk.attrs.get("base_rate", float("nan")), cfg.labels)
     ruled_out = (n_lab >= cfg.labels.min_labelled) & (upper < threshold)
     coordinated = risk["coordination_flag"].fillna(False).to_numpy(dtype=bool) & ~ruled_out
+    coordinated &= in_cluster
     out = risk.assign(flag=(precise | coordinated) & (risk["cluster"] != NOISE).to_numpy())
     counts = zip(n_fraud, n_lab, strict=True)
     reason = np.where(

@@ -91,3 +91,24 @@ def test_branches_of_risky_clusters_and_large_branches_are_not_judged() -> None:
     assert small.empty
     fewer = BranchConfig(max_share=0.02, min_labelled=10)
     assert len(risky_branches(frame, tree, nodes, [], branches=fewer)) == 2
+
+
+def test_the_ring_fallen_out_above_its_risky_clusters_is_flagged() -> None:
+    # root -> {A -> {S, T}, O}: S and T are the ring's selected (risky) clusters, 30 of its
+    # transactions fell out of A before it split (noise), O is ordinary traffic
+    sizes = {"S": 40, "T": 30, "A": 30, "O": 2_000}
+    n = sum(sizes.values())
+    root, a, s, t, o = range(n, n + 5)
+    node = np.repeat([s, t, a, o], list(sizes.values()))
+    cluster = np.select([node == s, node == t, node == o], [0, 2, 1], default=-1)
+    label = np.where(np.arange(n) % 2 == 0, np.where(node == o, 0.0, 1.0), np.nan)
+    raw = [(root, a, 0.1, 100), (root, o, 0.1, 2_000), (a, s, 0.5, 40), (a, t, 0.5, 30)]
+    raw += [(int(node[i]), i, 1.0, 1) for i in range(n)]
+    raw = np.array(raw, dtype=TREE_DTYPE)
+    frame = pd.DataFrame({"cluster": cluster, "label": label, "ts": np.arange(n, dtype=float)})
+    nodes = cluster_parents(raw, cluster)["node"].to_dict()
+    out = risky_branches(frame, CondensedTree.from_raw(raw, n), nodes, [0, 2])
+    assert out["node"].tolist() == [a] and out["cluster"].tolist() == [-1]
+    assert ((out.attrs["point_node"] >= 0) == (node != o)).all()  # the noise with them
+    # without its risky clusters the same node is judged whole as well; O never is
+    assert risky_branches(frame, CondensedTree.from_raw(raw, n), nodes, [])["node"].tolist() == [a]
