@@ -1,4 +1,4 @@
-"""Evaluate: cluster quality, which clusters are risky, and risky branches inside the others."""
+"""Evaluate: cluster quality, which clusters are risky, and which unselected tree nodes are."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
     log_dataset(tracker, catalog, "risk", "evaluate")
     get_run_logger().info(
         "%d of %d clusters risky (%d by labels, %d by coordination, %d with their siblings); "
-        "%d risky branches inside the others",
+        "%d risky nodes of the condensed tree besides",
         int(risk["risky"].sum()),
         int((risk["cluster"] >= 0).sum()),
         int(risk["label_flag"].sum()),
