@@ -122,7 +122,6 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         branches=BranchConfig(
             max_share=params.max_parent_share, min_precision=params.branch_precision
         ),
-        **judged,
     )
     catalog.save_table("branches", branch_members(view, branches))
     _, hybrid = catalog.load_vectors("hybrid")
