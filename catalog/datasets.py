@@ -55,6 +55,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("clusterer", "clusterer.npz", "npz", "what approximate_predict needs"),
         Dataset("behaviour", "behaviour.parquet", "parquet", "session pace and path per txn"),
         Dataset("risk", "risk.parquet", "parquet", "risk measures per cluster"),
+        Dataset("branches", "branches.parquet", "parquet", "txns in risky unselected tree nodes"),
         Dataset("review", "review.parquet", "parquet", "unlabelled txns in risky clusters"),
         Dataset("missed", "missed_fraud.parquet", "parquet", "fraud the engine approved"),
         Dataset("clusters_summary", "clusters_summary.parquet", "parquet", "one row a cluster"),

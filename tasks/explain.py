@@ -162,7 +162,8 @@ def flag_view(
     """``(risky, flag_reason)`` per transaction of ``view``, and the membership calibration.
 
     ``risk`` is the evaluate stage's table (`ops.risk.pool_siblings`): its
-    ``parent`` column says which clusters are siblings.
+    ``parent`` column says which clusters are siblings; its ``branches`` table
+    (`ops.risk.risky_branches`) the transactions in risky branches of the others.
     """
     cluster = view["cluster"].to_numpy()
     hits = rule_hits(_distinct(rules), view, cluster, params.flag_rule_precision)
@@ -177,7 +178,10 @@ def flag_view(
     config = MembershipConfig(min_precision=params.membership_precision)
     calibration = calibrate_membership(score, candidate, label, config)
     membership = candidate & (score >= calibration.threshold)
-    flags = flag_transactions(cluster, risky_ids, membership=membership, rule_hits=hits)
+    branch = view["txn_id"].isin(catalog.load_frame("branches", ["txn_id"])["txn_id"]).to_numpy()
+    flags = flag_transactions(
+        cluster, risky_ids, branch=branch, membership=membership, rule_hits=hits
+    )
     return flags, calibration
 
 

@@ -1,4 +1,4 @@
-"""Evaluate: cluster quality, and which clusters are risky (by labels, coordination, siblings)."""
+"""Evaluate: cluster quality, which clusters are risky, and which unselected tree nodes are."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from ops.evaluation import cluster_quality
 from ops.features import FeatureSpec, PageDwell, session_stats
 from ops.phdbscan import PHDBSCAN
 from ops.risk import (
+    BranchConfig,
+    CondensedTree,
     CoordinationConfig,
     LabelConfig,
     RiskConfig,
@@ -23,6 +25,7 @@ from ops.risk import (
     assess_risk,
     cluster_parents,
     pool_siblings,
+    risky_branches,
 )
 from tasks.io import load_sequences, log_dataset
 
@@ -40,6 +43,9 @@ class RiskParams(BaseModel):
     age_column: str = "account_age_days"
     max_parent_share: float = Field(
         0.05, ge=0, le=1, description="sibling clusters under a parent this small are pooled"
+    )
+    branch_precision: float = Field(
+        0.95, ge=0, le=1, description="labelled precision a branch of a non-risky cluster needs"
     )
     quality_sample: int = Field(5000, ge=100)
 
@@ -108,6 +114,16 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         siblings=SiblingConfig(max_parent_share=params.max_parent_share),
         **judged,
     )
+    branches = risky_branches(
+        view,
+        CondensedTree.from_raw(clusterer.condensed_tree_.to_numpy(), len(view)),
+        parents["node"].to_dict(),
+        risk.loc[risk["risky"], "cluster"].tolist(),
+        branches=BranchConfig(
+            max_share=params.max_parent_share, min_precision=params.branch_precision
+        ),
+    )
+    catalog.save_table("branches", branch_members(view, branches))
     _, hybrid = catalog.load_vectors("hybrid")
     metrics = {
         f"quality.{k}": float(v)
@@ -117,6 +133,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
     }
     metrics.update(label_metrics(view, set(risk.loc[risk["risky"], "cluster"])))
     metrics["risk.n_risky_clusters"] = float(risk["risky"].sum())
+    metrics["risk.n_risky_branches"] = float(len(branches))
     catalog.save_table("risk", risk)
     catalog.save_json("metrics", metrics)
 
@@ -125,14 +142,31 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
     tracker.metrics(metrics)
     log_dataset(tracker, catalog, "risk", "evaluate")
     get_run_logger().info(
-        "%d of %d clusters risky (%d by labels, %d by coordination, %d with their siblings)",
+        "%d of %d clusters risky (%d by labels, %d by coordination, %d with their siblings); "
+        "%d risky nodes of the condensed tree besides",
         int(risk["risky"].sum()),
         int((risk["cluster"] >= 0).sum()),
         int(risk["label_flag"].sum()),
         int(risk["coordination_flag"].sum()),
         int(risk["sibling_flag"].sum()),
+        len(branches),
     )
     return metrics
+
+
+def branch_members(view: pd.DataFrame, branches: pd.DataFrame) -> pd.DataFrame:
+    """One row per transaction in a risky branch: ``txn_id``, ``node``, ``cluster``, reason."""
+    node = branches.attrs["point_node"]
+    inside = node >= 0
+    reason = branches.set_index("node")["risk_reason"]
+    return pd.DataFrame(
+        {
+            "txn_id": view["txn_id"].to_numpy()[inside],
+            "node": node[inside],
+            "cluster": view["cluster"].to_numpy()[inside],
+            "risk_reason": reason.reindex(node[inside]).to_numpy(dtype=object),
+        }
+    )
 
 
 def label_metrics(view: pd.DataFrame, risky: set[int]) -> dict[str, float]:

@@ -5,6 +5,7 @@ contract, narratives, casework (missed fraud, review queue), cluster lineage acr
 windows, and scoring new transactions against a champion.
 """
 
+from ops.risk._branches import BranchConfig, CondensedTree, risky_branches
 from ops.risk._casework import missed_fraud, review_list
 from ops.risk._cluster_lineage import STATUSES, ClusterSet, LineageConfig, cluster_lineage
 from ops.risk._coordination import CoordinationConfig
@@ -30,7 +31,9 @@ __all__ = [
     "FLAG_REASONS",
     "RULE_SOURCE_SQL",
     "STATUSES",
+    "BranchConfig",
     "ClusterSet",
+    "CondensedTree",
     "Condition",
     "CoordinationConfig",
     "LabelConfig",
@@ -54,6 +57,7 @@ __all__ = [
     "narrate",
     "pool_siblings",
     "review_list",
+    "risky_branches",
     "risky_membership",
     "rule_hits",
     "rule_to_json_logic",

@@ -1,10 +1,13 @@
 """Which transactions are flagged, and why: their cluster, their soft membership, a rule.
 
 A ring that HDBSCAN cuts into a risky cluster, a few noise points and a sibling cluster too
-small or too unlabelled to be judged alone is still one ring. Three reasons flag a
-transaction, tried in this order (the first that holds is its ``flag_reason``):
+small or too unlabelled to be judged alone, or hides inside a large ordinary cluster, is
+still one ring. Four reasons flag a transaction, tried in this order (the first that holds
+is its ``flag_reason``):
 
 * ``cluster``: it is a member of a risky cluster;
+* ``branch``: it lies in a risky branch of the condensed tree under a non-risky cluster
+  (`ops.risk.risky_branches`);
 * ``membership``: it is noise or a member of a non-risky *sibling* of a risky cluster (same
   parent in the condensed tree), and its soft membership in the risky clusters (hdbscan's
   membership vectors, `risky_membership`) reaches a threshold calibrated on the labelled
@@ -24,7 +27,7 @@ import pandas as pd
 from ops.constants import NOISE
 from ops.risk._rules import Rule
 
-FLAG_REASONS = ("cluster", "membership", "rule")
+FLAG_REASONS = ("cluster", "branch", "membership", "rule")
 
 
 @dataclass(frozen=True)
@@ -181,17 +184,21 @@ def flag_transactions(
     cluster: np.ndarray,
     risky_clusters: Collection[int],
     *,
+    branch: np.ndarray | None = None,
     membership: np.ndarray | None = None,
     rule_hits: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``risky`` (bool) and ``flag_reason`` (one of `FLAG_REASONS` or None) per transaction.
 
-    ``membership`` marks candidates whose soft membership reached the threshold,
-    ``rule_hits`` transactions a flagging rule matches; either may be absent.
+    ``branch`` marks transactions in a risky branch, ``membership`` candidates whose soft
+    membership reached the threshold, ``rule_hits`` transactions a flagging rule matches;
+    any may be absent.
     """
     cluster = np.asarray(cluster)
     reason = np.full(len(cluster), None, dtype=object)
     reasons = [("cluster", np.isin(cluster, list(risky_clusters)))]
+    if branch is not None:
+        reasons.append(("branch", np.asarray(branch, dtype=bool)))
     if membership is not None:
         reasons.append(("membership", np.asarray(membership, dtype=bool)))
     if rule_hits is not None:

@@ -56,7 +56,8 @@ def test_every_output_is_written_with_the_documented_columns(shop_run: dict[str,
     accepted = shop_run["summary"]["ingest"]["transactions"]["accepted"]
     assert len(clusters) == accepted == clusters["txn_id"].nunique()
     assert clusters["cluster"].max() >= 1, "expected several clusters on data with rings"
-    # noise is flagged only by its soft membership or a rule, never as a cluster
+    # noise is flagged by a risky node it fell out of, its soft membership or a rule, never
+    # as a cluster
     noise = clusters.loc[clusters["cluster"] < 0]
     assert noise["risky"].eq(noise["flag_reason"].notna()).all()
     assert not noise["flag_reason"].eq("cluster").any()

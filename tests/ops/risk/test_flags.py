@@ -23,9 +23,13 @@ def test_the_first_reason_that_holds_is_the_flag_reason() -> None:
     cluster = np.array([0, 0, -1, -1, 1, 1, -1])
     membership = np.array([False, False, True, False, True, False, False])
     rule = np.array([True, False, True, True, False, False, False])
-    risky, reason = flag_transactions(cluster, {0}, membership=membership, rule_hits=rule)
-    assert reason.tolist() == ["cluster", "cluster", "membership", "rule", "membership", None, None]
-    assert risky.tolist() == [True, True, True, True, True, False, False]
+    branch = np.array([False, True, False, False, False, True, False])
+    risky, reason = flag_transactions(
+        cluster, {0}, branch=branch, membership=membership, rule_hits=rule
+    )
+    expected = ["cluster", "cluster", "membership", "rule", "membership", "branch", None]
+    assert reason.tolist() == expected
+    assert risky.tolist() == [True, True, True, True, True, True, False]
     only_clusters, reason = flag_transactions(cluster, [1])
     assert only_clusters.tolist() == [False, False, False, False, True, True, False]
     assert set(reason[~only_clusters]) == {None}
