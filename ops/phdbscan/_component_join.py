@@ -6,9 +6,11 @@ costs ``|A| (n - |A|)`` per component, i.e. an all-pairs kNN again. Here the pai
 ``(A, B)`` is searched along the direction ``u`` joining their centroids: for any
 ``a`` in A and ``b`` in B, ``d(a, b) >= u.b - u.a``, so once an edge of weight ``w`` is known
 only points in the two facing *slabs* (``u.a > min u.b - w`` and ``u.b < max u.a + w``) can
-still beat it, and a whole pair is skipped when the slabs are empty. One ``n x C`` matrix
-product gives every point's projection on every centroid, hence on every pair direction.
-``mr >= core`` prunes further. The result is exact: nothing is skipped that could be lighter.
+still beat it, and a whole pair is skipped when the slabs are empty. Each pair projects only
+its own two components' points on its own direction: projecting every point on every
+centroid (an ``n x C`` product, ``C`` growing with ``n``) took 44.6 of a 68 s fit at 1M x 64
+with 440 components (benchmarks/README.md). ``mr >= core`` prunes further. The result is
+exact: nothing is skipped that could be lighter.
 
 :func:`join_components` runs Borůvka over components with this search (exact, or with
 each component searched only against its ``max_partners`` nearest components by centroid
@@ -115,8 +117,6 @@ def lightest_outgoing(
     cent /= np.maximum(counts, 1)[:, None]
     csq = (cent * cent).sum(1)
     gap = np.sqrt(np.maximum(csq[:, None] + csq[None, :] - 2 * cent @ cent.T, 0.0))
-    # every point's projection on every centroid: x.c_B - x.c_A gives any pair direction
-    proj = X.astype(np.float64) @ cent.T if C * X.shape[0] <= 1 << 27 else None
     out_w = np.full(len(query), np.inf)
     out_u = np.full(len(query), -1, np.int64)
     out_v = np.full(len(query), -1, np.int64)
@@ -126,7 +126,7 @@ def lightest_outgoing(
         partners = partners[partners != A]
         if max_partners is not None:
             partners = partners[:max_partners]
-        pa = proj[a_pts] if proj is not None else X[a_pts].astype(np.float64) @ cent.T
+        xa = X[a_pts].astype(np.float64)
         w, u, v = np.inf, -1, -1
         for B in partners:
             b_pts = order[starts[B] : starts[B + 1]]
@@ -134,9 +134,9 @@ def lightest_outgoing(
             if g == 0:  # coincident centroids: no direction, search everything
                 sa, sb = np.zeros(len(a_pts)), np.zeros(len(b_pts))
             else:
-                pb = proj[b_pts] if proj is not None else X[b_pts].astype(np.float64) @ cent.T
-                sa = (pa[:, B] - pa[:, A]) / g
-                sb = (pb[:, B] - pb[:, A]) / g
+                direction = (cent[B] - cent[A]) / g
+                sa = xa @ direction
+                sb = X[b_pts].astype(np.float64) @ direction
             if np.isfinite(w) and sb.min() - sa.max() >= w:
                 continue
             w2, u2, v2 = _pair_search(X, core, a_pts, sa, b_pts, sb, w, cap)
