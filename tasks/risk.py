@@ -17,11 +17,11 @@ from ops.features import FeatureSpec, PageDwell, session_stats
 from ops.phdbscan import PHDBSCAN
 from ops.risk import (
     BranchConfig,
-    CondensedTree,
     CoordinationConfig,
     LabelConfig,
     RiskConfig,
     SiblingConfig,
+    TreeNodes,
     assess_risk,
     cluster_parents,
     pool_siblings,
@@ -106,7 +106,8 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         "config": config,
     }
     clusterer = load_clusterer(catalog)
-    parents = cluster_parents(clusterer.condensed_tree_.to_numpy(), clusterer.labels_)
+    condensed = clusterer.condensed_tree_.to_numpy()  # a copy each call
+    parents = cluster_parents(condensed, clusterer.labels_)
     risk = pool_siblings(
         view,
         assess_risk(view, **judged),
@@ -116,7 +117,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
     )
     branches = risky_branches(
         view,
-        CondensedTree.from_raw(clusterer.condensed_tree_.to_numpy(), len(view)),
+        TreeNodes.from_raw(condensed, len(view)),
         parents["node"].to_dict(),
         risk.loc[risk["risky"], "cluster"].tolist(),
         branches=BranchConfig(

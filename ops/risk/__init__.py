@@ -5,7 +5,7 @@ contract, narratives, casework (missed fraud, review queue), cluster lineage acr
 windows, and scoring new transactions against a champion.
 """
 
-from ops.risk._branches import BranchConfig, CondensedTree, risky_branches
+from ops.risk._branches import BranchConfig, TreeNodes, risky_branches
 from ops.risk._casework import missed_fraud, review_list
 from ops.risk._cluster_lineage import STATUSES, ClusterSet, LineageConfig, cluster_lineage
 from ops.risk._coordination import CoordinationConfig
@@ -33,7 +33,6 @@ __all__ = [
     "STATUSES",
     "BranchConfig",
     "ClusterSet",
-    "CondensedTree",
     "Condition",
     "CoordinationConfig",
     "LabelConfig",
@@ -43,6 +42,7 @@ __all__ = [
     "RiskConfig",
     "Rule",
     "SiblingConfig",
+    "TreeNodes",
     "assess_risk",
     "attach_risk",
     "calibrate_membership",

@@ -43,8 +43,8 @@ class BranchConfig:
 
 
 @dataclass(frozen=True)
-class CondensedTree:
-    """hdbscan's condensed tree as a node hierarchy with each point's node.
+class TreeNodes:
+    """The nodes of hdbscan's condensed tree, their children and each point's node.
 
     ``children`` maps a node to its child nodes; ``point_node`` is the node each point
     falls out of; ``start``/``end`` are each node's preorder interval (a node's subtree is
@@ -57,7 +57,7 @@ class CondensedTree:
     end: np.ndarray
 
     @classmethod
-    def from_raw(cls, condensed: np.ndarray, n_points: int) -> CondensedTree:
+    def from_raw(cls, condensed: np.ndarray, n_points: int) -> TreeNodes:
         """Build from the raw tree (``parent``, ``child``, ``lambda_val``, ``child_size``)."""
         parent = condensed["parent"].astype(np.int64)
         child = condensed["child"].astype(np.int64)
@@ -100,7 +100,7 @@ class CondensedTree:
 
 def risky_branches(
     frame: pd.DataFrame,
-    tree: CondensedTree,
+    tree: TreeNodes,
     cluster_nodes: Mapping[int, int],
     risky_clusters: Collection[int],
     branches: BranchConfig | None = None,
@@ -113,8 +113,8 @@ def risky_branches(
     ----------
     frame : DataFrame
         The tree's points, in order, with ``label`` (float 0/1, NaN unlabelled).
-    tree : CondensedTree
-        The clusterer's condensed tree.
+    tree : TreeNodes
+        The clusterer's condensed tree's nodes.
     cluster_nodes : mapping
         Flat cluster to its node (`ops.risk.cluster_parents`' ``node``).
     risky_clusters : collection

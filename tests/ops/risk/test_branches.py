@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ops.risk import BranchConfig, CondensedTree, assess_risk, cluster_parents, risky_branches
+from ops.risk import BranchConfig, TreeNodes, assess_risk, cluster_parents, risky_branches
 
 TREE_DTYPE = [
     ("parent", np.intp),
@@ -56,7 +56,7 @@ def _window() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 
 def test_points_are_placed_under_disjoint_nodes() -> None:
     frame, raw, node = _window()
-    tree = CondensedTree.from_raw(raw, len(frame))
+    tree = TreeNodes.from_raw(raw, len(frame))
     n = len(frame)
     g, r, b = n + 1, n + 3, n + 5
     under = tree.under([r, b])
@@ -72,7 +72,7 @@ def test_a_pure_branch_of_an_ordinary_cluster_is_flagged() -> None:
     risk = assess_risk(frame)
     assert not risk["risky"].any()  # the ring is 6 % of its cluster
     nodes = cluster_parents(raw, frame["cluster"].to_numpy())["node"].to_dict()
-    out = risky_branches(frame, CondensedTree.from_raw(raw, n), nodes, [])
+    out = risky_branches(frame, TreeNodes.from_raw(raw, n), nodes, [])
     # R is flagged whole (its children are not searched); M (half fraud) and B (clean) not
     assert out["node"].tolist() == [n + 3] and out["cluster"].tolist() == [0]
     assert out["risk_reason"].iloc[0] == "labels: 30/30 labelled are fraud"
@@ -82,7 +82,7 @@ def test_a_pure_branch_of_an_ordinary_cluster_is_flagged() -> None:
 
 def test_branches_of_risky_clusters_and_large_branches_are_not_judged() -> None:
     frame, raw, _ = _window()
-    tree = CondensedTree.from_raw(raw, len(frame))
+    tree = TreeNodes.from_raw(raw, len(frame))
     nodes = cluster_parents(raw, frame["cluster"].to_numpy())["node"].to_dict()
     assert risky_branches(frame, tree, nodes, [0]).empty  # its cluster is risky already
     # R is 3 % of the window: with a bound of 2 % only its halves (15 labelled each) are
@@ -107,8 +107,8 @@ def test_the_ring_fallen_out_above_its_risky_clusters_is_flagged() -> None:
     raw = np.array(raw, dtype=TREE_DTYPE)
     frame = pd.DataFrame({"cluster": cluster, "label": label, "ts": np.arange(n, dtype=float)})
     nodes = cluster_parents(raw, cluster)["node"].to_dict()
-    out = risky_branches(frame, CondensedTree.from_raw(raw, n), nodes, [0, 2])
+    out = risky_branches(frame, TreeNodes.from_raw(raw, n), nodes, [0, 2])
     assert out["node"].tolist() == [a] and out["cluster"].tolist() == [-1]
     assert ((out.attrs["point_node"] >= 0) == (node != o)).all()  # the noise with them
     # without its risky clusters the same node is judged whole as well; O never is
-    assert risky_branches(frame, CondensedTree.from_raw(raw, n), nodes, [])["node"].tolist() == [a]
+    assert risky_branches(frame, TreeNodes.from_raw(raw, n), nodes, [])["node"].tolist() == [a]
