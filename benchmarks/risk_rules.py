@@ -7,8 +7,8 @@ clusters, and how the *rules* of those clusters do when applied to every transac
 window, as a real-time engine would (no cluster id needed): precision against the ring itself
 and against fraud of any kind, and recall. See `ops.evaluation.ring_rule_scores`. Then the
 share of each pattern flagged (``risky`` in ``clusters.parquet``) by reason (cluster,
-membership, rule), the precision of the whole flagged set, and the membership threshold the
-run calibrated.
+branch, membership, rule, neighbours), the precision of the whole flagged set, and the
+membership threshold and neighbour-vote thresholds the run calibrated.
 
     .venv/bin/python benchmarks/risk_rules.py                        # both worlds, runs the flow
     .venv/bin/python benchmarks/risk_rules.py --generator shop --run .shoal/runs/<run id>
@@ -129,7 +129,8 @@ def flag_scores(run: Path, truth_path: Path) -> pd.DataFrame:
 
     catalog = Catalog(str(run))
     clusters = catalog.load_frame("clusters")
-    calibration = catalog.load_json("flags")["membership"]
+    flags = catalog.load_json("flags")
+    calibration = flags["membership"]
     truth = pd.read_parquet(truth_path).set_index("txn_id").loc[clusters["txn_id"]]
     pattern = truth["pattern"].to_numpy()
     fraud = truth["is_fraud"].to_numpy(dtype=bool)
@@ -152,6 +153,9 @@ def flag_scores(run: Path, truth_path: Path) -> pd.DataFrame:
         },
         membership_threshold=calibration["threshold"],
         membership_calibrated=calibration["calibrated"],
+        neighbour_thresholds=[
+            r["threshold"] for r in flags.get("neighbours", {}).get("rounds", [])
+        ],
         membership_labelled=[
             (row["precision"], row["n_labelled"])
             for row in calibration["table"]
@@ -162,12 +166,13 @@ def flag_scores(run: Path, truth_path: Path) -> pd.DataFrame:
 
 
 def show_flags(title: str, table: pd.DataFrame) -> None:
-    """Print `flag_scores` with its overall and per-reason precision and membership threshold."""
+    """Print `flag_scores`: overall and per-reason precision, membership and vote thresholds."""
+    from ops.risk import FLAG_REASONS
+
     a = table.attrs
     print(f"\n== {title}")
     per_reason = ", ".join(
-        f"{r} {a[f'n_{r}']:,} (precision {a[f'precision_{r}']:.3f})"
-        for r in ("cluster", "membership", "rule")
+        f"{r} {a[f'n_{r}']:,} (precision {a[f'precision_{r}']:.3f})" for r in FLAG_REASONS
     )
     print(f"{a['n_flagged']:,} flagged, precision (fraud) {a['precision']:.3f}: {per_reason}")
     labelled = "".join(
@@ -177,6 +182,7 @@ def show_flags(title: str, table: pd.DataFrame) -> None:
     threshold = a["membership_threshold"]  # None: the labels allow no precise threshold
     shown = "none" if threshold is None else threshold
     print(f"membership threshold {shown} ({calibrated}{labelled})")
+    print(f"neighbour vote thresholds by round: {a['neighbour_thresholds']}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 

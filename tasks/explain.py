@@ -12,12 +12,14 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.tracking import RunLogger
 from ops.features import DWELL_FIT_COLUMNS, FeatureSpec
-from ops.phdbscan import all_points_membership_vectors
+from ops.phdbscan import all_points_membership_vectors, training_neighbours
 from ops.risk import (
     FLAG_REASONS,
     RULE_SOURCE_SQL,
     MembershipCalibration,
     MembershipConfig,
+    NeighbourConfig,
+    NeighbourVote,
     Rule,
     calibrate_membership,
     describe_behaviour,
@@ -27,6 +29,7 @@ from ops.risk import (
     membership_candidates,
     missed_fraud,
     narrate,
+    neighbour_vote,
     review_list,
     risky_membership,
     rule_hits,
@@ -58,6 +61,7 @@ class ExplainParams(BaseModel):
     membership_precision: float = Field(
         0.95, ge=0, le=1, description="labelled precision the membership threshold must reach"
     )
+    neighbour_k: int = Field(30, ge=1, description="nearest neighbours in the neighbour vote")
 
 
 @task(name="explain")
@@ -95,7 +99,7 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         summary = risk.loc[risk["cluster"] == cluster_id].iloc[0]
         narratives[cluster_id] = narrate(summary, rules[cluster_id], describe_behaviour(members))
 
-    flags, calibration = flag_view(view, risk, risky_ids, rules, catalog, params)
+    flags, calibration, vote = flag_view(view, risk, risky_ids, rules, catalog, params)
     view["risky"], view["flag_reason"] = flags
     summary = risk.assign(
         rule_text=risk["cluster"].map(
@@ -124,7 +128,7 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
     catalog.save_table("clusters", view[CLUSTER_COLUMNS])
     catalog.save_table("clusters_summary", _parquet_safe(summary))
     catalog.save_json("rules", rules_doc)
-    catalog.save_json("flags", flag_summary(view["flag_reason"], calibration))
+    catalog.save_json("flags", flag_summary(view["flag_reason"], calibration, vote))
     catalog.save_table("missed", _parquet_safe(missed))
     catalog.save_table("review", _parquet_safe(review))
 
@@ -158,8 +162,8 @@ def flag_view(
     rules: dict[int, list[Rule]],
     catalog: Catalog,
     params: ExplainParams,
-) -> tuple[tuple[np.ndarray, np.ndarray], MembershipCalibration]:
-    """``(risky, flag_reason)`` per transaction of ``view``, and the membership calibration.
+) -> tuple[tuple[np.ndarray, np.ndarray], MembershipCalibration, NeighbourVote]:
+    """``(risky, flag_reason)`` per transaction of ``view``, the membership calibration, the vote.
 
     ``risk`` is the evaluate stage's table (`ops.risk.pool_siblings`): its
     ``parent`` column says which clusters are siblings; its ``branches`` table
@@ -171,7 +175,8 @@ def flag_view(
     candidate = membership_candidates(cluster, risky_ids, parent.to_dict())
     # only candidates can be flagged by membership, so only their vectors are computed
     rows = np.flatnonzero(candidate)
-    vectors = all_points_membership_vectors(load_clusterer(catalog), rows)
+    clusterer = load_clusterer(catalog)
+    vectors = all_points_membership_vectors(clusterer, rows)
     score = np.zeros(len(cluster))
     score[rows] = risky_membership(vectors, risky_ids)
     label = pd.to_numeric(view["label"], errors="coerce").to_numpy(dtype=np.float64)
@@ -179,18 +184,35 @@ def flag_view(
     calibration = calibrate_membership(score, candidate, label, config)
     membership = candidate & (score >= calibration.threshold)
     branch = view["txn_id"].isin(catalog.load_frame("branches", ["txn_id"])["txn_id"]).to_numpy()
-    flags = flag_transactions(
+    flagged, _ = flag_transactions(
         cluster, risky_ids, branch=branch, membership=membership, rule_hits=hits
     )
-    return flags, calibration
+    vote = neighbour_vote(
+        flagged,
+        lambda at, k: training_neighbours(clusterer, at, k),
+        label,
+        NeighbourConfig(k=params.neighbour_k, calibration=config),
+    )
+    flags = flag_transactions(
+        cluster,
+        risky_ids,
+        branch=branch,
+        membership=membership,
+        rule_hits=hits,
+        neighbours=vote.flagged,
+    )
+    return flags, calibration, vote
 
 
-def flag_summary(reason: pd.Series, calibration: MembershipCalibration) -> dict[str, object]:
-    """Per-reason counts and the membership threshold's precision-recall table."""
+def flag_summary(
+    reason: pd.Series, calibration: MembershipCalibration, vote: NeighbourVote
+) -> dict[str, object]:
+    """Per-reason counts; the membership and neighbour thresholds' precision-recall tables."""
     counts = reason.fillna("none").value_counts()
     return {
         "counts": {r: int(counts.get(r, 0)) for r in (*FLAG_REASONS, "none")},
         "membership": calibration.to_dict(),
+        "neighbours": vote.to_dict(),
     }
 
 

@@ -12,6 +12,7 @@ from ops.phdbscan._prediction import (
     all_points_membership_vectors,
     approximate_predict,
     membership_vector,
+    training_neighbours,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "approximate_predict",
     "membership_vector",
     "phdbscan",
+    "training_neighbours",
 ]

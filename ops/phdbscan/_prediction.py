@@ -17,7 +17,12 @@ from ops.phdbscan._soft import all_points_vectors, membership_vectors
 if TYPE_CHECKING:
     from ops.phdbscan._estimator import PHDBSCAN
 
-__all__ = ["all_points_membership_vectors", "approximate_predict", "membership_vector"]
+__all__ = [
+    "all_points_membership_vectors",
+    "approximate_predict",
+    "membership_vector",
+    "training_neighbours",
+]
 
 _BLOCK = 65_536  # new points per neighbour search
 
@@ -41,6 +46,41 @@ def all_points_membership_vectors(model: PHDBSCAN, rows: Any = None) -> np.ndarr
         ``zeros(n_samples)`` when there is no cluster, and so does this.
     """
     return all_points_vectors(model.prediction_data_, rows)
+
+
+def training_neighbours(model: PHDBSCAN, rows: Any, k: int) -> np.ndarray:
+    """The ``k`` nearest other training points of training points ``rows`` (not in hdbscan).
+
+    The model's own search for new points (exact on small fits, cell-grouped above), so a
+    caller needs no second index over the same vectors.
+
+    Parameters
+    ----------
+    model : PHDBSCAN
+        A fitted model.
+    rows : array-like of int
+        Training points.
+    k : int
+        Neighbours per point, nearest first.
+
+    Returns
+    -------
+    ndarray (len(rows), k) int64
+        Training indices, ``-1`` where the search found fewer.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.full((len(rows), k), -1, dtype=np.int64)
+    found = min(k, model._raw_data.shape[0] - 1)  # a small fit has fewer other points
+    if found <= 0:
+        return out
+    for start in range(0, len(rows), _BLOCK):
+        block = rows[start : start + _BLOCK]
+        _, idx = model._neighbours(model._raw_data[block], found + 1)
+        keep = idx != block[:, None]
+        # the point itself is normally first; where a duplicate displaced it, drop the last
+        keep[keep.all(1), -1] = False
+        out[start : start + len(block), :found] = idx[keep].reshape(len(block), found)
+    return out
 
 
 def membership_vector(model: PHDBSCAN, points_to_predict: Any) -> np.ndarray:

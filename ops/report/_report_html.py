@@ -116,19 +116,31 @@ def _key_values(d: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _flags(flags: Mapping[str, Any]) -> dict[str, Any]:
-    """Counts per flag reason and the membership threshold's precision-recall table."""
-    membership = flags.get("membership") or {}
+    """Counts per flag reason; the membership and neighbour-vote thresholds' tables."""
     columns = ["threshold", "n_flagged", "n_labelled", "n_fraud", "precision", "recall"]
+    calibrations = []
+    for key, name in (("membership", "Membership"), ("neighbours", "Neighbour vote")):
+        doc = flags.get(key) or {}
+        if not doc:
+            continue
+        rounds = doc.get("rounds") or []
+        calibrations.append(
+            {
+                "name": name,
+                "threshold": _fmt(doc.get("threshold")),
+                "how": "calibrated on labels"
+                if doc.get("calibrated")
+                else "fallback, too few labels",
+                # the vote repeats with what it flagged; its table is the first round's
+                "rounds": ", ".join(_fmt(r.get("threshold")) for r in rounds[1:]),
+                "table": [[_fmt(row[c]) for c in columns] for row in doc.get("table", [])],
+            }
+        )
     return {
         "recorded": bool(flags),
         "counts": _key_values(flags.get("counts", {})),
-        "membership": bool(membership),
-        "threshold": _fmt(membership.get("threshold")),
-        "how": (
-            "calibrated on labels" if membership.get("calibrated") else "fallback, too few labels"
-        ),
         "columns": columns,
-        "table": [[_fmt(row[c]) for c in columns] for row in membership.get("table", [])],
+        "calibrations": calibrations,
     }
 
 

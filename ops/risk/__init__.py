@@ -20,6 +20,7 @@ from ops.risk._flags import (
     rule_hits,
 )
 from ops.risk._narrative import describe_behaviour, narrate
+from ops.risk._neighbours import NeighbourConfig, NeighbourVote, neighbour_vote
 from ops.risk._risk import LabelConfig, RiskConfig, assess_risk
 from ops.risk._rule_export import RULE_SOURCE_SQL, engine_forms, rule_to_json_logic, rule_to_sql
 from ops.risk._rule_learner import extract_all_rules
@@ -39,6 +40,8 @@ __all__ = [
     "LineageConfig",
     "MembershipCalibration",
     "MembershipConfig",
+    "NeighbourConfig",
+    "NeighbourVote",
     "RiskConfig",
     "Rule",
     "SiblingConfig",
@@ -55,6 +58,7 @@ __all__ = [
     "membership_candidates",
     "missed_fraud",
     "narrate",
+    "neighbour_vote",
     "pool_siblings",
     "review_list",
     "risky_branches",

@@ -1,8 +1,8 @@
-"""Which transactions are flagged, and why: their cluster, their soft membership, a rule.
+"""Which transactions are flagged, and why: cluster, branch, membership, rule, neighbours.
 
 A ring that HDBSCAN cuts into a risky cluster, a few noise points and a sibling cluster too
 small or too unlabelled to be judged alone, or hides inside a large ordinary cluster, is
-still one ring. Four reasons flag a transaction, tried in this order (the first that holds
+still one ring. Five reasons flag a transaction, tried in this order (the first that holds
 is its ``flag_reason``):
 
 * ``cluster``: it is a member of a risky cluster;
@@ -13,7 +13,10 @@ is its ``flag_reason``):
   membership vectors, `risky_membership`) reaches a threshold calibrated on the labelled
   part of the window (`calibrate_membership`);
 * ``rule``: a rule of a risky cluster, precise enough against its clusters (`rule_hits`),
-  matches it, as the real-time engine's copy of the rule would.
+  matches it, as the real-time engine's copy of the rule would;
+* ``neighbours``: enough of its nearest neighbours in the hybrid space are flagged by the
+  reasons above (or by this one, round after round), the share calibrated on the labelled
+  part like the membership threshold (`ops.risk.neighbour_vote`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pandas as pd
 from ops.constants import NOISE
 from ops.risk._rules import Rule
 
-FLAG_REASONS = ("cluster", "branch", "membership", "rule")
+FLAG_REASONS = ("cluster", "branch", "membership", "rule", "neighbours")
 
 
 @dataclass(frozen=True)
@@ -187,12 +190,13 @@ def flag_transactions(
     branch: np.ndarray | None = None,
     membership: np.ndarray | None = None,
     rule_hits: np.ndarray | None = None,
+    neighbours: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``risky`` (bool) and ``flag_reason`` (one of `FLAG_REASONS` or None) per transaction.
 
     ``branch`` marks transactions in a risky branch, ``membership`` candidates whose soft
-    membership reached the threshold, ``rule_hits`` transactions a flagging rule matches;
-    any may be absent.
+    membership reached the threshold, ``rule_hits`` transactions a flagging rule matches,
+    ``neighbours`` those the neighbour vote flagged; any may be absent.
     """
     cluster = np.asarray(cluster)
     reason = np.full(len(cluster), None, dtype=object)
@@ -203,6 +207,8 @@ def flag_transactions(
         reasons.append(("membership", np.asarray(membership, dtype=bool)))
     if rule_hits is not None:
         reasons.append(("rule", np.asarray(rule_hits, dtype=bool)))
+    if neighbours is not None:
+        reasons.append(("neighbours", np.asarray(neighbours, dtype=bool)))
     for name, hit in reversed(reasons):  # the earliest reason wins
         reason[hit] = name
     return pd.notna(reason), reason
