@@ -131,8 +131,8 @@ def _flags(flags: Mapping[str, Any]) -> dict[str, Any]:
                 "how": "calibrated on labels"
                 if doc.get("calibrated")
                 else "fallback, too few labels",
-                # the vote repeats with what it flagged; its table is the first round's
-                "rounds": ", ".join(_fmt(r.get("threshold")) for r in rounds[1:]),
+                # the vote repeats with what it flagged; its table is the last round's
+                "rounds": ", ".join(_fmt(r.get("threshold")) for r in rounds[:-1]),
                 "table": [[_fmt(row[c]) for c in columns] for row in doc.get("table", [])],
             }
         )

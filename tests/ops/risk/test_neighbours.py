@@ -50,7 +50,7 @@ def test_without_labels_a_majority_of_flagged_neighbours_flags() -> None:
 
 
 def test_labels_that_allow_no_precise_threshold_flag_nothing() -> None:
-    X, fraud, flagged = _world(2)
+    X, _, flagged = _world(2)
     label = np.zeros(len(X))  # the stragglers are labelled legitimate: no threshold is precise
     vote = neighbour_vote(flagged, _search(X), label, NeighbourConfig(k=10))
     assert not vote.flagged.any()
