@@ -189,6 +189,7 @@ def flag_view(
     )
     vote = neighbour_vote(
         flagged,
+        clusterer.minimum_spanning_tree_.to_numpy(),
         lambda at, k: training_neighbours(clusterer, at, k),
         label,
         NeighbourConfig(k=params.neighbour_k, calibration=config),

@@ -12,13 +12,18 @@ threshold calibrated on the labelled part of the window exactly as the membershi
 reaching it are fraud at ``min_precision``; without labels, the fallback of a majority).
 
 The vote is repeated, each round with what the last flagged, until a round flags nothing
-new or ``max_rounds``: a straggler whose neighbours are stragglers too is reached through
-them. Every round is calibrated over all the points the vote may flag, those it flagged in
-earlier rounds included, so that what the vote flags *as a whole* keeps ``min_precision`` on
-the labels (calibrated on the points left alone, later rounds ran out of labels: travel's
-bot 0.96 and shop's 0.950, against 0.97 and 0.952, offline on the 100k runs). Only points
-near a newly flagged one are searched and scored (`HOPS`), so the cost follows the flagged
-set, not the window.
+(no threshold is precise enough on the labels left) or ``max_rounds``: a straggler whose
+neighbours are stragglers too is reached through them. (Calibrating every round over all the
+vote may flag, earlier rounds' flags included, kept flagging at the margin: travel at 100k
+went through 8 rounds to 0.915 precision for 0.969 of its bot, against 0.971 for 0.958.)
+
+Only points worth scoring are searched: in the first round those the clusterer's minimum
+spanning tree joins to a flagged point (a straggler hangs off the tree next to its ring;
+the tree is there already, no search), later the unflagged among the last round's flags'
+own neighbours. Offline at 100k this searched 1-2 % of the window, against 15-22 % when
+the flagged points' neighbours, two hops out, were searched, for the same or more of each
+ring (travel 0.967 against 0.959, shop 0.950 against 0.950, marketplace 0.999 against
+1.000) at precision 0.997-0.999: at 1M the search of 25 % of the window took 9.5 s.
 """
 
 from __future__ import annotations
@@ -30,11 +35,6 @@ import numpy as np
 
 from ops.risk._flags import MembershipCalibration, MembershipConfig, calibrate_membership
 
-#: the unflagged are searched this many hops of nearest neighbours from the newly flagged:
-#: a point whose neighbours hold a flagged one need not be among that one's neighbours
-#: (offline at 100k: one hop flagged 0.937 of the shop bot, two 0.950, every point scored
-#: 0.950; the travel bot 0.96 with one or two, 0.98 with every point)
-HOPS = 2
 #: ``search(rows, k)``: the ``k`` nearest other points of each of ``rows`` (indices), ``-1``
 #: where fewer exist.
 Search = Callable[[np.ndarray, int], np.ndarray]
@@ -44,9 +44,9 @@ Search = Callable[[np.ndarray, int], np.ndarray]
 class NeighbourConfig:
     """How many neighbours vote, how many rounds at most, and the calibration's bar.
 
-    ``k`` = 30: on the three synthetic worlds at 100k (offline, exact neighbours, every point
-    scored), 10 neighbours recovered 0.91 and 0.93 of the travel and shop bots, 20 0.997
-    and 0.945, 30 0.98 and 0.95, the flagged set's precision 0.996-0.998 throughout.
+    ``k`` = 30: on the three synthetic worlds at 100k, 10 neighbours recovered 0.91 and
+    0.93 of the travel and shop bots, 20 0.997 and 0.945, 30 0.98 and 0.95, at the same
+    precision (benchmarks/README.md).
     """
 
     k: int = 30
@@ -56,20 +56,16 @@ class NeighbourConfig:
 
 @dataclass(frozen=True)
 class NeighbourVote:
-    """Transactions the vote flagged, and each round's calibration, the last one's last."""
+    """Transactions the vote flagged, and each round's calibration."""
 
     flagged: np.ndarray
     rounds: list[MembershipCalibration]
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready: every round's threshold, and the last round's threshold and table.
-
-        The last round's table is the precision and recall over thresholds of the neighbour
-        shares as they ended (when the vote stopped because it flagged nothing new).
-        """
-        last = self.rounds[-1].to_dict() if self.rounds else {"threshold": None, "table": []}
+        """JSON-ready: the first round's threshold and table, and every round's threshold."""
+        first = self.rounds[0].to_dict() if self.rounds else {"threshold": None, "table": []}
         return {
-            **last,
+            **first,
             "rounds": [
                 {"threshold": r.to_dict()["threshold"], "calibrated": r.calibrated}
                 for r in self.rounds
@@ -80,6 +76,7 @@ class NeighbourVote:
 
 def neighbour_vote(
     flagged: np.ndarray,
+    edges: np.ndarray,
     search: Search,
     label: np.ndarray,
     config: NeighbourConfig | None = None,
@@ -90,6 +87,10 @@ def neighbour_vote(
     ----------
     flagged : ndarray of bool (n,)
         Flagged by every other reason: the first round's voters.
+    edges : ndarray (m, >= 2)
+        Pairs of near points (the clusterer's minimum spanning tree; further columns, such
+        as weights, are ignored): the first round scores the unflagged points joined to a
+        flagged one.
     search : callable
         ``search(rows, k)``: the ``k`` nearest other points of ``rows``, ``(len(rows), k)``.
     label : ndarray (n,)
@@ -108,33 +109,25 @@ def neighbour_vote(
     n = len(now)
     neighbours = np.full((n, cfg.k), -1, dtype=np.int64)
     known = np.zeros(n, dtype=bool)
-
-    def learn(rows: np.ndarray) -> None:
+    pairs = np.asarray(edges)[:, :2].astype(np.int64)
+    touching = now[pairs[:, 0]] != now[pairs[:, 1]]
+    reach = pairs[touching].ravel()
+    rounds: list[MembershipCalibration] = []
+    for _ in range(cfg.max_rounds):
+        rows = np.unique(reach[(reach >= 0) & ~now[np.maximum(reach, 0)]])
         rows = rows[~known[rows]]
         if len(rows):
             neighbours[rows] = search(rows, cfg.k)
             known[rows] = True
-
-    rounds: list[MembershipCalibration] = []
-    frontier = np.flatnonzero(now)
-    for _ in range(cfg.max_rounds):
-        learn(frontier)  # whom the newly flagged are near: the unflagged worth scoring
-        near = neighbours[frontier].ravel()
-        near = np.unique(near[near >= 0])
-        learn(near)
-        for _hop in range(HOPS - 1):
-            near = neighbours[near].ravel()
-            near = np.unique(near[near >= 0])
-            learn(near)
-        scored = np.flatnonzero(known & ~first)
+        scored = np.flatnonzero(known & ~now)
         votes = neighbours[scored]
         share = np.zeros(n)
         share[scored] = np.where(votes >= 0, now[np.maximum(votes, 0)], False).sum(1) / cfg.k
-        calibration = calibrate_membership(share, ~first, label, cfg.calibration)
+        calibration = calibrate_membership(share, ~now, label, cfg.calibration)
         rounds.append(calibration)
         new = ~now & (share >= calibration.threshold)
         if not new.any():
             break
         now |= new
-        frontier = np.flatnonzero(new)
+        reach = neighbours[new].ravel()  # the new flags were scored: their lists are known
     return NeighbourVote(now & ~first, rounds)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse.csgraph import minimum_spanning_tree
+from scipy.spatial.distance import pdist, squareform
 
 from ops.phdbscan import PHDBSCAN, training_neighbours
 from ops.risk import NeighbourConfig, flag_transactions, neighbour_vote
@@ -27,12 +29,19 @@ def _search(X: np.ndarray):
     return lambda rows, k: order[rows, :k]
 
 
+def _edges(X: np.ndarray) -> np.ndarray:
+    """The minimum spanning tree's edges, ``(a, b, weight)`` as the clusterer gives them."""
+    tree = minimum_spanning_tree(squareform(pdist(X))).tocoo()
+    return np.c_[tree.row, tree.col, tree.data]
+
+
 def test_the_vote_flags_a_rings_stragglers_and_no_clean_point() -> None:
     X, fraud, flagged = _world()
     label = fraud.copy()
     label[::3] = np.nan  # a labelled part, not all
-    vote = neighbour_vote(flagged, _search(X), label, NeighbourConfig(k=10))
-    assert vote.flagged[80:120].mean() >= 0.9  # the last few: fewer than 20 labels left
+    vote = neighbour_vote(flagged, _edges(X), _search(X), label, NeighbourConfig(k=10))
+    # most at once; the last few are left when fewer than 20 labelled remain to judge them
+    assert vote.flagged[80:120].mean() >= 0.8
     assert not vote.flagged[120:].any()
     assert not vote.flagged[:80].any()  # only what the other reasons left
     first = vote.rounds[0]
@@ -44,7 +53,9 @@ def test_the_vote_flags_a_rings_stragglers_and_no_clean_point() -> None:
 
 def test_without_labels_a_majority_of_flagged_neighbours_flags() -> None:
     X, _, flagged = _world(1)
-    vote = neighbour_vote(flagged, _search(X), np.full(len(X), np.nan), NeighbourConfig(k=10))
+    vote = neighbour_vote(
+        flagged, _edges(X), _search(X), np.full(len(X), np.nan), NeighbourConfig(k=10)
+    )
     assert all(not r.calibrated and r.threshold == 0.5 for r in vote.rounds)
     assert vote.flagged[80:120].all() and not vote.flagged[120:].any()
 
@@ -52,7 +63,7 @@ def test_without_labels_a_majority_of_flagged_neighbours_flags() -> None:
 def test_labels_that_allow_no_precise_threshold_flag_nothing() -> None:
     X, _, flagged = _world(2)
     label = np.zeros(len(X))  # the stragglers are labelled legitimate: no threshold is precise
-    vote = neighbour_vote(flagged, _search(X), label, NeighbourConfig(k=10))
+    vote = neighbour_vote(flagged, _edges(X), _search(X), label, NeighbourConfig(k=10))
     assert not vote.flagged.any()
     assert vote.rounds[0].calibrated and not np.isfinite(vote.rounds[0].threshold)
 
