@@ -123,7 +123,9 @@ def neighbour_vote(
         votes = neighbours[scored]
         share = np.zeros(n)
         share[scored] = np.where(votes >= 0, now[np.maximum(votes, 0)], False).sum(1) / cfg.k
-        calibration = calibrate_membership(share, ~now, label, cfg.calibration)
+        calibration = _unjudged_majority(
+            calibrate_membership(share, ~now, label, cfg.calibration), cfg.calibration
+        )
         rounds.append(calibration)
         new = ~now & (share >= calibration.threshold)
         if not new.any():
@@ -131,3 +133,29 @@ def neighbour_vote(
         now |= new
         reach = neighbours[new].ravel()  # the new flags were scored: their lists are known
     return NeighbourVote(now & ~first, rounds)
+
+
+def _unjudged_majority(
+    calibration: MembershipCalibration, config: MembershipConfig
+) -> MembershipCalibration:
+    """Fall back to the majority where the labels are too few to judge it, and none against.
+
+    `calibrate_membership` falls back only when the candidates as a whole hold too few
+    labels; here the labelled candidates are many (every unflagged labelled transaction),
+    but a ring's last stragglers are few: at 20k the travel bot's 12 misses, 6 of them
+    labelled, had 0.73-0.97 of their neighbours flagged, and no threshold reached 20
+    labelled. So when the labels allow no threshold, and fewer than ``min_labelled`` of
+    them reach the fallback, all but a ``1 - min_precision`` share of them fraud, the
+    fallback stands, as it would with no labels at all.
+    """
+    if np.isfinite(calibration.threshold):
+        return calibration
+    table = calibration.table
+    at = table.loc[np.isclose(table["threshold"], config.fallback)]
+    if at.empty:
+        return calibration
+    row = at.iloc[0]
+    unjudged = row["n_labelled"] < config.min_labelled
+    if unjudged and row["n_fraud"] >= config.min_precision * row["n_labelled"]:
+        return MembershipCalibration(config.fallback, False, table)
+    return calibration

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from catalog.synthetic import generate_marketplace, generate_shop
+from ops.risk import FLAG_REASONS
 from tests.chromium import needs_chromium, render
 from tests.flows.tiny import tiny_params
 
@@ -56,11 +58,15 @@ def test_every_output_is_written_with_the_documented_columns(shop_run: dict[str,
     accepted = shop_run["summary"]["ingest"]["transactions"]["accepted"]
     assert len(clusters) == accepted == clusters["txn_id"].nunique()
     assert clusters["cluster"].max() >= 1, "expected several clusters on data with rings"
-    # noise is flagged by a risky node it fell out of, its soft membership or a rule, never
-    # as a cluster
+    # noise is flagged by a risky node it fell out of, its soft membership, a rule or its
+    # neighbours, never as a cluster
     noise = clusters.loc[clusters["cluster"] < 0]
     assert noise["risky"].eq(noise["flag_reason"].notna()).all()
     assert not noise["flag_reason"].eq("cluster").any()
+    flags = json.loads((out / "flags.json").read_text())
+    assert set(flags["counts"]) == {*FLAG_REASONS, "none"}
+    for calibrated in ("membership", "neighbours"):  # each with its precision-recall table
+        assert {"threshold", "calibrated", "table"} <= set(flags[calibrated])
     summary = pd.read_parquet(out / "clusters_summary.parquet")
     assert {"cluster", "size", "risky", "risk_reason", "rule_text", "narrative"} <= set(summary)
 

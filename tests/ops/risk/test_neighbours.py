@@ -87,3 +87,17 @@ def test_training_neighbours_are_the_nearest_other_points() -> None:
     expected = _search(X)(rows, 7)
     for g, e in zip(got, expected, strict=True):
         assert set(g) == set(e)
+
+
+def test_too_few_labelled_stragglers_to_judge_fall_back_to_a_majority() -> None:
+    X, fraud, flagged = _world(4)
+    flagged[:110] = True  # ten stragglers left, too few for 20 labels at any threshold
+    label = fraud.copy()
+    label[110:120:2] = np.nan
+    vote = neighbour_vote(flagged, _edges(X), _search(X), label, NeighbourConfig(k=10))
+    assert vote.rounds[0].threshold == 0.5 and not vote.rounds[0].calibrated
+    assert vote.flagged[110:120].all() and not vote.flagged[120:].any()
+    # the same few labelled against it: the labels still judge, and nothing is flagged
+    label[110:120] = 0.0
+    vote = neighbour_vote(flagged, _edges(X), _search(X), label, NeighbourConfig(k=10))
+    assert not vote.flagged.any()
