@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -70,15 +71,42 @@ def _steps(
     return row[has_gap], page[has_gap], log_dwell
 
 
+@numba.njit(cache=True)
+def _group(keys: np.ndarray, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``values`` gathered by key (a counting sort's scatter; ``starts`` from the key counts)."""
+    out = np.empty_like(values)
+    fill = starts[:-1].copy()
+    for i in range(len(keys)):
+        out[fill[keys[i]]] = values[i]
+        fill[keys[i]] += 1
+    return out
+
+
+def _medians(keys: np.ndarray, values: np.ndarray) -> list[tuple[int, float]]:
+    """``(key, median of its values)`` per key present, by key: a pandas groupby median's.
+
+    Keys are page tokens (a vocabulary: tens to thousands), so one counting-sort pass and a
+    partition per page replace pandas' sort of every step (2.7 s for 17M steps).
+    """
+    if not len(keys):
+        return []
+    counts = np.bincount(keys)
+    starts = np.r_[0, np.cumsum(counts)]
+    grouped = _group(keys, values, starts)
+    present = np.flatnonzero(counts)
+    return [(int(k), float(np.median(grouped[starts[k] : starts[k + 1]]))) for k in present]
+
+
 def fit_page_dwell(
     tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray], vocabulary: Sequence[str]
 ) -> PageDwell:
     """Each known page's median log dwell over the window (the yardstick scoring reuses)."""
     _, page, log_dwell = _steps(tokens, dwell)
     known = page >= FIRST_TOKEN
-    medians = pd.Series(log_dwell[known]).groupby(page[known]).median()
     return PageDwell(
-        typical={vocabulary[int(t) - FIRST_TOKEN]: float(v) for t, v in medians.items()},
+        typical={
+            vocabulary[int(t) - FIRST_TOKEN]: v for t, v in _medians(page[known], log_dwell[known])
+        },
         default=float(np.median(log_dwell)) if len(log_dwell) else 0.0,
     )
 
