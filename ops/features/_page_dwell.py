@@ -17,6 +17,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from ops.features._ragged import Ragged
 from ops.ingest import FIRST_TOKEN
 
 #: Per-session columns of `dwell_fit`, in the order of `fit_block`.
@@ -48,9 +49,13 @@ def flat_steps(
 
     ``has_gap`` is False at each session's first event, whose dwell measures nothing.
     """
-    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
-    flat_tokens = np.concatenate(tokens).astype(np.int64) if len(tokens) else np.zeros(0, int)
-    flat_dwell = np.concatenate(dwell) if len(dwell) else np.zeros(0)
+    if isinstance(tokens, Ragged) and isinstance(dwell, Ragged):  # already end to end
+        lengths = tokens.lengths
+        flat_tokens, flat_dwell = tokens.values.astype(np.int64), dwell.values
+    else:
+        lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        flat_tokens = np.concatenate(tokens).astype(np.int64) if len(tokens) else np.zeros(0, int)
+        flat_dwell = np.concatenate(dwell) if len(dwell) else np.zeros(0)
     row = np.repeat(np.arange(len(tokens)), lengths)
     has_gap = np.ones(len(flat_tokens), dtype=bool)
     has_gap[np.r_[0, np.cumsum(lengths)[:-1]][lengths > 0]] = False
