@@ -54,7 +54,7 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     transactions = transactions.loc[txn_ids]
     spec = fit_features(transactions, NON_FEATURE_COLUMNS, params.max_categories)
     features = transform_features(spec, transactions)
-    seq_ids, tokens, dwell = load_sequences(output_root)
+    seq_ids, tokens, dwell = load_sequences(output_root, ragged=True)
     vocabulary = catalog.load_json("vocabulary")
     page_dwell = fit_page_dwell(tokens, dwell, vocabulary)
     fit = dwell_fit(page_dwell, tokens, dwell, vocabulary).set_index(seq_ids).loc[txn_ids]

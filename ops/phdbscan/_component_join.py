@@ -19,6 +19,7 @@ for the approximate tree).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
@@ -27,6 +28,50 @@ __all__ = ["join_components", "lightest_outgoing"]
 
 _SEED = 256  # points per side in the first (bound-setting) block of a pair
 _BLOCK = 1 << 21  # float64 entries per distance block
+
+
+@numba.njit(cache=True)
+def _centroid_sums(X: np.ndarray, comp: np.ndarray, C: int) -> np.ndarray:
+    """Per-component float64 sums of ``X``'s rows, added in row order (``np.add.at``'s sums).
+
+    A loop, so no ``n x d`` float64 copy of ``X`` (512 MB at 1M x 64) is made each round.
+    """
+    cent = np.zeros((C, X.shape[1]))
+    for i in range(X.shape[0]):
+        c = comp[i]
+        for j in range(X.shape[1]):
+            cent[c, j] += X[i, j]
+    return cent
+
+
+# reassociation lets LLVM vectorise the dot product: 3x faster than the sequential sum, and
+# the same on every run on one machine (a pair's bound holds under any summation order)
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _project(X: np.ndarray, pts: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """``X[pts] @ direction`` in float64, reading the rows in place (no gathered copy).
+
+    The gathered float64 copy and BLAS took 4x longer: the largest component (40-95% of the
+    points at 1M) is the partner of ~100 others per join.
+    """
+    out = np.empty(len(pts))
+    for i in range(len(pts)):
+        s = 0.0
+        for j in range(X.shape[1]):
+            s += X[pts[i], j] * direction[j]
+        out[i] = s
+    return out
+
+
+def _ascending(key: np.ndarray, keep: int | None) -> np.ndarray:
+    """Positions of ``key``'s ``keep`` smallest values (all if ``None``), in ascending order.
+
+    A pair never reads past the first ``max(_SEED, cap)`` points of a side, so a partition
+    replaces the sort of a whole component (400k points at 1M rows) per pair.
+    """
+    if keep is None or keep >= len(key):
+        return np.argsort(key)
+    head = np.argpartition(key, keep - 1)[:keep]
+    return head[np.argsort(key[head])]
 
 
 def _pair_search(
@@ -46,7 +91,8 @@ def _pair_search(
     a_pts, sa, b_pts, sb = a_pts[a_ok], sa[a_ok], b_pts[b_ok], sb[b_ok]
     if len(a_pts) == 0 or len(b_pts) == 0:
         return best
-    oa, ob = np.argsort(-sa), np.argsort(sb)
+    keep = None if cap is None else max(cap, _SEED)
+    oa, ob = _ascending(-sa, keep), _ascending(sb, keep)
     a_pts, sa, b_pts, sb = a_pts[oa], sa[oa], b_pts[ob], sb[ob]
     for first in (True, False):
         w = best[0]
@@ -112,9 +158,7 @@ def lightest_outgoing(
     counts = np.bincount(comp, minlength=C)
     order = np.argsort(comp, kind="stable")
     starts = np.r_[0, np.cumsum(counts)]
-    cent = np.zeros((C, X.shape[1]))
-    np.add.at(cent, comp, X.astype(np.float64))
-    cent /= np.maximum(counts, 1)[:, None]
+    cent = _centroid_sums(X, comp, C) / np.maximum(counts, 1)[:, None]
     csq = (cent * cent).sum(1)
     gap = np.sqrt(np.maximum(csq[:, None] + csq[None, :] - 2 * cent @ cent.T, 0.0))
     out_w = np.full(len(query), np.inf)
@@ -126,20 +170,23 @@ def lightest_outgoing(
         partners = partners[partners != A]
         if max_partners is not None:
             partners = partners[:max_partners]
-        xa = X[a_pts].astype(np.float64)
         w, u, v = np.inf, -1, -1
         for B in partners:
             b_pts = order[starts[B] : starts[B + 1]]
+            # only points with core < w can join by an edge lighter than w: project just those
+            pa, pb = a_pts[core[a_pts] < w], b_pts[core[b_pts] < w]
+            if len(pa) == 0 or len(pb) == 0:
+                continue
             g = gap[A, B]
             if g == 0:  # coincident centroids: no direction, search everything
-                sa, sb = np.zeros(len(a_pts)), np.zeros(len(b_pts))
+                sa, sb = np.zeros(len(pa)), np.zeros(len(pb))
             else:
                 direction = (cent[B] - cent[A]) / g
-                sa = xa @ direction
-                sb = X[b_pts].astype(np.float64) @ direction
-            if np.isfinite(w) and sb.min() - sa.max() >= w:
+                sa = _project(X, pa, direction)
+                sb = _project(X, pb, direction)
+            if sb.min() - sa.max() >= w:
                 continue
-            w2, u2, v2 = _pair_search(X, core, a_pts, sa, b_pts, sb, w, cap)
+            w2, u2, v2 = _pair_search(X, core, pa, sa, pb, sb, w, cap)
             if u2 >= 0 and w2 < w:
                 w, u, v = w2, u2, v2
         out_w[qi], out_u[qi], out_v[qi] = w, u, v

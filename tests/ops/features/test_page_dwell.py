@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ops.features import (
     DWELL_FIT_COLUMNS,
     PageDwell,
+    Ragged,
     dwell_fit,
     fit_block,
     fit_page_dwell,
@@ -90,3 +92,19 @@ def test_session_stats_carry_the_dwell_fit_for_rules() -> None:
     assert set(DWELL_FIT_COLUMNS) <= set(stats.columns)
     assert (stats["dwell_page_fit"] > 0).all()
     assert not set(DWELL_FIT_COLUMNS) & set(session_stats(tokens, dwell, VOCABULARY).columns)
+
+
+def test_ragged_rows_give_what_lists_of_arrays_give() -> None:
+    tokens, dwell = _window(30)
+    tokens = [*tokens, np.zeros(0, np.int64), np.array([HOME])]  # an empty and a 1-step session
+    dwell = [d.astype(np.float32) for d in [*dwell, np.zeros(0), np.array([3.0])]]  # as loaded
+    offsets = np.r_[0, np.cumsum([len(t) for t in tokens])]
+    rag_tokens = Ragged(np.concatenate(tokens).astype(np.int64), offsets)
+    rag_dwell = Ragged(np.concatenate(dwell), offsets)
+    assert [t.tolist() for t in rag_tokens] == [t.tolist() for t in tokens]
+    table = fit_page_dwell(tokens, dwell, VOCABULARY)
+    assert fit_page_dwell(rag_tokens, rag_dwell, VOCABULARY) == table
+    expected = dwell_fit(table, tokens, dwell, VOCABULARY)
+    pd.testing.assert_frame_equal(dwell_fit(table, rag_tokens, rag_dwell, VOCABULARY), expected)
+    stats = session_stats(rag_tokens, rag_dwell, VOCABULARY, page_dwell=table)
+    pd.testing.assert_frame_equal(stats, session_stats(tokens, dwell, VOCABULARY, page_dwell=table))
