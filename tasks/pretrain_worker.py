@@ -35,7 +35,7 @@ from ops.sequence import (
     set_seed,
     train_epoch,
 )
-from tasks.io import load_sequences
+from tasks.io import read_sequences, sequence_arrays
 from tasks.pretrain_progress import epoch_reporter
 
 STATE_FILE = "state.pt"
@@ -85,15 +85,19 @@ def build_loaders(
     sequences of step ``i`` of a 1-worker run: the runs differ only in float summation.
     Ray's own sampler would ignore the seed and pad the shards with repeated sequences.
     """
-    _, tokens, dwell = load_sequences(config["output_root"])
+    table = read_sequences(config["output_root"])
     train_idx, val_idx = _split(
-        len(tokens), config["val_fraction"], config["max_train_sequences"], config["seed"]
+        table.num_rows, config["val_fraction"], config["max_train_sequences"], config["seed"]
     )
+    # Only the sample becomes arrays (the split is the costly part at 1M sessions); the
+    # dataset's positions are the sample's, in the table's order.
+    rows = np.union1d(train_idx, val_idx)
+    _, tokens, dwell = sequence_arrays(table.take(rows))
     dataset = SequenceDataset(tokens, dwell)
     collate = SequenceCollator(config["max_len"])
     per_worker = max(2, config["batch_size"] // world_size)
-    train = Subset(dataset, train_idx)
-    val = Subset(dataset, val_idx)
+    train = Subset(dataset, np.searchsorted(rows, train_idx))
+    val = Subset(dataset, np.searchsorted(rows, val_idx))
     train_sampler = DistributedSampler(
         train, world_size, rank, shuffle=True, seed=config["seed"], drop_last=True
     )
