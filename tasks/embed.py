@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 from catalog.datasets import Catalog
 from infra.ray import ensure_ray, on_cluster
 from infra.tracking import RunLogger
-from ops.sequence import embed
-from tasks.io import load_sequences, log_dataset, split_lists
+from ops.sequence import embed, embed_concatenated
+from tasks.io import flat_lists, log_dataset, read_sequences, split_lists
 from tasks.pretrain import PretrainResult
 from tasks.pretrain_worker import load_encoder
 
@@ -85,9 +85,14 @@ def embed_sequences(
     if use_ray:
         txn_ids, vectors = _embed_on_ray(output_root, pretrained, params.batch_size)
     else:
-        txn_ids, tokens, dwell = load_sequences(output_root)
+        table = read_sequences(output_root)
+        txn_ids = table.column("txn_id").to_numpy(zero_copy_only=False).astype(str)
+        tokens, ends = flat_lists(table.column("tokens"), np.int64)
+        dwell, _ = flat_lists(table.column("dwell"), np.float32)
         encoder = load_encoder(pretrained.checkpoint, pretrained.encoder_config)
-        vectors = embed(encoder, tokens, dwell, pretrained.max_len, params.batch_size)
+        vectors = embed_concatenated(
+            encoder, tokens, dwell, ends, pretrained.max_len, params.batch_size
+        )
     catalog = Catalog(output_root)
     digest = catalog.save_vectors("embeddings", txn_ids, vectors)
     log_dataset(RunLogger(run_id), catalog, "embeddings", "embeddings")

@@ -12,12 +12,18 @@ from infra.tracking import RunLogger
 from ops.features import Ragged
 
 
-def split_lists(column: pa.ChunkedArray, dtype: type) -> list[np.ndarray]:
-    """A list column as one numpy array per row, by slicing the flat values (no Python per item)."""
+def flat_lists(column: pa.ChunkedArray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as its rows end to end and where each row ends (no Python per item)."""
     array = column.combine_chunks()
     offsets = array.offsets.to_numpy()
-    values = array.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-    return np.split(values, offsets[1:-1] - offsets[0]) if len(array) else []
+    values = array.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]
+    return values.astype(dtype, copy=False), offsets[1:] - offsets[0]
+
+
+def split_lists(column: pa.ChunkedArray, dtype: type) -> list[np.ndarray]:
+    """A list column as one numpy array per row, by slicing the flat values."""
+    values, ends = flat_lists(column, dtype)
+    return np.split(values, ends[:-1]) if len(ends) else []
 
 
 def ragged_lists(column: pa.ChunkedArray, dtype: type) -> Ragged:

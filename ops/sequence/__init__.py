@@ -8,6 +8,7 @@ training loop, and the random-generator state a checkpoint carries.
 from ops.sequence._bag_of_events import BagOfEventsEncoder
 from ops.sequence._encoder import TimeAttentionBiLSTM
 from ops.sequence._encoder_export import PackedSequenceEncoder, pack_sequences
+from ops.sequence._equal_length import embed_concatenated
 from ops.sequence._objectives import ContrastiveObjective, ReconstructionObjective, build_objective
 from ops.sequence._rng_state import capture_rng, restore_rng
 from ops.sequence._sequence_batch import (
@@ -31,6 +32,7 @@ __all__ = [
     "capture_rng",
     "collate_sequences",
     "embed",
+    "embed_concatenated",
     "evaluate",
     "pack_sequences",
     "restore_rng",

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from ops.sequence import TimeAttentionBiLSTM, collate_sequences, embed, set_seed
+from ops.sequence import (
+    TimeAttentionBiLSTM,
+    collate_sequences,
+    embed,
+    embed_concatenated,
+    set_seed,
+)
 from ops.sequence._encoder import log_seconds
 from ops.sequence._equal_length import EqualLengthEncoder
 
@@ -57,3 +63,18 @@ def test_parallel_batches_equal_one_thread_and_restore_the_thread_count() -> Non
         torch.set_num_threads(saved)
     np.testing.assert_allclose(pooled, alone, atol=1e-6, rtol=0)
     assert encoder.eval().training is False
+
+
+def test_sessions_end_to_end_embed_as_one_array_each() -> None:
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(0, 15, size=200)  # empty sessions among them
+    tokens = [rng.integers(2, VOCAB, size=k) for k in lengths]
+    dwell = [rng.exponential(2.0, size=k).astype(np.float32) for k in lengths]
+    encoder = _encoder(num_layers=1)
+    each = embed(encoder, tokens, dwell, max_len=10, batch_size=16)
+    joined = embed_concatenated(
+        encoder, np.concatenate(tokens), np.concatenate(dwell), np.cumsum(lengths), 10, 16
+    )
+    np.testing.assert_array_equal(joined, each)
+    with pytest.raises(ValueError, match="sessions ending at"):
+        embed_concatenated(encoder, np.zeros(3, np.int64), np.zeros(3), np.array([2]), 10, 16)
