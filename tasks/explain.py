@@ -170,7 +170,9 @@ def flag_view(
     (`ops.risk.risky_branches`) the transactions in risky branches of the others.
     """
     cluster = view["cluster"].to_numpy()
-    hits = rule_hits(_distinct(rules), view, cluster, params.flag_rule_precision)
+    label = pd.to_numeric(view["label"], errors="coerce").to_numpy(dtype=np.float64)
+    config = MembershipConfig(min_precision=params.membership_precision)
+    hits = rule_hits(_distinct(rules), view, cluster, params.flag_rule_precision, label, config)
     parent = risk.loc[risk["parent"] >= 0].set_index("cluster")["parent"]
     candidate = membership_candidates(cluster, risky_ids, parent.to_dict())
     # only candidates can be flagged by membership, so only their vectors are computed
@@ -179,8 +181,6 @@ def flag_view(
     vectors = all_points_membership_vectors(clusterer, rows)
     score = np.zeros(len(cluster))
     score[rows] = risky_membership(vectors, risky_ids)
-    label = pd.to_numeric(view["label"], errors="coerce").to_numpy(dtype=np.float64)
-    config = MembershipConfig(min_precision=params.membership_precision)
     calibration = calibrate_membership(score, candidate, label, config)
     membership = candidate & (score >= calibration.threshold)
     branch = view["txn_id"].isin(catalog.load_frame("branches", ["txn_id"])["txn_id"]).to_numpy()

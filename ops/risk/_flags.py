@@ -163,23 +163,45 @@ def calibrate_membership(
 
 
 def rule_hits(
-    rules: Iterable[Rule], frame: pd.DataFrame, cluster: np.ndarray, min_precision: float
+    rules: Iterable[Rule],
+    frame: pd.DataFrame,
+    cluster: np.ndarray,
+    min_precision: float,
+    label: np.ndarray | None = None,
+    config: MembershipConfig | None = None,
 ) -> np.ndarray:
     """Transactions matched by a rule precise enough to flag what it matches.
 
     A rule's precision is recounted here without the noise it matches: HDBSCAN leaves part
     of a ring in noise, and those are the very transactions a rule should recover, so noise
     counts neither for nor against a rule; members of other clusters count against it.
+
+    With ``label``, what a rule would flag beyond its own clusters is also judged by the
+    labels, with the membership threshold's bar (``config``): when at least
+    ``min_labelled`` of those transactions are labelled, at least ``min_precision`` of them
+    must be fraud. A broad rule over hundreds of clusters can be precise against clusters
+    and still reach thousands of ordinary noise points (0.33 fraud among 6,306 labelled at
+    1M on the shop world); fewer labels than that leave the cluster bar alone to judge.
     """
+    cfg = config or MembershipConfig()
     cluster = np.asarray(cluster)
     clustered = cluster != NOISE
+    label = None if label is None else np.asarray(label, dtype=np.float64)
     hits = np.zeros(len(frame), dtype=bool)
     for rule in rules:
         matched = rule.mask(frame)
+        own = np.isin(cluster, rule.clusters)
         judged = int((matched & clustered).sum())
-        inside = int((matched & np.isin(cluster, rule.clusters)).sum())
-        if judged and inside / judged >= min_precision:
-            hits |= matched
+        inside = int((matched & own).sum())
+        if not judged or inside / judged < min_precision:
+            continue
+        if label is not None:
+            beyond = label[matched & ~own]
+            n_labelled = int((~np.isnan(beyond)).sum())
+            n_fraud = int((beyond == 1).sum())
+            if n_labelled >= cfg.min_labelled and n_fraud < cfg.min_precision * n_labelled:
+                continue
+        hits |= matched
     return hits
 
 

@@ -114,6 +114,20 @@ def test_rules_flag_when_precise_with_noise_left_aside() -> None:
     assert not rule_hits([], frame, cluster, 0.8).any()
 
 
+def test_rules_flag_beyond_their_clusters_only_where_the_labels_agree() -> None:
+    """20 noise points matched: a rule flags them unless enough labels there say clean."""
+    frame = pd.DataFrame({"amount": np.r_[np.ones(2), np.ones(20), [50.0]]})
+    cluster = np.r_[[0, 0], np.full(20, -1), [1]]
+    rule = Rule(0, (Condition("amount", "<=", 5.0),))
+    config = MembershipConfig(min_precision=0.95, min_labelled=20)
+    fraud = np.r_[[1, 1], np.ones(20), [0]]
+    clean = np.r_[[1, 1], np.r_[np.ones(10), np.zeros(10)], [0]]
+    too_few = np.where(np.arange(23) >= 12, clean, np.nan)  # 10 clean labels
+    assert rule_hits([rule], frame, cluster, 0.8, fraud, config).sum() == 22
+    assert not rule_hits([rule], frame, cluster, 0.8, clean, config).any()
+    assert rule_hits([rule], frame, cluster, 0.8, too_few, config).sum() == 22
+
+
 def test_labels_that_allow_no_precise_threshold_flag_nothing(stragglers) -> None:
     score, candidate, _ = stragglers
     rng = np.random.default_rng(3)
