@@ -30,6 +30,17 @@ def test_ids_are_found_whatever_the_share_of_known_ids_hashed_at_once(set_size: 
     assert transaction_codes(txn, KNOWN, set_size).tolist() == [4, -1, 0, -1, 2, 4]
 
 
+def test_ids_get_the_same_codes_however_the_piece_is_chunked() -> None:
+    # a gzip JSON file is one piece read in many small chunks
+    rng = np.random.default_rng(0)
+    ids = rng.choice(["a", "b", "c", "d", "e", "x", "y"], 500).tolist()
+    one = transaction_codes(pa.chunked_array([ids]), KNOWN, 3)
+    many = transaction_codes(pa.chunked_array([ids[i : i + 7] for i in range(0, 500, 7)]), KNOWN, 3)
+    assert one.tolist() == many.tolist()
+    assert one.tolist() == [KNOWN.to_pylist().index(t) if t in "abcde" else -1 for t in ids]
+    assert transaction_codes(pa.chunked_array([], pa.string()), KNOWN, 3).tolist() == []
+
+
 def test_dictionary_text_is_judged_like_plain_text() -> None:
     values = ["home", " ", None, "", "cart", "home"]
     plain = pa.array(values, pa.string())
