@@ -19,7 +19,7 @@ from ops.risk._flags import (
     risky_membership,
     rule_hits,
 )
-from ops.risk._narrative import describe_behaviour, narrate
+from ops.risk._narrative import BEHAVIOUR_COLUMNS, describe_behaviour, narrate
 from ops.risk._neighbours import NeighbourConfig, NeighbourVote, neighbour_vote
 from ops.risk._risk import LabelConfig, RiskConfig, assess_risk
 from ops.risk._rule_export import RULE_SOURCE_SQL, engine_forms, rule_to_json_logic, rule_to_sql
@@ -29,6 +29,7 @@ from ops.risk._scoring import attach_risk, translate_tokens
 from ops.risk._sibling_risk import SiblingConfig, cluster_parents, pool_siblings
 
 __all__ = [
+    "BEHAVIOUR_COLUMNS",
     "FLAG_REASONS",
     "RULE_SOURCE_SQL",
     "STATUSES",

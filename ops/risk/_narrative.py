@@ -69,6 +69,10 @@ class Behaviour:
         }
 
 
+#: The columns `describe_behaviour` reads.
+BEHAVIOUR_COLUMNS = ("path", "median_dwell", "duration", "n_events")
+
+
 def describe_behaviour(
     members: pd.DataFrame, *, min_share: float = 0.5, max_len: int = 8
 ) -> Behaviour:
