@@ -229,11 +229,44 @@ def _distinct(rules: dict[int, list[Rule]]) -> list[Rule]:
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Object columns holding tuples or mixed values become JSON text, which Parquet can hold."""
+    """Object columns made storable: sequences as Parquet lists, mixed values as JSON text.
+
+    Paths (page names, any character) and pooled cluster ids stay lists end to end; they
+    arrive as lists or, read back from Parquet, as arrays, whose text form NumPy abridges.
+    """
     out = frame.copy()
     for name in out.columns:
-        if out[name].dtype == object:
-            out[name] = out[name].map(
-                lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str)
-            )
+        if out[name].dtype != object:
+            continue
+        values = out[name]
+        if values.map(lambda v: _missing(v) or isinstance(v, _SEQUENCES)).all():
+            out[name] = values.map(lambda v: None if _missing(v) else _plain(v))
+        else:
+            out[name] = values.map(_json_text)
     return out
+
+
+_SEQUENCES = (list, tuple, np.ndarray)
+
+
+def _missing(value: object) -> bool:
+    """None or a float NaN, which pandas puts in object columns for a missing value."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _json_text(value: object) -> str | None:
+    """Text as it is, anything else as JSON text; missing as None."""
+    if _missing(value):
+        return None
+    return value if isinstance(value, str) else json.dumps(_plain(value), default=str)
+
+
+def _plain(value: object) -> object:
+    """``value`` with arrays, tuples and NumPy scalars as the Python values JSON knows."""
+    if isinstance(value, _SEQUENCES):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value

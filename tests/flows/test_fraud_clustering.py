@@ -69,6 +69,14 @@ def test_every_output_is_written_with_the_documented_columns(shop_run: dict[str,
         assert {"threshold", "calibrated", "table"} <= set(flags[calibrated])
     summary = pd.read_parquet(out / "clusters_summary.parquet")
     assert {"cluster", "size", "risky", "risk_reason", "rule_text", "narrative"} <= set(summary)
+    # paths stay lists of page names in every output, never their text form
+    modal = summary["modal_path"].dropna()
+    assert len(modal) and all(all(isinstance(page, str) for page in p) for p in modal)
+    path_of = pd.read_parquet(out / "behaviour.parquet").set_index("txn_id")["path"]
+    review = pd.read_parquet(out / "review.parquet")
+    assert len(review)
+    for txn, path in zip(review["txn_id"], review["path"], strict=True):
+        assert list(path) == list(path_of[txn])
 
 
 def test_rows_in_equal_accepted_plus_quarantined(shop_run: dict[str, Any]) -> None:
