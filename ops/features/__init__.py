@@ -5,7 +5,7 @@ statistics investigators read, and the hybrid vector that joins features with th
 session embedding for clustering.
 """
 
-from ops.features._behaviour import path_keys, session_stats
+from ops.features._behaviour import path_codes, path_keys, session_stats
 from ops.features._features import FeatureSpec, fit_features, transform_features
 from ops.features._hybrid import HybridScaling, apply_hybrid, fit_hybrid, hybrid_vectors
 from ops.features._page_dwell import (
@@ -32,6 +32,7 @@ __all__ = [
     "fit_hybrid",
     "fit_page_dwell",
     "hybrid_vectors",
+    "path_codes",
     "path_keys",
     "session_stats",
     "transform_features",

@@ -11,6 +11,8 @@ from typing import cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ops.features._page_dwell import PageDwell, dwell_fit, flat_steps
 
@@ -75,8 +77,57 @@ def path_keys(paths: pd.Series) -> list[tuple[str, ...] | None]:
     return [_path_key(p) for p in paths]
 
 
+def path_codes(paths: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each path's code among the distinct paths (-1 where missing), and where each first occurs.
+
+    The codes are ``pd.factorize(path_keys(paths))``'s, in order of first appearance, without
+    a tuple per row: the pages of every path are factorised once, and each path becomes the
+    bytes of its page codes, which Arrow encodes (a third of the time at 1M rows).
+
+    Returns
+    -------
+    codes : ndarray (n,) int64
+    first : ndarray (n_distinct,) int64
+        The position of each distinct path's first row: ``paths.iloc[first[c]]`` is path ``c``.
+    """
+    values = paths.to_numpy(dtype=object)
+    n = len(values)
+    lengths = np.fromiter(
+        (-1 if _missing(p) else 1 if isinstance(p, str) else len(p) for p in values),
+        np.int64,
+        n,
+    )
+    present = lengths >= 0
+    pieces = [np.array([p], dtype=object) if isinstance(p, str) else p for p in values[present]]
+    flat = np.concatenate([np.asarray(p, dtype=object) for p in pieces]) if pieces else []
+    flat = np.asarray(flat, dtype=object)
+    if pd.api.types.infer_dtype(flat, skipna=False) not in ("string", "empty"):
+        flat = flat.astype(str).astype(object)  # pages counted by their names, as path_keys
+    page, _ = pd.factorize(flat)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.where(present, lengths, 0), out=offsets[1:])
+    keys = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(),
+        n,
+        [
+            pa.py_buffer(np.packbits(present, bitorder="little")),
+            pa.py_buffer(offsets * 4),
+            pa.py_buffer(page.astype("<i4")),
+        ],
+    )
+    codes = pc.dictionary_encode(keys).indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    codes = codes.astype(np.int64)
+    first = np.full(codes.max(initial=-1) + 1, n, np.int64)
+    np.minimum.at(first, codes[present], np.flatnonzero(present))
+    return codes, first
+
+
+def _missing(p: object) -> bool:
+    return p is None or (isinstance(p, float) and np.isnan(p))
+
+
 def _path_key(p: object) -> tuple[str, ...] | None:
-    if p is None or (isinstance(p, float) and np.isnan(p)):
+    if _missing(p):
         return None
     if isinstance(p, str):
         return (p,)

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.special import gammaln
 
-from ops.features import path_keys
+from ops.features import path_codes, path_keys
 
 SIGNALS = ("identical", "machine", "shared_ids", "young", "burst")
 
@@ -169,8 +169,8 @@ def _path_agreement(df: pd.DataFrame, key: np.ndarray, clusters: pd.Index) -> pd
     if "path" not in df:
         t["path_share"], t["modal_path"] = np.nan, None
         return t
-    # lists of page names, counted as tuples: names may hold any character
-    codes, uniques = pd.factorize(pd.Series(path_keys(df["path"]), dtype=object))  # None -> -1
+    # lists of page names, counted as whole lists: names may hold any character
+    codes, first = path_codes(df["path"])  # None -> -1
     known = codes >= 0
     pairs = pd.DataFrame({"cluster": key[known], "code": codes[known]})
     counts = pairs.groupby(["cluster", "code"]).size().sort_values(ascending=False)
@@ -184,7 +184,10 @@ def _path_agreement(df: pd.DataFrame, key: np.ndarray, clusters: pd.Index) -> pd
     )
     n_known = pairs.groupby("cluster").size()
     t["path_share"] = (top / n_known).reindex(t.index)
-    t["modal_path"] = top_code.map(lambda c: list(uniques[c])).reindex(t.index)
+    modal = path_keys(df["path"].iloc[first[top_code.to_numpy()]])
+    t["modal_path"] = pd.Series(
+        [list(p) for p in modal], index=top_code.index, dtype=object
+    ).reindex(t.index)
     return t
 
 

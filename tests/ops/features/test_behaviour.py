@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ops.features import session_stats
+from ops.features import path_codes, path_keys, session_stats
 from ops.risk import assess_risk, describe_behaviour
 
 #: page names a shop may really have: separators, quotes and markup are all one page each
@@ -47,3 +47,19 @@ def test_page_names_holding_separators_quotes_and_markup_stay_whole(tmp_path: Pa
     risk = assess_risk(frame)
     assert risk.loc[0, "modal_path"] == ODD_PAGES
     assert risk.loc[0, "path_share"] == pytest.approx(6 / 8)
+
+
+def test_path_codes_count_whole_paths_as_path_keys_does() -> None:
+    odd = ["a>b", "c|d", 'say "hi", <b>', "a", "b"]
+    rng = np.random.default_rng(0)
+    paths: list[object] = [
+        np.array(rng.choice(odd, rng.integers(0, 4)), dtype=object) for _ in range(300)
+    ]
+    # a plain string is one page; missing paths; pages that are not text count by their names
+    paths += ["a>b", None, float("nan"), [], ["a", "b"], ["a>b"], [1, "1"], ["1", "1"]]
+    series = pd.Series(paths, dtype=object)
+    codes, first = path_codes(series)
+    expected, uniques = pd.factorize(pd.Series(path_keys(series), dtype=object))
+    assert codes.tolist() == expected.tolist()
+    assert [path_keys(series.iloc[[i]])[0] for i in first] == list(uniques)
+    assert codes[-8] == codes[-3] and codes[-6] != codes[-5] and codes[-2] == codes[-1]
