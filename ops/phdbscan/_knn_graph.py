@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -150,6 +150,7 @@ def cell_knn(
     n_iter: int = 8,
     stats: dict[str, Any] | None = None,
     map_chunks: MapChunks | None = None,
+    on_index: Callable[[CellIndex], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Self-kNN graph of ``X``: the ``k`` nearest rows of every row (itself included).
 
@@ -176,6 +177,9 @@ def cell_knn(
         ``map``'s signature, results in input order: runs the chunks, for instance as
         parallel tasks of a cluster. Default: a pool of as many threads as OpenMP would use,
         in this process.
+    on_index : callable, optional
+        Called with the fitted :class:`CellIndex` (none when ``X`` is searched whole), which
+        can serve new points too.
 
     Returns
     -------
@@ -199,6 +203,8 @@ def cell_knn(
         idx[:, : nb.shape[1]] = nb
         return _finish(dist, idx, stats, L, probe, 0)
     index = CellIndex(L, probe, seed, n_iter).fit(X)
+    if on_index is not None:
+        on_index(index)
     chunks = _cell_chunks(index.starts)
     search = CellChunkSearch(index, k, exact)
     n_threads = faiss.omp_get_max_threads()
@@ -335,6 +341,37 @@ class CellIndex:
         self.starts = np.searchsorted(assign[self.order], np.arange(L + 1))
         self.near = _faiss().knn(self.cent, self.cent, min(self.n_probe, L))[1]
         return self
+
+    def to_dict(self, prefix: str = "cells_") -> dict[str, np.ndarray]:
+        """The fitted cells as arrays, to save beside a model (the data is the model's own)."""
+        return {
+            prefix + "params": np.array([self.n_cells, self.n_probe, self.seed, self.n_iter]),
+            prefix + "cent": self.cent,
+            prefix + "order": self.order,
+            prefix + "starts": self.starts,
+            prefix + "near": self.near,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, arrays: Mapping[str, np.ndarray], X: np.ndarray, prefix: str = "cells_"
+    ) -> CellIndex:
+        """The index :meth:`to_dict` saved, over the data ``X`` it was fitted on: no k-means."""
+        n_cells, n_probe, seed, n_iter = (int(v) for v in arrays[prefix + "params"])
+        index = cls(n_cells, n_probe, seed, n_iter)
+        index.X = np.ascontiguousarray(X, dtype=np.float32)
+        for name in ("cent", "order", "starts", "near"):
+            setattr(index, name, np.asarray(arrays[prefix + name]))
+        return index
+
+    def same_cells(self, other: CellIndex) -> bool:
+        """Whether ``other`` fitted on the same data gives these very cells and probes."""
+        return (self.n_cells, self.n_probe, self.seed, self.n_iter) == (
+            other.n_cells,
+            other.n_probe,
+            other.seed,
+            other.n_iter,
+        )
 
     def probed(self, a: int) -> tuple[np.ndarray, np.ndarray]:
         """Return the cells probed around cell ``a`` (``a`` itself among them) and their rows."""

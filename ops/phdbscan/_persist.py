@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ops.phdbscan._condensed_tree import PredictionTables
+from ops.phdbscan._knn_graph import CellIndex
 
 if TYPE_CHECKING:
     from ops.phdbscan._estimator import PHDBSCAN
@@ -47,6 +48,8 @@ def save_model(model: PHDBSCAN, path: str | os.PathLike[str]) -> None:
             continue
         arrays["param_" + key] = np.array(val if val is not None else _NONE)
     arrays.update(model._tables.to_dict())
+    if isinstance(model._pred_index, CellIndex):  # the fit's cells, searched by new points
+        arrays.update(model._pred_index.to_dict())
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
 
@@ -70,5 +73,7 @@ def load_model(cls: type[PHDBSCAN], path: str | os.PathLike[str]) -> PHDBSCAN:
         model.knn_backend_ = str(data["knn_backend_"])
         model.n_features_in_ = model._raw_data.shape[1]
         model._tables = PredictionTables.from_dict(dict(data))
-    model._reset_caches()
+        model._reset_caches()
+        if "cells_params" in data.files:
+            model._pred_index = CellIndex.from_dict(data, model._raw_data)
     return model

@@ -10,6 +10,7 @@ edges tied with the tree) or approximate (kNN forest and component join).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from ops.phdbscan._component_join import join_components
 from ops.phdbscan._knn import KNNIndex, resolve_backend
 from ops.phdbscan._knn_forest import knn_forest
-from ops.phdbscan._knn_graph import MapChunks, cell_knn
+from ops.phdbscan._knn_graph import CellIndex, MapChunks, cell_knn
 from ops.phdbscan._knn_refine import refine_float64
 from ops.phdbscan._matrix_input import PhaseTimer, from_euclidean, to_euclidean
 from ops.phdbscan._mst import default_graph_k, mutual_reachability_mst
@@ -55,6 +56,7 @@ class SpanningTreeStep:
     knn_backend_: str
     _ms_predict: int
     _stats: dict[str, Any]
+    _keep_cells: Callable[[CellIndex], None]  # HDBSCANAttributes': the fit's cells for new points
 
     def _gpu(self) -> bool:
         if self.device == "cpu":
@@ -99,7 +101,12 @@ class SpanningTreeStep:
         k_query = min(n, default_graph_k(ms, n) + 1 if exact else ms + 1)
         if self.knn_backend_ == "cells":
             dist32, idx = cell_knn(
-                X, k_query, exact=exact, seed=self.random_state or 0, map_chunks=self.knn_map
+                X,
+                k_query,
+                exact=exact,
+                seed=self.random_state or 0,
+                map_chunks=self.knn_map,
+                on_index=self._keep_cells,
             )
             knn_is_exact = exact
         else:

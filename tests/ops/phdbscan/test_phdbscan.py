@@ -268,3 +268,23 @@ def test_torch_cuda_backend_matches_flat() -> None:
     cpu = PHDBSCAN(min_cluster_size=10, mode="exact", device="cpu").fit(X)
     assert gpu.knn_backend_ == "torch"
     assert adjusted_rand_score(cpu.labels_, gpu.labels_) >= 0.99
+
+
+def test_the_fits_cells_serve_new_points_and_are_saved(tmp_path: Path) -> None:
+    # above 200k rows the default mode's kNN cells are those prediction would build
+    X, _ = make_blobs(210_000, n_features=4, centers=6, random_state=0)
+    X = X.astype(np.float32)
+    model = PHDBSCAN(min_cluster_size=40, min_samples=10, random_state=0).fit(X)
+    kept = model._pred_index
+    fresh = model._predict_index(len(X)).fit(model._raw_data)  # what prediction would fit
+    for name in ("cent", "order", "starts", "near"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(fresh, name))
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = PHDBSCAN.load(path)
+    for name in ("cent", "order", "starts", "near"):
+        np.testing.assert_array_equal(getattr(loaded._pred_index, name), getattr(fresh, name))
+    Q = np.random.default_rng(1).normal(0, 6, (500, 4)).astype(np.float32)
+    expected = fresh.search(Q, 5)
+    for a, b in zip(loaded._pred_index.search(Q, 5), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
