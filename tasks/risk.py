@@ -79,7 +79,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         The metrics logged to the run (quality, label and risk figures).
     """
     catalog = Catalog(output_root)
-    txn_ids, tokens, dwell = load_sequences(output_root)
+    txn_ids, tokens, dwell = load_sequences(output_root, ragged=True)
     page_dwell = PageDwell.from_dict(catalog.load_json("page_dwell"))
     stats = session_stats(tokens, dwell, catalog.load_json("vocabulary"), page_dwell=page_dwell)
     catalog.save_table("behaviour", stats.assign(txn_id=txn_ids))
