@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,11 +80,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         The metrics logged to the run (quality, label and risk figures).
     """
     catalog = Catalog(output_root)
-    txn_ids, tokens, dwell = load_sequences(output_root, ragged=True)
-    page_dwell = PageDwell.from_dict(catalog.load_json("page_dwell"))
-    stats = session_stats(tokens, dwell, catalog.load_json("vocabulary"), page_dwell=page_dwell)
-    catalog.save_table("behaviour", stats.assign(txn_id=txn_ids))
-
+    save_behaviour(catalog, output_root)
     view = transactions_view(catalog)
     spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
     id_columns = params.id_columns
@@ -105,25 +102,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         "age_column": params.age_column,
         "config": config,
     }
-    clusterer = load_clusterer(catalog)
-    condensed = clusterer.condensed_tree_.to_numpy()  # a copy each call
-    parents = cluster_parents(condensed, clusterer.labels_)
-    risk = pool_siblings(
-        view,
-        assess_risk(view, **judged),
-        parents,
-        siblings=SiblingConfig(max_parent_share=params.max_parent_share),
-        **judged,
-    )
-    branches = risky_branches(
-        view,
-        TreeNodes.from_raw(condensed, len(view)),
-        parents["node"].to_dict(),
-        risk.loc[risk["risky"], "cluster"].tolist(),
-        branches=BranchConfig(
-            max_share=params.max_parent_share, min_precision=params.branch_precision
-        ),
-    )
+    risk, branches = judge_tree(catalog, view, judged, params)
     catalog.save_table("branches", branch_members(view, branches))
     _, hybrid = catalog.load_vectors("hybrid")
     metrics = {
@@ -153,6 +132,44 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         len(branches),
     )
     return metrics
+
+
+def save_behaviour(catalog: Catalog, output_root: str) -> None:
+    """Write each session's statistics (``behaviour``); the sessions are freed on return."""
+    txn_ids, tokens, dwell = load_sequences(output_root, ragged=True)
+    page_dwell = PageDwell.from_dict(catalog.load_json("page_dwell"))
+    stats = session_stats(tokens, dwell, catalog.load_json("vocabulary"), page_dwell=page_dwell)
+    catalog.save_table("behaviour", stats.assign(txn_id=txn_ids))
+
+
+def judge_tree(
+    catalog: Catalog, view: pd.DataFrame, judged: dict[str, Any], params: RiskParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Risk per cluster with its siblings pooled, and the risky branches of the others.
+
+    The clusterer (its training rows among it) is loaded here and freed on return, before
+    the stage loads anything else.
+    """
+    clusterer = load_clusterer(catalog)
+    condensed = clusterer.condensed_tree_.to_numpy()  # a copy each call
+    parents = cluster_parents(condensed, clusterer.labels_)
+    risk = pool_siblings(
+        view,
+        assess_risk(view, **judged),
+        parents,
+        siblings=SiblingConfig(max_parent_share=params.max_parent_share),
+        **judged,
+    )
+    branches = risky_branches(
+        view,
+        TreeNodes.from_raw(condensed, len(view)),
+        parents["node"].to_dict(),
+        risk.loc[risk["risky"], "cluster"].tolist(),
+        branches=BranchConfig(
+            max_share=params.max_parent_share, min_precision=params.branch_precision
+        ),
+    )
+    return risk, branches
 
 
 def branch_members(view: pd.DataFrame, branches: pd.DataFrame) -> pd.DataFrame:
