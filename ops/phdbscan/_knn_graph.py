@@ -88,10 +88,11 @@ def default_cells(n: int, exact: bool) -> tuple[int, int]:
 
     Approximate: ``sqrt(n)`` cells and 12 probes up to 200k rows (recall of the 51-NN 0.88 on
     20 32-d blobs at 100k, core distances within 0.5%); above, ``2 sqrt(n)`` cells and 8
-    probes, which keeps ~4000 candidates per query: the work then grows linearly in ``n``
-    instead of as ``n^1.5`` (benchmarks/README.md). Exact: fewer,
-    larger cells (``sqrt(n) / 2``) and 16 probes, so more points certify and fewer fall back
-    to a full search.
+    probes: ``4 sqrt(n)`` candidates a query (4,000 at 1M), a third of ``sqrt(n)`` cells x 12
+    probes. The work (assigning ``n`` rows to the cells, searching ``n`` x the candidates)
+    still grows as ``n^1.5``: 13.4 s at 1M, 58.8 s at 3M on the flow's hybrid vectors
+    (benchmarks/README.md, "1M and 3M"). Exact: fewer, larger cells (``sqrt(n) / 2``) and 16
+    probes, so more points certify and fewer fall back to a full search.
     """
     if exact:
         return max(1, int(math.sqrt(n) / 2)), 16
