@@ -95,7 +95,6 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         min_precision=params.min_precision,
     )
     # one pass over the rows for every cluster's members, not one mask per risky cluster
-    # (hundreds of them over a million rows at scale)
     # (hundreds of them over a million rows at scale), and only the columns it reads
     rows_of = view.groupby("cluster", sort=False).indices
     sessions = view[[c for c in BEHAVIOUR_COLUMNS if c in view]]
