@@ -13,6 +13,7 @@ from infra.tracking import RunLogger
 from ops.report import ReportContext, render_markdown_summary, render_report
 from ops.risk import Rule
 from tasks.io import log_dataset
+from tasks.risk import transactions_view
 
 
 @task(name="report")
@@ -26,9 +27,7 @@ def report(
     """``published_as``: where the outputs will be read, when built elsewhere (a staging area)."""
     catalog = Catalog(output_root)
     # what the page and the summary read of each transaction, not the whole view
-    view = catalog.load_frame("assignments", ["txn_id", "cluster"]).join(
-        catalog.load_frame("transactions", ["txn_id", "ts"]).set_index("txn_id"), on="txn_id"
-    )
+    view = transactions_view(catalog, transaction_columns=["ts"], behaviour=False)
     risk = catalog.load_frame("risk")
     metrics = catalog.load_json("metrics")
     rules_doc = catalog.load_json("rules")

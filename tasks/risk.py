@@ -59,12 +59,20 @@ def load_clusterer(catalog: Catalog) -> PHDBSCAN:
         return PHDBSCAN.load(path)
 
 
-def transactions_view(catalog: Catalog) -> pd.DataFrame:
-    """Join accepted transactions with their cluster and session stats, in clustering order."""
-    assignments = catalog.load_frame("assignments")
-    txns = catalog.load_frame("transactions").set_index("txn_id")
-    behaviour = catalog.load_frame("behaviour").set_index("txn_id")
-    view = assignments.join(txns, on="txn_id").join(behaviour, on="txn_id")
+def transactions_view(
+    catalog: Catalog, transaction_columns: list[str] | None = None, behaviour: bool = True
+) -> pd.DataFrame:
+    """Join accepted transactions with their cluster and session stats, in clustering order.
+
+    ``transaction_columns``: only these columns of the transactions (all by default);
+    ``behaviour``: whether to join the session statistics. A stage that reads a few columns
+    of a million rows holds only those.
+    """
+    view = catalog.load_frame("assignments")
+    read = None if transaction_columns is None else ["txn_id", *transaction_columns]
+    view = view.join(catalog.load_frame("transactions", read).set_index("txn_id"), on="txn_id")
+    if behaviour:
+        view = view.join(catalog.load_frame("behaviour").set_index("txn_id"), on="txn_id")
     if "label" not in view:
         view["label"] = np.nan
     return view
@@ -80,7 +88,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         The metrics logged to the run (quality, label and risk figures).
     """
     catalog = Catalog(output_root)
-    save_behaviour(catalog, output_root)
+    save_behaviour(catalog)
     view = transactions_view(catalog)
     spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
     id_columns = params.id_columns
@@ -134,9 +142,9 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
     return metrics
 
 
-def save_behaviour(catalog: Catalog, output_root: str) -> None:
+def save_behaviour(catalog: Catalog) -> None:
     """Write each session's statistics (``behaviour``); the sessions are freed on return."""
-    txn_ids, tokens, dwell = load_sequences(output_root, ragged=True)
+    txn_ids, tokens, dwell = load_sequences(catalog.root, ragged=True)
     page_dwell = PageDwell.from_dict(catalog.load_json("page_dwell"))
     stats = session_stats(tokens, dwell, catalog.load_json("vocabulary"), page_dwell=page_dwell)
     catalog.save_table("behaviour", stats.assign(txn_id=txn_ids))
