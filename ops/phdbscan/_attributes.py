@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ops.phdbscan._condensed_tree import predict_points, single_linkage
 from ops.phdbscan._knn import KNNIndex
-from ops.phdbscan._knn_graph import CellIndex
+from ops.phdbscan._knn_graph import CellIndex, wide_cells
 from ops.phdbscan._knn_refine import refine_float64
 from ops.phdbscan._matrix_input import from_euclidean
 from ops.phdbscan._soft import PredictionData
@@ -150,7 +150,7 @@ class HDBSCANAttributes:
         """Keep the fit's k-means cells as the index for new points when they are its cells.
 
         Above 200k rows the default mode's kNN lists and the search for new points use the
-        same ``2 sqrt(n)`` cells and 8 probes (:func:`ops.phdbscan._knn_graph.default_cells`,
+        same cells and 8 probes (:func:`ops.phdbscan._knn_graph.default_cells`,
         :meth:`_predict_index`): kept, and saved with the model, they spare prediction its
         k-means and assignment (~8 s at 1M x 64).
         """
@@ -193,8 +193,9 @@ class HDBSCANAttributes:
         """Exact search on small training sets; cell-grouped search above ``PREDICT_EXACT_MAX_N``.
 
         A flat search costs every training row per new point (50k distances a point at the
-        demo's size); ``2 sqrt(n)`` k-means cells, each new point searched with the others of its
-        cell against ``PREDICT_NPROBE`` cells around it, cost about ``4 sqrt(n)`` (900 at 50k)
+        demo's size); ``2 sqrt(n)`` k-means cells (``n / 500`` past 1M rows: ``wide_cells``),
+        each new point searched with the others of its cell against ``PREDICT_NPROBE`` cells around
+        it, cost about ``4 sqrt(n)`` (900 at 50k, at most ~4,000)
         at GEMM speed (:class:`ops.phdbscan._knn_graph.CellIndex`; FAISS's IVF scans them per
         query at several times the cost). Only the attachment point must be found, not a full
         kNN list. ``benchmarks/bench_score.py`` prints the share of labels that agree with
@@ -204,4 +205,4 @@ class HDBSCANAttributes:
         backend = "flat" if self.knn_backend_ in approx else self.knn_backend_
         if backend != "flat" or n <= PREDICT_EXACT_MAX_N:
             return self._index(backend)
-        return CellIndex(int(2 * np.sqrt(n)), PREDICT_NPROBE, seed=self.random_state or 0)
+        return CellIndex(wide_cells(n), PREDICT_NPROBE, seed=self.random_state or 0)

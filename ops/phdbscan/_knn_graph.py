@@ -36,6 +36,7 @@ __all__ = [
     "MapChunks",
     "cell_knn",
     "default_cells",
+    "wide_cells",
 ]
 
 MapChunks = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
@@ -83,38 +84,127 @@ def _single_threaded() -> Any:
     return threadpool_limits(limits=1)
 
 
+# Rows a cell holds on average above 1M rows, where the approximate graph's cell count
+# follows ``n`` (``wide_cells``), and the cell count above which centroids are trained and
+# rows assigned through a coarse level of ``sqrt(cells)`` groups (``_two_level_cells``).
+_CELL_ROWS = 500
+_FLAT_CELLS = 1024
+# Coarse groups whose fine centroids a row is compared with in the two-level assignment.
+_GROUP_PROBES = 4
+
+
+def wide_cells(n: int) -> int:
+    """Cells of the approximate graph above 200k rows and of the search for new points.
+
+    ``2 sqrt(n)`` up to 1M rows (500 rows a cell there), then ``n / 500``: past 1M the cells
+    stay the same size, so a query's candidates (8 probed cells of ~500 rows) stop growing.
+    """
+    return max(int(2 * math.sqrt(n)), n // _CELL_ROWS)
+
+
 def default_cells(n: int, exact: bool) -> tuple[int, int]:
     """``(n_cells, n_probe)`` for ``n`` points.
 
     Approximate: ``sqrt(n)`` cells and 12 probes up to 200k rows (recall of the 51-NN 0.88 on
-    20 32-d blobs at 100k, core distances within 0.5%); above, ``2 sqrt(n)`` cells and 8
-    probes: ``4 sqrt(n)`` candidates a query (4,000 at 1M), a third of ``sqrt(n)`` cells x 12
-    probes. The work (assigning ``n`` rows to the cells, searching ``n`` x the candidates)
-    still grows as ``n^1.5``: 13.4 s at 1M, 58.8 s at 3M on the flow's hybrid vectors
-    (benchmarks/README.md, "1M and 3M"). Exact: fewer, larger cells (``sqrt(n) / 2``) and 16
-    probes, so more points certify and fewer fall back to a full search.
+    20 32-d blobs at 100k, core distances within 0.5%); above, :func:`wide_cells` and 8
+    probes: ``4 sqrt(n)`` candidates a query up to 1M rows (4,000 at 1M), a third of
+    ``sqrt(n)`` cells x 12 probes, and about 4,000 past it, so the search grows as ``n`` above
+    1M. Past 1,024 cells (262k rows) the centroids are trained and the rows assigned in two
+    levels (:func:`_two_level_cells`): ``n sqrt(cells)`` distances instead of ``n cells``, 1.2
+    instead of 6.5 s at 1M (benchmarks/README.md, "The kNN graph past 1M rows"). Exact:
+    fewer, larger cells (``sqrt(n) / 2``) and 16 probes, so more points certify and fewer
+    fall back to a full search.
     """
     if exact:
         return max(1, int(math.sqrt(n) / 2)), 16
     if n > 200_000:
-        return int(2 * math.sqrt(n)), 8
+        return wide_cells(n), 8
     return max(1, int(math.sqrt(n))), 12
 
 
-def _centroids(X: np.ndarray, L: int, seed: int, n_iter: int) -> np.ndarray:
-    """Train k-means centroids on a sample of ``64 L`` rows, at most 100k.
+def _training_rows(X: np.ndarray, L: int, seed: int) -> np.ndarray:
+    """A seeded sample of ``64 L`` rows, at most ``max(100k, 40 L)``, to train ``L`` centroids.
 
     Cells need compactness only; training on more rows costs seconds at 1M rows and changes
     nothing measurable.
     """
-    faiss = _faiss()
-    n, d = X.shape
-    rng = np.random.default_rng(seed)
+    n = X.shape[0]
     m = min(64 * L, max(100_000, 40 * L))
-    sample = X if n <= m else X[np.sort(rng.choice(n, m, replace=False))]
-    km = faiss.Kmeans(d, L, niter=n_iter, seed=seed, max_points_per_centroid=64)
-    km.train(np.ascontiguousarray(sample))
+    if n <= m:
+        return X
+    return X[np.sort(np.random.default_rng(seed).choice(n, m, replace=False))]
+
+
+def _kmeans(rows: np.ndarray, L: int, seed: int, n_iter: int) -> np.ndarray:
+    """``L`` k-means centroids trained on ``rows`` (at most 64 a centroid are used).
+
+    FAISS warns on stderr below 39 rows a centroid; cells need compactness only, so no
+    minimum is asked for and nothing is printed.
+    """
+    km = _faiss().Kmeans(
+        rows.shape[1],
+        L,
+        niter=n_iter,
+        seed=seed,
+        max_points_per_centroid=64,
+        min_points_per_centroid=1,
+    )
+    km.train(np.ascontiguousarray(rows))
     return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def _centroids(X: np.ndarray, L: int, seed: int, n_iter: int) -> np.ndarray:
+    """Train ``L`` k-means centroids on :func:`_training_rows` of ``X``."""
+    return _kmeans(_training_rows(X, L, seed), L, seed, n_iter)
+
+
+def _two_level_cells(
+    X: np.ndarray, L: int, seed: int, n_iter: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """About ``L`` centroids and each row's cell, through ``sqrt(L)`` coarse groups.
+
+    Flat k-means compares every training row with every centroid, and the assignment every
+    row: ``n L`` distances, ``n^1.5`` when ``L`` grows with ``n``. Here the training rows are
+    split among ``G = sqrt(L)`` coarse centroids, each group trains its share of the fine
+    centroids on its own rows, and a row is compared with the ``G`` coarse centroids and then
+    with the fine centroids of the ``_GROUP_PROBES`` groups nearest its own: ``n (G + 4 L / G)``
+    distances, a fifteenth of the flat ones at 3M rows. A row may land in a cell whose
+    centroid is the second nearest, which approximate search does not mind; the bisector
+    bound of exact mode does, so exact mode assigns to the nearest centroid.
+
+    Returns
+    -------
+    cent : ndarray (about L, d) float32
+        Fine centroids, grouped by coarse group.
+    assign : ndarray (n,) int64
+        Each row's fine cell.
+    """
+    faiss = _faiss()
+    groups = math.ceil(math.sqrt(L))
+    rows = np.ascontiguousarray(_training_rows(X, L, seed))
+    coarse = _centroids(rows, groups, seed, n_iter)
+    row_group = faiss.knn(rows, coarse, 1)[1][:, 0]
+    sizes = np.bincount(row_group, minlength=groups)
+    # each group trains fine centroids in proportion to its rows, one at least where it has any
+    quota = np.where(sizes > 0, np.maximum(1, np.rint(L * sizes / len(rows))), 0).astype(int)
+    quota = np.minimum(quota, sizes)
+    fine = [
+        _kmeans(rows[row_group == g], int(quota[g]), seed, n_iter) for g in np.flatnonzero(quota)
+    ]
+    cent = np.concatenate(fine)
+    first = np.r_[0, np.cumsum(quota)]  # group g's fine centroids: first[g] .. first[g + 1]
+    near = faiss.knn(coarse, coarse, min(_GROUP_PROBES, groups))[1]
+    home = faiss.knn(X, coarse, 1)[1][:, 0]
+    by_group = np.argsort(home, kind="stable")
+    bounds = np.searchsorted(home[by_group], np.arange(groups + 1))
+    assign = np.empty(len(X), np.int64)
+    for g in np.flatnonzero(np.diff(bounds)):
+        members = by_group[bounds[g] : bounds[g + 1]]
+        cand = np.concatenate([np.arange(first[h], first[h + 1]) for h in near[g] if h >= 0])
+        if len(cand) == 0:  # groups that got no training rows, and no centroids, all around
+            cand = np.arange(len(cent))
+        assign[members] = cand[faiss.knn(X[members], cent[cand], 1)[1][:, 0]]
+    return cent, assign
 
 
 def _bisector_bound(
@@ -203,7 +293,7 @@ def cell_knn(
         dist[:, : nb.shape[1]] = np.sqrt(np.maximum(D, 0))
         idx[:, : nb.shape[1]] = nb
         return _finish(dist, idx, stats, L, probe, 0)
-    index = CellIndex(L, probe, seed, n_iter).fit(X)
+    index = CellIndex(L, probe, seed, n_iter).fit(X, nearest=exact)
     if on_index is not None:
         on_index(index)
     chunks = _cell_chunks(index.starts)
@@ -333,11 +423,25 @@ class CellIndex:
     def __init__(self, n_cells: int, n_probe: int, seed: int = 0, n_iter: int = 8) -> None:
         self.n_cells, self.n_probe, self.seed, self.n_iter = n_cells, n_probe, seed, n_iter
 
-    def fit(self, X: np.ndarray) -> CellIndex:
+    def fit(self, X: np.ndarray, nearest: bool = False) -> CellIndex:
+        """Train the cells on ``X`` and sort its rows into them.
+
+        Parameters
+        ----------
+        X : ndarray (n, d)
+        nearest : bool
+            Put every row in its nearest centroid's cell, as the bisector bound needs;
+            otherwise, past 1,024 cells, rows and centroids meet through a coarse level
+            (:func:`_two_level_cells`).
+        """
         self.X = np.ascontiguousarray(X, dtype=np.float32)
         L = int(min(self.n_cells, max(1, len(self.X) // 8)))
-        self.cent = _centroids(self.X, L, self.seed, self.n_iter)
-        assign = _faiss().knn(self.X, self.cent, 1)[1][:, 0]
+        if L > _FLAT_CELLS and not nearest:
+            self.cent, assign = _two_level_cells(self.X, L, self.seed, self.n_iter)
+            L = len(self.cent)
+        else:
+            self.cent = _centroids(self.X, L, self.seed, self.n_iter)
+            assign = _faiss().knn(self.X, self.cent, 1)[1][:, 0]
         self.order = np.argsort(assign, kind="stable")
         self.starts = np.searchsorted(assign[self.order], np.arange(L + 1))
         self.near = _faiss().knn(self.cent, self.cent, min(self.n_probe, L))[1]
