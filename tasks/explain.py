@@ -38,6 +38,8 @@ from ops.risk import (
 from tasks.io import log_dataset
 from tasks.risk import load_clusterer, transactions_view
 
+#: Membership candidates whose vectors (rows x clusters, float64) are held at once.
+_VECTOR_ROWS = 16_384
 CLUSTER_COLUMNS = ["txn_id", "cluster", "probability", "outlier_score", "risky", "flag_reason"]
 #: Session statistics (`ops.features.session_stats`) an engine can compute from the live
 #: session at decision time (the dwell fit with the window's table of typical page dwell);
@@ -183,9 +185,11 @@ def flag_view(
     # only candidates can be flagged by membership, so only their vectors are computed
     rows = np.flatnonzero(candidate)
     clusterer = load_clusterer(catalog)
-    vectors = all_points_membership_vectors(clusterer, rows)
     score = np.zeros(len(cluster))
-    score[rows] = risky_membership(vectors, risky_ids)
+    # a vector spans every cluster: 171k candidates x 1,243 clusters at 3M, so by blocks
+    for start in range(0, len(rows), _VECTOR_ROWS):
+        block = rows[start : start + _VECTOR_ROWS]
+        score[block] = risky_membership(all_points_membership_vectors(clusterer, block), risky_ids)
     calibration = calibrate_membership(score, candidate, label, config)
     membership = candidate & (score >= calibration.threshold)
     branch = view["txn_id"].isin(catalog.load_frame("branches", ["txn_id"])["txn_id"]).to_numpy()
