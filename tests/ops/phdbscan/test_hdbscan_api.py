@@ -89,6 +89,16 @@ def test_membership_vectors_of_some_rows_are_those_rows_of_all() -> None:
     assert all_points_membership_vectors(ours, []).shape == (0, every.shape[1])
 
 
+def test_membership_vectors_by_blocks_of_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of a few rows (explain's candidates at scale) give the vectors of one block."""
+    from ops.phdbscan import _soft
+
+    _, ours, _ = _pair(DATA["moons_noise"][:800], **PARAMS)
+    every = all_points_membership_vectors(ours)
+    monkeypatch.setattr(_soft, "_BLOCK_FLOATS", 7 * every.shape[1])  # blocks of 7 rows
+    np.testing.assert_allclose(all_points_membership_vectors(ours), every, atol=1e-15)
+
+
 @pytest.mark.parametrize("name", list(DATA))
 def test_membership_vector_of_new_points_matches_hdbscan(name: str) -> None:
     X = DATA[name]
