@@ -18,7 +18,14 @@ from ops.risk import (
     rules_to_json,
 )
 from ops.risk._narrative import Behaviour
-from ops.risk._rule_learner import _Features, extract_rules, group_alike
+from ops.risk._rule_learner import (
+    _ConditionMasks,
+    _Features,
+    _learn_rules,
+    _Sample,
+    extract_rules,
+    group_alike,
+)
 
 N = 4000
 RING = 7
@@ -224,6 +231,46 @@ def test_ignored_clusters_count_neither_way(
     m = rule.mask(df)
     assert rule.support == (m & (split_ring != 9)).sum()  # sibling rows left out of the scores
     assert rule.precision >= 0.9 and rule.recall >= 0.9
+
+
+def test_a_shared_sample_gives_each_cluster_its_own_fit_inputs(
+    data: tuple[pd.DataFrame, np.ndarray], split_ring: np.ndarray
+) -> None:
+    """Members merged into a sample prepared once equal the rows prepared together."""
+    df, _ = data
+    prepared = _Features(df, 20)
+    outside = np.flatnonzero(~np.isin(split_ring, [RING, 8, 9]))
+    sample = _Sample.draw(prepared, outside, 500, seed=0)
+    assert len(sample.rows) == 500 and np.isin(sample.rows, outside).all()
+    members = np.flatnonzero(split_ring == 8)
+    rows, matrix, raw = sample.with_members(prepared, members)
+    assert np.array_equal(rows, np.sort(np.r_[members, sample.rows]))
+    assert np.array_equal(matrix, prepared.matrix(rows))
+    assert raw.keys() == {"account_age_days", "amount", "txn_count_24h"}
+    for name, values in raw.items():
+        assert np.array_equal(values, prepared.filled(name, rows))
+    # the masks that pruning reuses are the conditions' own
+    rule = extract_rules(prepared, split_ring, 8)[0]
+    masks = _ConditionMasks(prepared)
+    for _ in range(2):
+        assert np.array_equal(masks.rule_mask(rule.conditions), rule.mask(df))
+
+
+def test_grouping_on_a_sample_learns_what_each_cluster_learns_alone(
+    data: tuple[pd.DataFrame, np.ndarray], split_ring: np.ndarray
+) -> None:
+    """group_alike's shared sample draws the rows each cluster's own call would draw."""
+    df, _ = data
+    prepared = _Features(df, 20)
+    clusters = [RING, 8, 9]
+    shared = group_alike(prepared, split_ring, clusters, max_rows=800)
+    assert sorted(shared) == [(RING, 9), (8,)]
+    for c in clusters:
+        others = [o for o in clusters if o != c]
+        alone = extract_rules(prepared, split_ring, c, ignore=others, max_rows=800)
+        sample = _Sample.draw(prepared, np.flatnonzero(~np.isin(split_ring, clusters)), 800, 0)
+        member = split_ring == c
+        assert _learn_rules(prepared, member, ~np.isin(split_ring, others), (c,), sample) == alone
 
 
 def test_group_rule_json_round_trip() -> None:
