@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first: a looser requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[dev]"
+	# Prefect's migrations, run once here instead of on every new SHOAL_HOME (infra/prefect_schema.py)
+	$(BIN)/python -m infra.prefect_schema
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.prefect_schema import seed_home
 from infra.redact import install_log_redaction
 
 # A local Ray's servers (GCS, raylet, workers) listen on every interface unless the node's
@@ -110,7 +111,8 @@ def get_settings() -> Settings:
 def configure_environment(settings: Settings | None = None) -> Settings:
     """Point Prefect at ``.shoal/prefect`` before it is imported, unless the user chose a home.
 
-    Prefect reads ``PREFECT_HOME`` once at import, so the CLI calls this first.
+    Prefect reads ``PREFECT_HOME`` once at import, so the CLI calls this first. A new home
+    starts from the migrated schema (`infra.prefect_schema`).
     """
     settings = settings or get_settings()
     settings.root.mkdir(parents=True, exist_ok=True)
@@ -126,5 +128,6 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # Retry warnings (``shoal.io``) belong in the flow run's logs, beside Prefect's own.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "shoal")
+    seed_home(Path(os.environ["PREFECT_HOME"]))
     install_log_redaction()
     return settings
