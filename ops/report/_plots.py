@@ -49,11 +49,11 @@ def projection(
     PCA rather than t-SNE/UMAP: linear, deterministic and seconds on any size, and
     distances keep a meaning the analyst can trust; a sample keeps the PNG light.
     """
-    X = np.asarray(X, dtype=np.float64)
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(X), sample_size, replace=False) if len(X) > sample_size else None
     Xs, ls = (X[idx], labels[idx]) if idx is not None else (X, labels)
+    Xs = np.asarray(Xs, dtype=np.float64)  # the sample only: a float64 copy of 1M x 64 is 0.5 GB
     if Xs.shape[1] >= 2 and len(Xs) >= 2:
         P = PCA(n_components=2, random_state=seed).fit_transform(Xs)
     else:
