@@ -122,18 +122,12 @@ class _Features:
             eq = codes == idx if idx >= 0 else np.zeros(self.n, dtype=bool)
         return known & (eq if c.op == "==" else ~eq)
 
-    def rule_mask(self, conditions: Iterable[Condition]) -> np.ndarray:
-        out = np.ones(self.n, dtype=bool)
-        for c in conditions:
-            out &= self.mask(c)
-        return out
-
 
 class _ConditionMasks:
-    """Row masks of conditions, each computed once while one cluster's rules are learned.
+    """Row masks of rules, each condition's computed once while one cluster is at hand.
 
-    Pruning re-scores every shorter form of every leaf's rule; the same few conditions
-    recur, each a pass over all rows.
+    Pruning re-scores every shorter form of every leaf's rule, and a cluster's rules share
+    conditions; each condition's mask is a pass over all rows.
     """
 
     def __init__(self, features: _Features) -> None:
@@ -141,7 +135,7 @@ class _ConditionMasks:
         self._masks: dict[Condition, np.ndarray] = {}
 
     def rule_mask(self, conditions: Iterable[Condition]) -> np.ndarray:
-        """`_Features.rule_mask`, from the masks already computed."""
+        """Rows that meet every condition (`_Features.mask`'s semantics)."""
         out = np.ones(self.features.n, dtype=bool)
         for c in conditions:
             if c not in self._masks:
@@ -491,8 +485,9 @@ def group_alike(
     own: dict[int, float] = {}
     for i, c in enumerate(clusters):
         hit = np.zeros(len(labels), dtype=bool)
+        masks = _ConditionMasks(prepared)
         for rule in alone[c]:
-            hit |= prepared.rule_mask(rule.conditions)
+            hit |= masks.rule_mask(rule.conditions)
         cover[i] = np.bincount(code[hit & (code >= 0)], minlength=k)
         outside_hits = int((hit & (code < 0)).sum())
         own[c] = float(cover[i, i] / max(cover[i, i] + outside_hits, 1))
