@@ -488,17 +488,28 @@ class CellIndex:
 
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``k`` nearest rows per query: float32 distances (``inf`` where missing), ids (``-1``)."""
+        faiss = _faiss()
         Q = np.ascontiguousarray(Q, dtype=np.float32)
         dist = np.full((len(Q), k), np.inf, np.float32)
         idx = np.full((len(Q), k), -1, np.int64)
-        home = _faiss().knn(Q, self.cent, 1)[1][:, 0]
+        home = faiss.knn(Q, self.cent, 1)[1][:, 0]
         by_cell = np.argsort(home, kind="stable")
         bounds = np.searchsorted(home[by_cell], np.arange(len(self.cent) + 1))
-        with _blas_distances():  # candidates for new points, re-ranked in float64 by the caller
-            for a in np.flatnonzero(np.diff(bounds)):
-                _search_group(
-                    Q, by_cell[bounds[a] : bounds[a + 1]], self.X, self.probed(a)[1], k, dist, idx
-                )
+
+        def search_cells(cells: tuple[int, int]) -> None:
+            # Each group is a few hundred queries: FAISS's threads cost more to wake than
+            # they share, so the groups run one thread each, side by side, as in cell_knn.
+            with _blas_distances(), _single_threaded():
+                for a in range(*cells):
+                    if bounds[a + 1] > bounds[a]:
+                        q = by_cell[bounds[a] : bounds[a + 1]]
+                        _search_group(Q, q, self.X, self.probed(a)[1], k, dist, idx)
+
+        # candidates for new points, re-ranked in float64 by the caller; groups write
+        # disjoint rows of dist and idx
+        n_threads = faiss.omp_get_max_threads()
+        with _blas_distances(), _single_threaded(), ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(search_cells, _cell_chunks(bounds)))
         return dist, idx
 
 

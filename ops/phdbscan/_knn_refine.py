@@ -5,14 +5,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ops.phdbscan._row_blocks import map_row_blocks
+
 __all__ = ["refine_float64"]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _refine(
     X: np.ndarray,
     Q: np.ndarray,
     idx: np.ndarray,
+    first: int,
     drop_self: bool,
     out_d: np.ndarray,
     out_i: np.ndarray,
@@ -27,7 +30,7 @@ def _refine(
         if drop_self:
             drop = k - 1
             for j in range(k):
-                if idx[r, j] == r:
+                if idx[r, j] == first + r:
                     drop = j
                     break
         m = 0
@@ -77,13 +80,15 @@ def refine_float64(
     width = k - 1 if drop_self else k
     out_d = np.empty((n, width), np.float64)
     out_i = np.empty((n, width), np.int64)
-    if width > 0 and n:
-        _refine(
-            np.ascontiguousarray(X),
-            np.ascontiguousarray(X if queries is None else queries),
-            np.ascontiguousarray(indices, np.int64),
-            drop_self,
-            out_d,
-            out_i,
-        )
+    if width == 0 or n == 0:
+        return out_d, out_i
+    X = np.ascontiguousarray(X)
+    Q = np.ascontiguousarray(X if queries is None else queries)
+    indices = np.ascontiguousarray(indices, np.int64)
+
+    def block(rows: slice) -> None:
+        _refine(X, Q[rows], indices[rows], rows.start, drop_self, out_d[rows], out_i[rows])
+
+    # each row's result is its own, so the output does not depend on the number of threads
+    map_row_blocks(block, n)
     return out_d, out_i

@@ -31,24 +31,39 @@ import heapq
 import numba
 import numpy as np
 
+from ops.phdbscan._row_blocks import map_row_blocks
+
 __all__ = ["hdbscan_order", "prims_emission", "tied_list_edges"]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _tied(
-    knn_dist: np.ndarray, knn_idx: np.ndarray, core: np.ndarray, weights: np.ndarray
+    knn_dist: np.ndarray, knn_idx: np.ndarray, core: np.ndarray, weights: np.ndarray, first: int
 ) -> np.ndarray:
+    """Rows ``(a, b, weight)`` of the tied list edges of points ``first ..``, row-major."""
     n, k = knn_idx.shape
-    is_tied = np.zeros((n, k), np.bool_)
+    found = np.zeros((n, k), np.bool_)
+    count = 0
     for i in range(n):
         for c in range(k):
             j = knn_idx[i, c]
             if j < 0:
                 continue
-            w = max(core[i], core[j], knn_dist[i, c])
+            w = max(core[first + i], core[j], knn_dist[i, c])
             at = np.searchsorted(weights, w)
-            is_tied[i, c] = at < weights.shape[0] and weights[at] == w
-    return is_tied
+            if at < weights.shape[0] and weights[at] == w:
+                found[i, c] = True
+                count += 1
+    out = np.empty((count, 3))
+    e = 0
+    for i in range(n):
+        for c in range(k):
+            if found[i, c]:
+                j = knn_idx[i, c]
+                out[e, 0], out[e, 1] = first + i, j
+                out[e, 2] = max(core[first + i], core[j], knn_dist[i, c])
+                e += 1
+    return out
 
 
 def tied_list_edges(
@@ -75,17 +90,17 @@ def tied_list_edges(
         Rows ``(a, b, weight)``.
     """
     # one pass with a binary search per entry: np.isin would sort all n k weights (~1 s at
-    # 100k x 67) and materialise them
-    is_tied = _tied(
-        np.ascontiguousarray(knn_dist, dtype=np.float64),
-        np.ascontiguousarray(knn_idx, dtype=np.int64),
-        np.ascontiguousarray(core, dtype=np.float64),
-        np.unique(tree_weights),
-    )
-    rows, cols = np.nonzero(is_tied)
-    b = knn_idx[rows, cols]
-    weight = np.maximum(np.maximum(core[rows], core[b]), knn_dist[rows, cols])
-    return np.column_stack([rows, b, weight]).astype(np.float64)
+    # 100k x 67) and materialise them; blocks of rows on a pool of threads, in row order
+    knn_dist = np.ascontiguousarray(knn_dist, dtype=np.float64)
+    knn_idx = np.ascontiguousarray(knn_idx, dtype=np.int64)
+    core = np.ascontiguousarray(core, dtype=np.float64)
+    weights = np.unique(tree_weights)
+
+    def block(rows: slice) -> np.ndarray:
+        return _tied(knn_dist[rows], knn_idx[rows], core, weights, rows.start)
+
+    blocks = map_row_blocks(block, len(knn_idx))
+    return np.concatenate(blocks) if blocks else np.zeros((0, 3))
 
 
 @numba.njit(cache=True)
