@@ -104,20 +104,25 @@ def tied_list_edges(
 
 
 @numba.njit(cache=True)
-def _emit(a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+def _emit(mst: np.ndarray, tied: np.ndarray, n: int) -> np.ndarray:
+    # both edge lists read in place: the tied edges are millions at 100k points (n k of
+    # them can tie), and stacking and casting them cost more than this loop
     degree = np.zeros(n + 1, np.int64)
-    for e in range(a.shape[0]):
-        degree[a[e] + 1] += 1
-        degree[b[e] + 1] += 1
+    for edges in (mst, tied):
+        for e in range(edges.shape[0]):
+            degree[int(edges[e, 0]) + 1] += 1
+            degree[int(edges[e, 1]) + 1] += 1
     offsets = np.cumsum(degree)
     fill = offsets[:-1].copy()
-    neighbour = np.empty(2 * a.shape[0], np.int64)
-    weight = np.empty(2 * a.shape[0], np.float64)
-    for e in range(a.shape[0]):
-        neighbour[fill[a[e]]], weight[fill[a[e]]] = b[e], w[e]
-        fill[a[e]] += 1
-        neighbour[fill[b[e]]], weight[fill[b[e]]] = a[e], w[e]
-        fill[b[e]] += 1
+    neighbour = np.empty(offsets[-1], np.int64)
+    weight = np.empty(offsets[-1], np.float64)
+    for edges in (mst, tied):
+        for e in range(edges.shape[0]):
+            a, b, w = int(edges[e, 0]), int(edges[e, 1]), edges[e, 2]
+            neighbour[fill[a]], weight[fill[a]] = b, w
+            fill[a] += 1
+            neighbour[fill[b]], weight[fill[b]] = a, w
+            fill[b] += 1
     key = np.full(n, np.inf)
     source = np.full(n, -1, np.int64)
     in_tree = np.zeros(n, np.bool_)
@@ -159,13 +164,9 @@ def prims_emission(mst: np.ndarray, tied: np.ndarray | None = None) -> np.ndarra
     ndarray (n - 1, 3)
         ``(source, added point, weight)`` rows, as ``mst_linkage_core_vector`` returns them.
     """
-    edges = mst if tied is None or tied.shape[0] == 0 else np.vstack([mst, tied])
-    return _emit(
-        edges[:, 0].astype(np.int64),
-        edges[:, 1].astype(np.int64),
-        np.ascontiguousarray(edges[:, 2], dtype=np.float64),
-        mst.shape[0] + 1,
-    )
+    mst = np.ascontiguousarray(mst, dtype=np.float64)
+    tied = np.zeros((0, 3)) if tied is None else np.ascontiguousarray(tied, dtype=np.float64)
+    return _emit(mst, tied, mst.shape[0] + 1)
 
 
 def hdbscan_order(mst: np.ndarray, tied: np.ndarray | None = None) -> np.ndarray:
