@@ -34,9 +34,15 @@ class _Features:
     compare, so every candidate rule of every cluster is scored without re-encoding
     the frame (figures in benchmarks/README.md); the semantics are `Condition.mask`'s
     exactly.
+
+    A numeric column of more than ``max_bins`` distinct values reaches the tree as its bin
+    (``max_bins`` quantile bins over all rows, as scikit-learn's histogram gradient boosting
+    bins): the tree's sort then has few distinct values, which halves each fit (hundreds of
+    fits at 1M rows; benchmarks/README.md), and a split between bins ``b`` and ``b + 1``
+    is the cut ``x <= edge[b]`` on the raw values (`cut`).
     """
 
-    def __init__(self, features: pd.DataFrame, max_categories: int) -> None:
+    def __init__(self, features: pd.DataFrame, max_categories: int, max_bins: int = 255) -> None:
         self.frame = features
         self.n = len(features)
         self.meta: list[tuple[str, str, Any]] = []  # (feature, kind, category)
@@ -44,6 +50,8 @@ class _Features:
         self._bool: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._cat: dict[str, tuple[np.ndarray, pd.Index]] = {}
         self._median: dict[str, float] = {}
+        self._edges: dict[str, np.ndarray] = {}  # upper bin edges of the binned columns
+        self._tree: dict[str, np.ndarray] = {}  # numeric columns as the tree gets them
         for name in features.columns:
             s = features[name]
             if pd.api.types.is_bool_dtype(s):
@@ -55,6 +63,13 @@ class _Features:
                 # values, where missing matches nothing, so the reported precision is honest
                 self._median[name] = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
                 self.meta.append((name, "num", None))
+                x = self.filled(name, slice(None))
+                edges = _bin_edges(x, max_bins)
+                if edges is not None:
+                    self._edges[name] = edges
+                    x = np.searchsorted(edges, x, side="left")
+                # every row's tree value once: each cluster's fit reads its members' rows
+                self._tree[name] = x.astype(np.float32)
             elif pd.api.types.is_datetime64_any_dtype(s):
                 continue  # time belongs to the timeline, not to a rule an engine applies later
             else:
@@ -84,10 +99,15 @@ class _Features:
             self._cat[name] = (codes, pd.Index(uniques))
         return self._cat[name]
 
-    def filled(self, name: str, rows: np.ndarray) -> np.ndarray:
+    def filled(self, name: str, rows: np.ndarray | slice) -> np.ndarray:
         """Numeric column at ``rows`` with missing values as the median, as the tree sees it."""
         x = self.numeric(name)[rows]
         return np.where(np.isfinite(x), x, self._median[name])
+
+    def cut(self, name: str, threshold: float) -> float:
+        """The raw-value cut of the tree's ``threshold`` on column ``name``'s tree input."""
+        edges = self._edges.get(name)
+        return threshold if edges is None else float(edges[int(threshold)])
 
     def matrix(self, rows: np.ndarray) -> np.ndarray:
         """Tree input for ``rows``, float32 as the tree uses internally anyway.
@@ -98,7 +118,7 @@ class _Features:
         out = np.empty((len(rows), len(self.meta)), dtype=np.float32, order="F")
         for j, (name, kind, cat) in enumerate(self.meta):
             if kind == "num":
-                out[:, j] = self.filled(name, rows)
+                out[:, j] = self._tree[name][rows]
             elif kind == "bool":
                 out[:, j] = self.boolean(name)[0][rows]
             else:
@@ -153,7 +173,7 @@ class _Sample:
     """
 
     def __init__(self, prepared: _Features, rows: np.ndarray) -> None:
-        self.rows = np.sort(rows)
+        self.rows = rows
         self.matrix = prepared.matrix(self.rows)
         self.raw = {
             name: prepared.filled(name, self.rows)
@@ -171,24 +191,38 @@ class _Sample:
     def with_members(
         self, prepared: _Features, members: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """``(rows, matrix, raw)`` of the members and this sample (disjoint), in row order."""
-        rows = np.sort(np.r_[members, self.rows])
-        at_members, at_sample = np.searchsorted(rows, members), np.searchsorted(rows, self.rows)
+        """``(rows, matrix, raw)`` of this sample, then the members (disjoint from it).
+
+        Appended, not merged in row order: a tree's splits depend on the rows' values, not on
+        their order, and appending copies each column in two blocks.
+        """
+        rows = np.r_[self.rows, members]
         matrix = np.empty((len(rows), len(prepared.meta)), dtype=np.float32, order="F")
-        matrix[at_sample] = self.matrix
-        matrix[at_members] = prepared.matrix(members)
-        raw = {}
-        for name, values in self.raw.items():
-            raw[name] = np.empty(len(rows))
-            raw[name][at_sample] = values
-            raw[name][at_members] = prepared.filled(name, members)
+        matrix[: len(self.rows)] = self.matrix
+        matrix[len(self.rows) :] = prepared.matrix(members)
+        raw = {
+            name: np.r_[values, prepared.filled(name, members)] for name, values in self.raw.items()
+        }
         return rows, matrix, raw
+
+
+def _bin_edges(x: np.ndarray, max_bins: int, sample: int = 200_000) -> np.ndarray | None:
+    """Upper edges of ``max_bins`` quantile bins of ``x``; None if it has no more values.
+
+    Computed on at most ``sample`` rows (drawn with a fixed seed), as scikit-learn's binning.
+    """
+    if len(x) > sample:
+        x = x[np.random.default_rng(0).choice(len(x), sample, replace=False)]
+    if len(np.unique(x)) <= max_bins:
+        return None
+    return np.unique(np.quantile(x, np.linspace(0, 1, max_bins + 1)[1:-1]))
 
 
 def _nice_threshold(x: np.ndarray, t: float, member: np.ndarray, slack: int = 0) -> float:
     """The roundest cut near the tree's threshold ``t`` that moves at most ``slack`` rows.
 
-    sklearn splits at midpoints (1.5, 0.31764...). Any cut moving no training row
+    sklearn splits at midpoints (1.5, 0.31764...), and a binned column at a bin edge
+    (`_Features.cut`). Any cut moving no training row
     gives the same split; allowing ``slack`` members and ``slack`` non-members to
     change sides buys "at most 1.5 days" instead of "at most 1.495 days" on dense
     data. The rule is re-scored on all rows afterwards, so nothing is misreported.
@@ -210,7 +244,7 @@ def _nice_threshold(x: np.ndarray, t: float, member: np.ndarray, slack: int = 0)
 
 def _leaf_paths(
     tree: DecisionTreeClassifier,
-    meta: Sequence[tuple[str, str, Any]],
+    prepared: _Features,
     raw: Mapping[str, np.ndarray],
     member: np.ndarray,
     slack: int,
@@ -228,10 +262,10 @@ def _leaf_paths(
             if t.value[node][0][1] > t.value[node][0][0]:
                 paths.append(conds)
             return
-        j, thr = int(t.feature[node]), float(t.threshold[node])
-        name, kind, cat = meta[j]
+        j = int(t.feature[node])
+        name, kind, cat = prepared.meta[j]
         if kind == "num":
-            v = _nice_threshold(raw[name], thr, member, slack)
+            v = _nice_threshold(raw[name], prepared.cut(name, t.threshold[node]), member, slack)
             left, right = Condition(name, "<=", v), Condition(name, ">", v)
         elif kind == "bool":
             left, right = Condition(name, "==", False), Condition(name, "==", True)
@@ -270,14 +304,14 @@ def _simplify(conds: Iterable[Condition]) -> tuple[Condition, ...]:
 def _score(rule: Rule, masks: _ConditionMasks, member: np.ndarray, counted: np.ndarray) -> Rule:
     """Support, precision and recall over the ``counted`` rows (all but ignored ones)."""
     m = masks.rule_mask(rule.conditions) & counted
-    support = int(m.sum())
-    hits = int((m & member).sum())
+    support = np.count_nonzero(m)
+    hits = np.count_nonzero(m & member)
     return Rule(
         cluster=rule.cluster,
         conditions=rule.conditions,
         support=support,
         precision=hits / support if support else 0.0,
-        recall=hits / int(member.sum()) if member.any() else 0.0,
+        recall=hits / np.count_nonzero(member) if member.any() else 0.0,
         clusters=rule.clusters,
     )
 
@@ -382,7 +416,7 @@ def _learn_rules(
     ``sample``: the other rows to fit against, when the caller shares one among clusters
     learned against the same traffic; else drawn here from the counted non-members.
     """
-    n_member = int(member.sum())
+    n_member = np.count_nonzero(member)
     if n_member == 0 or n_member == len(member) or not prepared.meta:
         return []
     if sample is None:
@@ -398,7 +432,7 @@ def _learn_rules(
     candidates: dict[tuple[Condition, ...], Rule] = {}
     masks = _ConditionMasks(prepared)
     slack = int(round_slack * n_member)
-    for conds in _leaf_paths(tree, prepared.meta, raw, member[fit_rows], slack):
+    for conds in _leaf_paths(tree, prepared, raw, member[fit_rows], slack):
         rule = Rule(group[0], _simplify(conds), clusters=group)
         rule = _prune(rule, masks, member, counted, prune_tol)
         if rule.precision >= min_precision and rule.conditions not in candidates:
@@ -411,7 +445,7 @@ def _learn_rules(
     covered = np.zeros(len(member), dtype=bool)
     for rule in sorted(candidates.values(), key=lambda r: (-f1(r), -r.precision)):
         hits = masks.rule_mask(rule.conditions) & member
-        if (hits & ~covered).sum() >= max(1, 0.05 * n_member):
+        if np.count_nonzero(hits & ~covered) >= max(1, 0.05 * n_member):
             chosen.append(rule)
             covered |= hits
         if len(chosen) == max_rules:
@@ -489,7 +523,7 @@ def group_alike(
         for rule in alone[c]:
             hit |= masks.rule_mask(rule.conditions)
         cover[i] = np.bincount(code[hit & (code >= 0)], minlength=k)
-        outside_hits = int((hit & (code < 0)).sum())
+        outside_hits = np.count_nonzero(hit & (code < 0))
         own[c] = float(cover[i, i] / max(cover[i, i] + outside_hits, 1))
     position = {c: i for i, c in enumerate(clusters)}
     parent = {c: c for c in clusters}
