@@ -34,15 +34,9 @@ class _Features:
     compare, so every candidate rule of every cluster is scored without re-encoding
     the frame (figures in benchmarks/README.md); the semantics are `Condition.mask`'s
     exactly.
-
-    A numeric column of more than ``max_bins`` distinct values reaches the tree as its bin
-    (``max_bins`` quantile bins over all rows, as scikit-learn's histogram gradient boosting
-    bins): the tree's sort then has few distinct values, which halves each fit (hundreds of
-    fits at 1M rows; benchmarks/README.md), and a split between bins ``b`` and ``b + 1``
-    is the cut ``x <= edge[b]`` on the raw values (`cut`).
     """
 
-    def __init__(self, features: pd.DataFrame, max_categories: int, max_bins: int = 255) -> None:
+    def __init__(self, features: pd.DataFrame, max_categories: int) -> None:
         self.frame = features
         self.n = len(features)
         self.meta: list[tuple[str, str, Any]] = []  # (feature, kind, category)
@@ -50,7 +44,6 @@ class _Features:
         self._bool: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._cat: dict[str, tuple[np.ndarray, pd.Index]] = {}
         self._median: dict[str, float] = {}
-        self._edges: dict[str, np.ndarray] = {}  # upper bin edges of the binned columns
         self._tree: dict[str, np.ndarray] = {}  # numeric columns as the tree gets them
         for name in features.columns:
             s = features[name]
@@ -63,13 +56,8 @@ class _Features:
                 # values, where missing matches nothing, so the reported precision is honest
                 self._median[name] = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
                 self.meta.append((name, "num", None))
-                x = self.filled(name, slice(None))
-                edges = _bin_edges(x, max_bins)
-                if edges is not None:
-                    self._edges[name] = edges
-                    x = np.searchsorted(edges, x, side="left")
                 # every row's tree value once: each cluster's fit reads its members' rows
-                self._tree[name] = x.astype(np.float32)
+                self._tree[name] = self.filled(name, slice(None)).astype(np.float32)
             elif pd.api.types.is_datetime64_any_dtype(s):
                 continue  # time belongs to the timeline, not to a rule an engine applies later
             else:
@@ -103,11 +91,6 @@ class _Features:
         """Numeric column at ``rows`` with missing values as the median, as the tree sees it."""
         x = self.numeric(name)[rows]
         return np.where(np.isfinite(x), x, self._median[name])
-
-    def cut(self, name: str, threshold: float) -> float:
-        """The raw-value cut of the tree's ``threshold`` on column ``name``'s tree input."""
-        edges = self._edges.get(name)
-        return threshold if edges is None else float(edges[int(threshold)])
 
     def matrix(self, rows: np.ndarray) -> np.ndarray:
         """Tree input for ``rows``, float32 as the tree uses internally anyway.
@@ -206,23 +189,10 @@ class _Sample:
         return rows, matrix, raw
 
 
-def _bin_edges(x: np.ndarray, max_bins: int, sample: int = 200_000) -> np.ndarray | None:
-    """Upper edges of ``max_bins`` quantile bins of ``x``; None if it has no more values.
-
-    Computed on at most ``sample`` rows (drawn with a fixed seed), as scikit-learn's binning.
-    """
-    if len(x) > sample:
-        x = x[np.random.default_rng(0).choice(len(x), sample, replace=False)]
-    if len(np.unique(x)) <= max_bins:
-        return None
-    return np.unique(np.quantile(x, np.linspace(0, 1, max_bins + 1)[1:-1]))
-
-
 def _nice_threshold(x: np.ndarray, t: float, member: np.ndarray, slack: int = 0) -> float:
     """The roundest cut near the tree's threshold ``t`` that moves at most ``slack`` rows.
 
-    sklearn splits at midpoints (1.5, 0.31764...), and a binned column at a bin edge
-    (`_Features.cut`). Any cut moving no training row
+    sklearn splits at midpoints (1.5, 0.31764...). Any cut moving no training row
     gives the same split; allowing ``slack`` members and ``slack`` non-members to
     change sides buys "at most 1.5 days" instead of "at most 1.495 days" on dense
     data. The rule is re-scored on all rows afterwards, so nothing is misreported.
@@ -244,7 +214,7 @@ def _nice_threshold(x: np.ndarray, t: float, member: np.ndarray, slack: int = 0)
 
 def _leaf_paths(
     tree: DecisionTreeClassifier,
-    prepared: _Features,
+    meta: Sequence[tuple[str, str, Any]],
     raw: Mapping[str, np.ndarray],
     member: np.ndarray,
     slack: int,
@@ -262,10 +232,10 @@ def _leaf_paths(
             if t.value[node][0][1] > t.value[node][0][0]:
                 paths.append(conds)
             return
-        j = int(t.feature[node])
-        name, kind, cat = prepared.meta[j]
+        j, thr = int(t.feature[node]), float(t.threshold[node])
+        name, kind, cat = meta[j]
         if kind == "num":
-            v = _nice_threshold(raw[name], prepared.cut(name, t.threshold[node]), member, slack)
+            v = _nice_threshold(raw[name], thr, member, slack)
             left, right = Condition(name, "<=", v), Condition(name, ">", v)
         elif kind == "bool":
             left, right = Condition(name, "==", False), Condition(name, "==", True)
@@ -304,14 +274,14 @@ def _simplify(conds: Iterable[Condition]) -> tuple[Condition, ...]:
 def _score(rule: Rule, masks: _ConditionMasks, member: np.ndarray, counted: np.ndarray) -> Rule:
     """Support, precision and recall over the ``counted`` rows (all but ignored ones)."""
     m = masks.rule_mask(rule.conditions) & counted
-    support = np.count_nonzero(m)
-    hits = np.count_nonzero(m & member)
+    support = int(np.count_nonzero(m))
+    hits = int(np.count_nonzero(m & member))
     return Rule(
         cluster=rule.cluster,
         conditions=rule.conditions,
         support=support,
         precision=hits / support if support else 0.0,
-        recall=hits / np.count_nonzero(member) if member.any() else 0.0,
+        recall=hits / int(np.count_nonzero(member)) if member.any() else 0.0,
         clusters=rule.clusters,
     )
 
@@ -416,7 +386,7 @@ def _learn_rules(
     ``sample``: the other rows to fit against, when the caller shares one among clusters
     learned against the same traffic; else drawn here from the counted non-members.
     """
-    n_member = np.count_nonzero(member)
+    n_member = int(np.count_nonzero(member))
     if n_member == 0 or n_member == len(member) or not prepared.meta:
         return []
     if sample is None:
@@ -432,7 +402,7 @@ def _learn_rules(
     candidates: dict[tuple[Condition, ...], Rule] = {}
     masks = _ConditionMasks(prepared)
     slack = int(round_slack * n_member)
-    for conds in _leaf_paths(tree, prepared, raw, member[fit_rows], slack):
+    for conds in _leaf_paths(tree, prepared.meta, raw, member[fit_rows], slack):
         rule = Rule(group[0], _simplify(conds), clusters=group)
         rule = _prune(rule, masks, member, counted, prune_tol)
         if rule.precision >= min_precision and rule.conditions not in candidates:
@@ -573,9 +543,9 @@ def extract_all_rules(
     ``n_jobs`` at a time (-1: one per core) in threads sharing the prepared features: the tree
     fits, most of the time, run without the GIL, and the results are the same as one at a time.
     """
-    prepared = _Features(features, kwargs.pop("max_categories", 20))
     labels = np.asarray(labels)
     ids = [int(c) for c in clusters]
+    prepared = _Features(features, kwargs.pop("max_categories", 20))
     groups = (
         group_alike(prepared, labels, ids, min_cover=min_cover, n_jobs=n_jobs, **kwargs)
         if group

@@ -74,25 +74,6 @@ def test_recovers_planted_threshold(data: tuple[pd.DataFrame, np.ndarray]) -> No
     assert best.precision == pytest.approx((labels[m] == RING).mean())
 
 
-def test_wide_numeric_columns_reach_the_tree_binned(data: tuple[pd.DataFrame, np.ndarray]) -> None:
-    """A split between two bins is the same row split as its cut on the raw values."""
-    df, _ = data
-    prepared = _Features(df, 20, max_bins=16)
-    X = prepared.matrix(np.arange(N))
-    columns = [name for name, _, _ in prepared.meta]
-    for name in ("account_age_days", "amount"):
-        tree_input = X[:, columns.index(name)]
-        assert 8 <= len(np.unique(tree_input)) <= 16  # was thousands of distinct values
-        raw = prepared.filled(name, np.arange(N))
-        for threshold in np.unique(tree_input)[:-1] + 0.5:  # where sklearn's splits fall
-            cut = prepared.cut(name, threshold)
-            assert np.array_equal(tree_input <= threshold, raw <= cut)
-    # few distinct values stay as they are: the tree cuts them itself
-    counts = X[:, columns.index("txn_count_24h")]
-    assert np.array_equal(counts, df["txn_count_24h"].to_numpy(np.float32))
-    assert prepared.cut("txn_count_24h", 2.5) == 2.5
-
-
 def test_recovers_categorical_rule(data: tuple[pd.DataFrame, np.ndarray]) -> None:
     df, labels = data
     best = extract_rules(df, labels, 8)[0]
