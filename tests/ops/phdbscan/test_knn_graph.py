@@ -66,3 +66,31 @@ def test_candidates_a_query_stop_growing_past_1m_rows() -> None:
     for n in (1_000_000, 3_000_000, 30_000_000):
         cells, probes = default_cells(n, exact=False)
         assert probes * n / cells <= 4_000
+
+
+@pytest.mark.parametrize("world", ["far from the origin", "integer ties", "no structure"])
+def test_exact_lists_are_the_float64_nearest(world: str) -> None:
+    """GEMM candidates re-ranked in float64 and proved, or searched again: exact either way.
+
+    Far from the origin the GEMM's rounding (of ``|x|^2``) is large; integer points tie at
+    the k-th distance beyond the candidates; 32 unclustered dimensions defeat the cells. The
+    last two fall back on a search of every row.
+    """
+    rng = np.random.default_rng(1)
+    if world == "far from the origin":
+        Y = make_blobs(6000, 8, centers=12, random_state=1)[0] + 1000.0
+    elif world == "integer ties":
+        Y = rng.integers(0, 4, size=(6000, 6)).astype(float)
+    else:
+        Y = rng.normal(size=(6000, 32))
+    Y = Y.astype(np.float32)
+    stats: dict = {}
+    dist, idx = cell_knn(Y, 12, exact=True, n_cells=40, n_probe=6, stats=stats)
+    assert (stats["uncertified"] > 0) == (world != "far from the origin")
+    rows = rng.choice(len(Y), 300, replace=False)
+    Y64 = Y.astype(np.float64)
+    for r in rows:
+        true = np.sort(np.linalg.norm(Y64 - Y64[r], axis=1))[:12]
+        listed = np.linalg.norm(Y64[idx[r]] - Y64[r], axis=1)
+        np.testing.assert_array_equal(np.sort(listed), true)  # the same distances: exact
+        np.testing.assert_allclose(dist[r], true, rtol=1e-6, atol=1e-6)
