@@ -133,7 +133,8 @@ def risky_branches(
     bcfg = branches or BranchConfig()
     limit = bcfg.max_share * len(frame)
     label = pd.to_numeric(frame["label"], errors="coerce")
-    labelled, fraud = label.notna().to_numpy(), (label == 1).to_numpy()
+    labelled = label.notna().to_numpy(dtype=bool)
+    fraud = label.eq(1).fillna(False).to_numpy(dtype=bool)  # unlabelled: not fraud
     risky = {int(c) for c in risky_clusters}
     selected = {int(node): int(c) for c, node in cluster_nodes.items()}
     root = len(tree.point_node)
@@ -148,13 +149,7 @@ def risky_branches(
         # a risky cluster is flagged whole already; a selected one was judged as a cluster
         frontier = [n for n in frontier if selected.get(n) not in risky]
         key = tree.under(frontier)
-        member = key >= 0
-        counts = (
-            pd.DataFrame({"node": key[member], "lab": labelled[member], "fraud": fraud[member]})
-            .groupby("node")
-            .agg(size=("lab", "size"), n_labelled=("lab", "sum"), n_fraud=("fraud", "sum"))
-            .astype(int)
-        )
+        counts = _node_counts(key, labelled, fraud)
         judged = (counts["size"] <= limit) & ~counts.index.isin(list(selected))
         precise = (counts["n_labelled"] >= bcfg.min_labelled) & (
             counts["n_fraud"] >= bcfg.min_precision * counts["n_labelled"]
@@ -181,3 +176,24 @@ def risky_branches(
     out = pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
     out.attrs["point_node"] = flagged
     return out
+
+
+def _node_counts(key: np.ndarray, labelled: np.ndarray, fraud: np.ndarray) -> pd.DataFrame:
+    """``size``, ``n_labelled`` and ``n_fraud`` per node of ``key`` (``-1``: none), by node.
+
+    Counted with ``np.bincount``: one level of the tree holds a million points at 1M rows,
+    and a pandas group-by per level was most of the branches' time.
+    """
+    member = key >= 0
+    nodes = key[member]
+    top = int(nodes.max(initial=-1)) + 1
+    size = np.bincount(nodes, minlength=top)
+    present = np.flatnonzero(size)
+    return pd.DataFrame(
+        {
+            "size": size[present],
+            "n_labelled": np.bincount(nodes[labelled[member]], minlength=top)[present],
+            "n_fraud": np.bincount(nodes[fraud[member]], minlength=top)[present],
+        },
+        index=pd.Index(present, name="node"),
+    )
