@@ -58,11 +58,11 @@ def exact_group(
 ) -> np.ndarray:
     """Exact ``k`` nearest rows ``db`` of rows ``q`` of ``Q``, or ``inf`` for the rows unproven.
 
-    One GEMM search for ``k + _EXACT_MARGIN`` candidates (faster than FAISS's per-pair loop:
-    benchmarks/README.md), re-ranked by float64 distances. A row not listed lies at GEMM distance at
-    least the last candidate's, so at true squared distance at least that less the GEMM's
-    rounding bound; where the k-th float64 distance is below that, no unlisted row of ``db``
-    is nearer and the list is exact within ``db``.
+    One GEMM search for ``k + _EXACT_MARGIN`` candidates (faster than FAISS's per-pair
+    loop: benchmarks/README.md), re-ranked by float64 distances. A row not listed lies at
+    GEMM distance at least the last candidate's, so at true squared distance at least that
+    less the GEMM's rounding bound; where the k-th float64 distance is below that, no
+    unlisted row of ``db`` is nearer and the list is exact within ``db``.
 
     Returns
     -------
@@ -73,17 +73,17 @@ def exact_group(
     kx = min(k + _EXACT_MARGIN, len(db))
     if kx < k:
         return np.full(len(q), np.inf)
-    Xdb = X[db]
-    D, nb = _faiss().knn(Q[q], Xdb, kx)
+    Qq, Xdb = Q[q], X[db]
+    D, nb = _faiss().knn(Qq, Xdb, kx)
     true_d = np.empty((len(q), kx))
     true_i = np.empty((len(q), kx), np.int64)
     candidates = np.where(nb >= 0, db[np.maximum(nb, 0)], -1)
-    _refine(X, Q[q], candidates, 0, False, true_d, true_i)
+    _refine(X, Qq, candidates, 0, False, true_d, true_i)
     dist[q], idx[q] = true_d[:, :k], true_i[:, :k]
     kth = true_d[:, k - 1]
     if kx == len(db):  # every row of db is listed
         return kth
-    reach = np.sqrt((Q[q].astype(np.float64) ** 2).sum(1)) + np.sqrt(
+    reach = np.sqrt((Qq.astype(np.float64) ** 2).sum(1)) + np.sqrt(
         (Xdb.astype(np.float64) ** 2).sum(1).max()
     )
     rounding = (X.shape[1] + 4) * _GEMM_ROUNDING * reach**2

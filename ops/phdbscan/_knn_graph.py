@@ -249,8 +249,8 @@ def cell_knn(
         parallel tasks of a cluster. Default: a pool of as many threads as OpenMP would use,
         in this process.
     on_index : callable, optional
-        Called with the fitted :class:`CellIndex` (none when ``X`` is searched whole), which
-        can serve new points too.
+        Called with the fitted :class:`CellIndex`, which can serve new points too; not
+        called when ``X`` is searched whole, nor in exact mode, whose cells hold centred rows.
 
     Returns
     -------

@@ -543,9 +543,9 @@ def extract_all_rules(
     ``n_jobs`` at a time (-1: one per core) in threads sharing the prepared features: the tree
     fits, most of the time, run without the GIL, and the results are the same as one at a time.
     """
+    prepared = _Features(features, kwargs.pop("max_categories", 20))
     labels = np.asarray(labels)
     ids = [int(c) for c in clusters]
-    prepared = _Features(features, kwargs.pop("max_categories", 20))
     groups = (
         group_alike(prepared, labels, ids, min_cover=min_cover, n_jobs=n_jobs, **kwargs)
         if group
