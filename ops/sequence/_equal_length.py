@@ -58,6 +58,14 @@ class EqualLengthEncoder:
         self.time_weight = torch.stack([_time2vec_parts(e)[0] for e in encodings])
         self.time_bias = torch.stack([_time2vec_parts(e)[1] for e in encodings])
         self.lstm = _bidirectional(encoder)
+        # Attention scores v . tanh(z) as (2 v) . sigmoid(2 z): tanh(z) = 2 sigmoid(2 z) - 1, and
+        # the softmax over steps drops the constant -sum(v). torch's CPU tanh took 1.4 ms for
+        # a 1,024 x 16 batch's 524k values, its sigmoid 0.2 ms; the 2s are folded into the
+        # weights, and both linear terms go into one buffer (addmm): 3.7 -> 1.9 ms a batch.
+        self.attn_hidden_weight = 2 * encoder.attn_hidden.weight.detach()
+        self.attn_hidden_bias = 2 * encoder.attn_hidden.bias.detach()
+        self.attn_time_weight = 2 * encoder.attn_time.weight.detach()
+        self.attn_score_weight = 2 * encoder.attn_score.weight.detach()
         norm = encoder.page_dwell
         self.page_mean = norm.running_mean.detach()
         self.page_scale = torch.rsqrt(norm.running_var.detach() + norm.eps)
@@ -80,8 +88,10 @@ class EqualLengthEncoder:
         tau = tau.flatten(2)  # [B, T, 2 time_dim]: raw dwell's Time2Vec ++ per-page score's
         x = torch.cat([F.embedding(tokens, enc.token_embedding.weight), tau], dim=-1)
         h, _ = self.lstm(x)
-        attn = torch.tanh(enc.attn_hidden(h) + F.linear(tau, enc.attn_time.weight))
-        weights = torch.softmax(enc.attn_score(attn).squeeze(-1), dim=1)
+        attn = F.linear(tau, self.attn_time_weight, self.attn_hidden_bias).flatten(0, 1)
+        attn.addmm_(h.flatten(0, 1), self.attn_hidden_weight.t()).sigmoid_()
+        scores = F.linear(attn, self.attn_score_weight).view(h.shape[:2])
+        weights = torch.softmax(scores, dim=1)
         pooled = torch.bmm(weights.unsqueeze(1), h).squeeze(1)
         page_mean = tau[..., self.time_dim :].mean(dim=1)
         return enc.projection(torch.cat([pooled, page_mean], dim=-1))
