@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from ops.phdbscan._knn import KNNIndex
+from ops.phdbscan._knn_graph import _blas_distances
 
-__all__ = ["CellPartition", "brute_index", "cell_round"]
+__all__ = ["CellPartition", "brute_index", "brute_search", "cell_round"]
 
 
 def brute_index(X: np.ndarray) -> KNNIndex:
@@ -29,6 +30,25 @@ def brute_index(X: np.ndarray) -> KNNIndex:
     except ImportError:
         backend = "torch"
     return KNNIndex(backend).fit(X)  # type: ignore[arg-type]
+
+
+def brute_search(X: np.ndarray, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest rows of ``X`` for each row of ``Q``, as ``brute_index(X).search``.
+
+    On a CPU, FAISS searches ``X`` where it lies (``faiss.knn``, the function an
+    ``IndexFlatL2`` calls) instead of copying it into an index first: the exact tree's
+    complement searches used to copy ~100 times 100k rows at 100k x 32.
+    """
+    try:
+        import faiss
+    except ImportError:
+        return brute_index(X).search(Q, k)
+    if faiss.get_num_gpus() > 0:
+        return brute_index(X).search(Q, k)
+    Q, X = np.ascontiguousarray(Q, np.float32), np.ascontiguousarray(X, np.float32)
+    D, idx = faiss.knn(Q, X, int(k))
+    D = np.sqrt(np.maximum(D, 0.0, out=D), out=D)
+    return np.where(idx < 0, np.float32(np.inf), D), idx.astype(np.int64, copy=False)
 
 
 _BLOCK = 1 << 22  # float64 entries per distance block (32 MiB)
@@ -190,7 +210,10 @@ def _lloyd_cells(X: np.ndarray, L: int, seed: int, n_iter: int = 2) -> np.ndarra
     X32 = np.ascontiguousarray(X, dtype=np.float32)
     cent = X32[rng.choice(X.shape[0], L, replace=False)]
     for it in range(n_iter + 1):
-        assign = brute_index(cent).search(X32, 1)[1][:, 0]
+        # GEMM distances: a cell needs only to be compact, so their rounding costs nothing,
+        # and they are faster than the per-pair loop here (benchmarks/README.md)
+        with _blas_distances():
+            assign = brute_index(cent).search(X32, 1)[1][:, 0]
         if it == n_iter:
             break
         order = np.argsort(assign, kind="stable")

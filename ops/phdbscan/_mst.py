@@ -35,7 +35,12 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
-from ops.phdbscan._cell_partition import CellPartition, brute_index, cell_round
+from ops.phdbscan._boruvka_edges import (
+    lightest_leaving,
+    mutual_reachability_lists,
+    per_component_best,
+)
+from ops.phdbscan._cell_partition import CellPartition, brute_search, cell_round
 from ops.phdbscan._projection_bound import projection_bounds, projection_groups
 
 __all__ = ["default_graph_k", "mutual_reachability_mst"]
@@ -68,45 +73,36 @@ def _complement_search(
     out_q = np.full((len(pts), k), -1, np.int64)
     out_w = np.full((len(pts), k), np.inf)
     radius = np.full(len(pts), np.inf)
-    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    n = len(comp)
+    # Rows sorted by component: the complement of one is two contiguous blocks, searched
+    # where they lie, with no copy of the rows outside it per component.
+    by_comp = np.argsort(comp, kind="stable")
+    X_sorted = np.ascontiguousarray(X[by_comp], dtype=np.float32)
+    bounds = np.searchsorted(comp[by_comp], np.arange(int(comp.max()) + 2))
     pc = comp[pts]
     for c in np.unique(pc):
         sel = np.flatnonzero(pc == c)
-        others = np.flatnonzero(comp != c)
-        kk = min(k, len(others))
-        d32, loc = brute_index(X32[others]).search(X32[pts[sel]], kk)
-        q = others[loc]
+        outside = n - (bounds[c + 1] - bounds[c])
+        kk = min(k, outside)
+        Q = np.ascontiguousarray(X[pts[sel]], dtype=np.float32)
+        found_d, found_q = [], []
+        for first, last in ((0, bounds[c]), (bounds[c + 1], n)):
+            if last > first:
+                d32, loc = brute_search(X_sorted[first:last], Q, min(kk, last - first))
+                found_d.append(d32)
+                found_q.append(by_comp[first + loc])
+        # the k nearest of the complement are the k nearest of the two blocks' lists
+        d32, q = np.hstack(found_d), np.hstack(found_q)
+        keep = np.argsort(d32, axis=1, kind="stable")[:, :kk]
+        d32, q = np.take_along_axis(d32, keep, 1), np.take_along_axis(q, keep, 1)
         diff = X[q].astype(np.float64) - X[pts[sel]][:, None, :].astype(np.float64)
         d = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
         out_q[sel, :kk] = q
         out_w[sel, :kk] = np.maximum(np.maximum(d, core[q]), core[pts[sel]][:, None])
-        if kk < len(others):
+        if kk < outside:
             # float32 list radius, shrunk by a relative 1e-5 so rounding cannot certify
             radius[sel] = d32[:, -1].astype(np.float64) * (1 - 1e-5)
     return out_q, out_w, radius
-
-
-def _per_component_best(
-    comp: np.ndarray, ncomp: int, w: np.ndarray, u: np.ndarray, v: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lightest candidate edge per component, counting each edge for both endpoints."""
-    ok = v >= 0
-    cu, cv = comp[u[ok]], comp[v[ok]]
-    keys = np.concatenate([cu, cv])
-    ww = np.concatenate([w[ok], w[ok]])
-    uu = np.concatenate([u[ok], v[ok]])
-    vv = np.concatenate([v[ok], u[ok]])
-    order = np.lexsort((ww, keys))
-    keys_s = keys[order]
-    first = np.r_[True, keys_s[1:] != keys_s[:-1]] if len(keys_s) else np.zeros(0, bool)
-    bw = np.full(ncomp, np.inf)
-    bu = np.full(ncomp, -1, np.int64)
-    bv = np.full(ncomp, -1, np.int64)
-    c = keys_s[first]
-    bw[c] = ww[order][first]
-    bu[c] = uu[order][first]
-    bv[c] = vv[order][first]
-    return bw, bu, bv
 
 
 class _Boruvka:
@@ -137,10 +133,7 @@ class _Boruvka:
         self.max_complement_comps, self.complement_k = max_complement_comps, complement_k
         self.seed_size = seed_size
         self.rows = np.arange(n)
-        valid = knn_idx >= 0
-        self.safe_idx = np.where(valid, knn_idx, 0)
-        self.W = np.maximum(np.maximum(core[:, None], core[self.safe_idx]), knn_dist)
-        self.W[~valid] = np.inf
+        self.W = mutual_reachability_lists(knn_dist, knn_idx, core)
         # b(p): lower bound on mr to any point not in p's list
         if k >= n - 1 or not knn_is_exact:
             last = np.full(n, np.inf if k >= n - 1 else -np.inf)
@@ -181,10 +174,7 @@ class _Boruvka:
     def listed_edges(self) -> None:
         """Start the round from each point's lightest listed edge leaving its component."""
         comp = self.comp
-        Wm = np.where(comp[self.safe_idx] == comp[:, None], np.inf, self.W)
-        j = Wm.argmin(1)
-        self.best_w = Wm[self.rows, j]
-        self.best_q = np.where(np.isfinite(self.best_w), self.knn_idx[self.rows, j], -1)
+        self.best_w, self.best_q = lightest_leaving(self.W, self.knn_idx, comp)
         if self.has_ext.any():
             e = np.flatnonzero(self.has_ext)
             same = comp[np.maximum(self.ext_q[e], 0)] == comp[e][:, None]
@@ -254,7 +244,7 @@ class _Boruvka:
         self.ncomp = int(lab.max()) + 1
 
     def _component_best(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return _per_component_best(self.comp, self.ncomp, self.best_w, self.rows, self.best_q)
+        return per_component_best(self.comp, self.ncomp, self.best_w, self.rows, self.best_q)
 
     def _complement_round(self, pts: np.ndarray) -> None:
         """Search ``pts`` against their complements; keep the lists, raise the bounds."""

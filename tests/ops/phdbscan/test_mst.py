@@ -7,6 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.datasets import make_blobs
 
+from ops.phdbscan._mst import _complement_search
 from ops.phdbscan._projection_bound import projection_bounds, projection_groups
 
 X, BLOB = make_blobs(1200, 32, centers=6, random_state=3)
@@ -54,3 +55,21 @@ def test_projection_bound_is_tight_enough_to_prune_separated_blobs() -> None:
     bound = projection_bounds(X, pts, comp, groups)
     lightest = _nearest_outside(pts, comp).min()  # no component's lightest edge is lighter
     assert (bound > lightest).mean() > 0.5
+
+
+@pytest.mark.parametrize("scenario", ["components", "blobs merged since"])
+def test_complement_lists_are_the_nearest_points_outside(scenario: str) -> None:
+    comp, _ = _scenario(scenario)
+    pts = np.random.default_rng(0).choice(len(X), 300, replace=False)
+    core = np.zeros(len(X))
+    k = 8
+    idx, mr, radius = _complement_search(X, pts, comp, core, k)
+    d = cdist(X[pts].astype(np.float64), X.astype(np.float64))
+    d[comp[pts][:, None] == comp[None, :]] = np.inf
+    nearest = np.sort(d, axis=1)[:, :k]
+    np.testing.assert_allclose(mr, nearest, rtol=1e-12)
+    assert (comp[idx] != comp[pts][:, None]).all()
+    np.testing.assert_allclose(np.take_along_axis(d, idx, 1), mr, rtol=1e-12)
+    # nothing unlisted outside the component lies within the radius
+    d[np.arange(len(pts))[:, None], idx] = np.inf
+    assert (radius <= d.min(1)).all()
