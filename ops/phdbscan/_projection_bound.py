@@ -10,6 +10,7 @@ edge needs no search.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 __all__ = ["projection_bounds", "projection_groups"]
@@ -18,8 +19,10 @@ __all__ = ["projection_bounds", "projection_groups"]
 def _centroids(X: np.ndarray, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Component centroids (float64) and each point's row among them."""
     comps, inv = np.unique(comp, return_inverse=True)
-    cent = np.zeros((len(comps), X.shape[1]))
-    np.add.at(cent, inv, X.astype(np.float64))
+    # per column, bincount adds in row order as np.add.at did, at a tenth of its time
+    cent = np.column_stack(
+        [np.bincount(inv, weights=column, minlength=len(comps)) for column in X.T]
+    )
     cent /= np.bincount(inv)[:, None]
     return cent, inv
 
@@ -98,13 +101,46 @@ def projection_bounds(
     between = cent[None, :, :] - cent[:, None, :]  # [a, b] = c_b - c_a
     length = np.linalg.norm(between, axis=2)
     unit = between / np.where(length > 0, length, np.inf)[..., None]
-    proj = np.empty((X.shape[0], m))  # proj[x, b] = <x, u(group(x) -> b)>
+    # rows sorted by group, so that each group's projections are one block
+    by_group = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[by_group], np.arange(m + 1))
+    X_sorted = X[by_group].astype(np.float64)
+    proj = np.empty((X.shape[0], m))  # proj[i, b] = <x, u(group(x) -> b)>, x = X[by_group[i]]
     top = np.full((m, m), -np.inf)  # top[b, a] = max over q in b of <q, u(b -> a)>
     for a in range(m):
-        rows = np.flatnonzero(inv == a)
-        proj[rows] = X[rows].astype(np.float64) @ unit[a].T
-        top[a] = proj[rows].max(0)
-    lower = -top.T[inv[pts]] - proj[pts]  # [p, b]: min over q in b of <q, u(a -> b)> - <p, u>
-    lower[comp[pts][:, None] == group_comp[None, :]] = np.inf
+        block = slice(bounds[a], bounds[a + 1])
+        proj[block] = X_sorted[block] @ unit[a].T
+        top[a] = proj[block].max(0)
+    position = np.empty(len(by_group), np.int64)
+    position[by_group] = np.arange(len(by_group))
+    lower = _nearest_other_group(proj, top, inv, comp, group_comp, pts, position)
     # float64 rounding of the projections is ~1e-15 relative; shrink well past it
-    return np.maximum(lower.min(1), 0.0) * (1 - 1e-9)
+    return np.maximum(lower, 0.0) * (1 - 1e-9)
+
+
+@numba.njit(cache=True, nogil=True)
+def _nearest_other_group(
+    proj: np.ndarray,
+    top: np.ndarray,
+    inv: np.ndarray,
+    comp: np.ndarray,
+    group_comp: np.ndarray,
+    pts: np.ndarray,
+    position: np.ndarray,
+) -> np.ndarray:
+    """Each point's lowest projection gap to a group outside its component.
+
+    For ``p`` in group ``a``: the minimum over groups ``b`` not lying in ``p``'s component of
+    ``min_b <q, u(a -> b)> - <p, u(a -> b)>``, i.e. ``-top[b, a] - proj[position[p], b]``;
+    one pass instead of three ``len(pts) x groups`` temporaries.
+    """
+    out = np.empty(len(pts))
+    for r in range(len(pts)):
+        p = pts[r]
+        a, i = inv[p], position[p]
+        least = np.inf
+        for b in range(top.shape[0]):
+            if group_comp[b] != comp[p]:
+                least = min(least, -top[b, a] - proj[i, b])
+        out[r] = least
+    return out
