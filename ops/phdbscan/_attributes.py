@@ -17,7 +17,7 @@ from hdbscan import HDBSCAN
 from hdbscan.plots import CondensedTree, MinimumSpanningTree, SingleLinkageTree
 from sklearn.utils.validation import check_is_fitted
 
-from ops.phdbscan._condensed_tree import predict_points, single_linkage
+from ops.phdbscan._condensed_tree import glosh_scores, predict_points, single_linkage
 from ops.phdbscan._knn import KNNIndex
 from ops.phdbscan._knn_graph import CellIndex, wide_cells
 from ops.phdbscan._knn_refine import refine_float64
@@ -41,6 +41,7 @@ class HDBSCANAttributes:
     _min_spanning_tree: np.ndarray
     _pred_core: np.ndarray
     _ms_predict: int
+    _outlier_scores: np.ndarray | None
     labels_: np.ndarray
     metric: str
     knn_backend_: str
@@ -53,6 +54,18 @@ class HDBSCANAttributes:
         self._pred_index: KNNIndex | CellIndex | None = None
 
     # -- trees -----------------------------------------------------------------------------
+    @property
+    def outlier_scores_(self) -> np.ndarray:
+        """GLOSH outlier scores of the training points, computed on first use as hdbscan does."""
+        check_is_fitted(self, "labels_")
+        if self._outlier_scores is None:
+            self._outlier_scores = glosh_scores(self._condensed_tree)
+        return self._outlier_scores
+
+    @outlier_scores_.setter
+    def outlier_scores_(self, scores: np.ndarray | None) -> None:
+        self._outlier_scores = scores
+
     @property
     def condensed_tree_(self) -> CondensedTree:
         """The fit's condensed tree as hdbscan's ``CondensedTree``."""

@@ -35,7 +35,7 @@ from sklearn.utils.validation import validate_data
 
 from ops.phdbscan._attributes import HDBSCANAttributes
 from ops.phdbscan._condense import CONDENSED_DTYPE
-from ops.phdbscan._condensed_tree import glosh_scores, prediction_tables, tree_to_labels
+from ops.phdbscan._condensed_tree import prediction_tables, tree_to_labels
 from ops.phdbscan._knn_graph import MapChunks
 from ops.phdbscan._matrix_input import (
     HDBSCAN_ALGORITHMS,
@@ -118,7 +118,7 @@ class PHDBSCAN(SpanningTreeStep, HDBSCANAttributes, ClusterMixin, BaseEstimator)
     probabilities_ : ndarray (n,)
         Membership strength (lambda of the point over the cluster's maximal lambda).
     outlier_scores_ : ndarray (n,)
-        GLOSH scores.
+        GLOSH scores, computed on first access (as hdbscan does).
     cluster_persistence_ : ndarray (K,)
     condensed_tree_, single_linkage_tree_, minimum_spanning_tree_ : hdbscan.plots objects
         With ``.plot()``, ``.to_numpy()``, ``.to_pandas()``, ``.to_networkx()``.
@@ -268,7 +268,7 @@ class PHDBSCAN(SpanningTreeStep, HDBSCANAttributes, ClusterMixin, BaseEstimator)
         self.probabilities_ = np.asarray(probs, dtype=np.float64)
         self.cluster_persistence_ = np.asarray(persistence)
         self._condensed_tree = condensed
-        self.outlier_scores_ = glosh_scores(condensed)
+        self.outlier_scores_ = None  # GLOSH on first use (``outlier_scores_``), as hdbscan
         self._tables = prediction_tables(condensed, self.labels_)
         timer("tree")
         if self.prediction_data:
