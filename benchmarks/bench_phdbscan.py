@@ -181,7 +181,12 @@ def _run_child(target: Any, args: tuple, timeout: float) -> Any:
                 proc.kill()
                 proc.join()
                 return None
-    proc.join()
+    # hdbscan's joblib (loky) workers idle for 300 s before they exit, and the child waits
+    # for them: the result is in, so the child need not finish on its own
+    proc.join(timeout=30)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
     return result
 
 
