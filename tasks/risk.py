@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,11 +9,10 @@ import pandas as pd
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
-from catalog.datasets import DATASETS, Catalog
+from catalog.datasets import Catalog
 from infra.tracking import RunLogger
 from ops.evaluation import cluster_quality
 from ops.features import FeatureSpec, PageDwell, session_stats
-from ops.phdbscan import PHDBSCAN
 from ops.risk import (
     BranchConfig,
     CoordinationConfig,
@@ -28,7 +25,7 @@ from ops.risk import (
     pool_siblings,
     risky_branches,
 )
-from tasks.io import load_sequences, log_dataset
+from tasks.io import load_clusterer, load_sequences, log_dataset
 
 
 class RiskParams(BaseModel):
@@ -49,14 +46,6 @@ class RiskParams(BaseModel):
         0.95, ge=0, le=1, description="labelled precision a branch of a non-risky cluster needs"
     )
     quality_sample: int = Field(5000, ge=100)
-
-
-def load_clusterer(catalog: Catalog) -> PHDBSCAN:
-    """Load the run's fitted pHDBSCAN model (condensed tree, labels, prediction tables)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / DATASETS["clusterer"].filename
-        path.write_bytes(catalog.load_bytes("clusterer"))
-        return PHDBSCAN.load(path)
 
 
 def transactions_view(

@@ -43,7 +43,7 @@ from ops.sequence import embed
 from tasks.champion import Champion, find_champion
 from tasks.ingest import IngestParams
 from tasks.ingest_provenance import PROVENANCE_FILE
-from tasks.io import load_sequences, log_dataset
+from tasks.io import load_clusterer, load_sequences, log_dataset
 
 # The champion's state: catalog name -> artifact folder of the run that logged the encoder.
 CHAMPION_ARTIFACTS = {
@@ -80,15 +80,11 @@ class ChampionState:
     def load(cls, root: str) -> ChampionState:
         """Load the state :func:`fetch_champion` copied to ``root``."""
         catalog = Catalog(root)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / DATASETS["clusterer"].filename
-            path.write_bytes(catalog.load_bytes("clusterer"))
-            clusterer = PHDBSCAN.load(path)
         return cls(
             spec=FeatureSpec.from_dict(catalog.load_json("feature_spec")),
             scaling=HybridScaling.from_dict(catalog.load_json("hybrid_scaling")),
             page_dwell=PageDwell.from_dict(catalog.load_json("page_dwell")),
-            clusterer=clusterer,
+            clusterer=load_clusterer(catalog),
             clusters=catalog.load_frame("clusters_summary", ["cluster", "risky", "rule_text"]),
         )
 
