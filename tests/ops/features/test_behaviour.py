@@ -63,3 +63,14 @@ def test_path_codes_count_whole_paths_as_path_keys_does() -> None:
     assert codes.tolist() == expected.tolist()
     assert [path_keys(series.iloc[[i]])[0] for i in first] == list(uniques)
     assert codes[-8] == codes[-3] and codes[-6] != codes[-5] and codes[-2] == codes[-1]
+
+
+def test_median_dwell_is_each_sessions_median_gap() -> None:
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 9, 500)  # empty and one-event sessions have no gap
+    tokens = [rng.integers(2, 5, n) for n in lengths]
+    dwell = [rng.exponential(2.0, n).astype(np.float32) for n in lengths]
+    stats = session_stats(tokens, dwell, ["home", "item", "checkout"])
+    expected = [np.median(d[1:]) if len(d) > 1 else np.nan for d in dwell]
+    np.testing.assert_allclose(stats["median_dwell"], expected, rtol=1e-6)
+    assert stats["median_dwell"].dtype == np.float32
