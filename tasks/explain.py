@@ -35,8 +35,8 @@ from ops.risk import (
     risky_membership,
     rule_hits,
 )
-from tasks.io import load_clusterer, log_dataset
-from tasks.risk import transactions_view
+from tasks.io import log_dataset
+from tasks.risk import load_clusterer, transactions_view
 
 #: Membership candidates whose vectors (rows x clusters, float64) are held at once.
 _VECTOR_ROWS = 16_384

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +10,6 @@ import pyarrow as pa
 from catalog.datasets import DATASETS, Catalog
 from infra.tracking import RunLogger
 from ops.features import Ragged
-from ops.phdbscan import PHDBSCAN
 
 
 def flat_lists(column: pa.ChunkedArray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
@@ -64,24 +61,6 @@ def load_sequences(
     """
     table = read_sequences(output_root)
     return sequence_arrays(table if limit is None else table.slice(0, limit), ragged)
-
-
-def load_clusterer(catalog: Catalog) -> PHDBSCAN:
-    """The run's fitted pHDBSCAN model (condensed tree, labels, prediction tables).
-
-    A local catalog's file is read where it lies: the model holds the training rows (256 MB
-    at 1M x 64), and copying them to a temporary file first cost ~0.5-1 s a load at 1M. From
-    an object store the bytes go to a temporary file, so that they and the arrays read from
-    them are never in memory together.
-    """
-    try:
-        return PHDBSCAN.load(catalog.local_path("clusterer"))
-    except ValueError:  # not on the local filesystem
-        pass
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / DATASETS["clusterer"].filename
-        path.write_bytes(catalog.load_bytes("clusterer"))
-        return PHDBSCAN.load(path)
 
 
 def log_dataset(tracker: RunLogger, catalog: Catalog, name: str, artifact_dir: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,10 +11,11 @@ import pandas as pd
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
-from catalog.datasets import Catalog
+from catalog.datasets import DATASETS, Catalog
 from infra.tracking import RunLogger
 from ops.evaluation import cluster_quality
 from ops.features import FeatureSpec, PageDwell, session_stats
+from ops.phdbscan import PHDBSCAN
 from ops.risk import (
     BranchConfig,
     CoordinationConfig,
@@ -25,7 +28,7 @@ from ops.risk import (
     pool_siblings,
     risky_branches,
 )
-from tasks.io import load_clusterer, load_sequences, log_dataset
+from tasks.io import load_sequences, log_dataset
 
 
 class RiskParams(BaseModel):
@@ -46,6 +49,24 @@ class RiskParams(BaseModel):
         0.95, ge=0, le=1, description="labelled precision a branch of a non-risky cluster needs"
     )
     quality_sample: int = Field(5000, ge=100)
+
+
+def load_clusterer(catalog: Catalog) -> PHDBSCAN:
+    """The run's fitted pHDBSCAN model (condensed tree, labels, prediction tables).
+
+    A local catalog's file is read where it lies: the model holds the training rows (256 MB
+    at 1M x 64), and copying them to a temporary file first cost ~0.5-1 s a load at 1M. From
+    an object store the bytes go to a temporary file, so that they and the arrays read from
+    them are never in memory together.
+    """
+    try:
+        return PHDBSCAN.load(catalog.local_path("clusterer"))
+    except ValueError:  # not on the local filesystem
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / DATASETS["clusterer"].filename
+        path.write_bytes(catalog.load_bytes("clusterer"))
+        return PHDBSCAN.load(path)
 
 
 def transactions_view(

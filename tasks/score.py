@@ -43,7 +43,8 @@ from ops.sequence import embed
 from tasks.champion import Champion, find_champion
 from tasks.ingest import IngestParams
 from tasks.ingest_provenance import PROVENANCE_FILE
-from tasks.io import load_clusterer, load_sequences, log_dataset
+from tasks.io import load_sequences, log_dataset
+from tasks.risk import load_clusterer
 
 # The champion's state: catalog name -> artifact folder of the run that logged the encoder.
 CHAMPION_ARTIFACTS = {
