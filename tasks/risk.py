@@ -60,9 +60,11 @@ def load_clusterer(catalog: Catalog) -> PHDBSCAN:
     them are never in memory together.
     """
     try:
-        return PHDBSCAN.load(catalog.local_path("clusterer"))
+        local = catalog.local_path("clusterer")
     except ValueError:  # not on the local filesystem
-        pass
+        local = None
+    if local is not None:
+        return PHDBSCAN.load(local)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / DATASETS["clusterer"].filename
         path.write_bytes(catalog.load_bytes("clusterer"))

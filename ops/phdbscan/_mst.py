@@ -84,7 +84,8 @@ def _complement_search(
         sel = np.flatnonzero(pc == c)
         outside = n - (bounds[c + 1] - bounds[c])
         kk = min(k, outside)
-        Q = np.ascontiguousarray(X[pts[sel]], dtype=np.float32)
+        P = X[pts[sel]]
+        Q = np.ascontiguousarray(P, dtype=np.float32)
         found_d, found_q = [], []
         for first, last in ((0, bounds[c]), (bounds[c + 1], n)):
             if last > first:
@@ -95,7 +96,7 @@ def _complement_search(
         d32, q = np.hstack(found_d), np.hstack(found_q)
         keep = np.argsort(d32, axis=1, kind="stable")[:, :kk]
         d32, q = np.take_along_axis(d32, keep, 1), np.take_along_axis(q, keep, 1)
-        diff = X[q].astype(np.float64) - X[pts[sel]][:, None, :].astype(np.float64)
+        diff = X[q].astype(np.float64) - P[:, None, :].astype(np.float64)
         d = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
         out_q[sel, :kk] = q
         out_w[sel, :kk] = np.maximum(np.maximum(d, core[q]), core[pts[sel]][:, None])
