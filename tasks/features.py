@@ -1,4 +1,7 @@
-"""Features: intuitive features encoded and joined with the sequence embedding (hybrid vector)."""
+"""Features: intuitive features encoded and joined with the sequence embedding (hybrid vector).
+
+Also each session's statistics (``behaviour``), which the later stages read.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,11 @@ from infra.tracking import RunLogger
 from ops.features import (
     DWELL_FIT_COLUMNS,
     apply_hybrid,
-    dwell_fit,
     fit_block,
     fit_features,
     fit_hybrid,
     fit_page_dwell,
+    session_stats,
     transform_features,
 )
 from tasks.io import load_sequences, log_dataset
@@ -57,7 +60,11 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     seq_ids, tokens, dwell = load_sequences(output_root, ragged=True)
     vocabulary = catalog.load_json("vocabulary")
     page_dwell = fit_page_dwell(tokens, dwell, vocabulary)
-    fit = dwell_fit(page_dwell, tokens, dwell, vocabulary).set_index(seq_ids).loc[txn_ids]
+    # each session's pace, path and dwell fit: the risk and explain stages read them, the
+    # hybrid vector takes the dwell fit; measured here, where the sessions are in memory
+    stats = session_stats(tokens, dwell, vocabulary, page_dwell=page_dwell)
+    catalog.save_table("behaviour", stats.assign(txn_id=seq_ids))
+    fit = stats[DWELL_FIT_COLUMNS].set_index(seq_ids).loc[txn_ids]
     blocks = [embeddings, features, fit_block(fit)]  # rows in the embeddings' order
     weights = [params.embedding_weight, params.feature_weight, params.dwell_fit_weight]
     scaling = fit_hybrid(blocks, weights)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from catalog.datasets import DATASETS, Catalog
 from infra.tracking import RunLogger
 from ops.evaluation import cluster_quality
-from ops.features import FeatureSpec, PageDwell, session_stats
+from ops.features import FeatureSpec
 from ops.phdbscan import PHDBSCAN
 from ops.risk import (
     BranchConfig,
@@ -28,7 +28,7 @@ from ops.risk import (
     pool_siblings,
     risky_branches,
 )
-from tasks.io import load_sequences, log_dataset
+from tasks.io import log_dataset
 
 
 class RiskParams(BaseModel):
@@ -100,7 +100,6 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         The metrics logged to the run (quality, label and risk figures).
     """
     catalog = Catalog(output_root)
-    save_behaviour(catalog)
     view = transactions_view(catalog)
     spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
     id_columns = params.id_columns
@@ -152,14 +151,6 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         len(branches),
     )
     return metrics
-
-
-def save_behaviour(catalog: Catalog) -> None:
-    """Write each session's statistics (``behaviour``); the sessions are freed on return."""
-    txn_ids, tokens, dwell = load_sequences(catalog.root, ragged=True)
-    page_dwell = PageDwell.from_dict(catalog.load_json("page_dwell"))
-    stats = session_stats(tokens, dwell, catalog.load_json("vocabulary"), page_dwell=page_dwell)
-    catalog.save_table("behaviour", stats.assign(txn_id=txn_ids))
 
 
 def judge_tree(
