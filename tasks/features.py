@@ -5,6 +5,7 @@ Also each session's statistics (``behaviour``), which the later stages read.
 
 from __future__ import annotations
 
+import pandas as pd
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
@@ -13,6 +14,7 @@ from catalog.schemas import NON_FEATURE_COLUMNS
 from infra.tracking import RunLogger
 from ops.features import (
     DWELL_FIT_COLUMNS,
+    PageDwell,
     apply_hybrid,
     fit_block,
     fit_features,
@@ -52,20 +54,13 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
         The digest of the ``hybrid`` dataset.
     """
     catalog = Catalog(output_root)
+    fit, page_dwell = save_behaviour(catalog)  # first: the sessions are freed before the rest
     txn_ids, embeddings = catalog.load_vectors("embeddings")
     transactions = catalog.load_frame("transactions").set_index("txn_id", drop=False)
     transactions = transactions.loc[txn_ids]
     spec = fit_features(transactions, NON_FEATURE_COLUMNS, params.max_categories)
     features = transform_features(spec, transactions)
-    seq_ids, tokens, dwell = load_sequences(output_root, ragged=True)
-    vocabulary = catalog.load_json("vocabulary")
-    page_dwell = fit_page_dwell(tokens, dwell, vocabulary)
-    # each session's pace, path and dwell fit: the risk and explain stages read them, the
-    # hybrid vector takes the dwell fit; measured here, where the sessions are in memory
-    stats = session_stats(tokens, dwell, vocabulary, page_dwell=page_dwell)
-    catalog.save_table("behaviour", stats.assign(txn_id=seq_ids))
-    fit = stats[DWELL_FIT_COLUMNS].set_index(seq_ids).loc[txn_ids]
-    blocks = [embeddings, features, fit_block(fit)]  # rows in the embeddings' order
+    blocks = [embeddings, features, fit_block(fit.loc[txn_ids])]  # in the embeddings' order
     weights = [params.embedding_weight, params.feature_weight, params.dwell_fit_weight]
     scaling = fit_hybrid(blocks, weights)
     vectors = apply_hybrid(scaling, blocks)
@@ -85,6 +80,28 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
         features.shape[1],
         [c.name for c in spec.columns],
         DWELL_FIT_COLUMNS,
+        PageDwell,
         params.dwell_fit_weight,
     )
     return digest
+
+
+def save_behaviour(catalog: Catalog) -> tuple[pd.DataFrame, PageDwell]:
+    """Fit each page's typical dwell and write each session's statistics (``behaviour``).
+
+    The risk and explain stages read the statistics; the hybrid vector takes the dwell fit.
+    The sessions are freed on return.
+
+    Returns
+    -------
+    fit : DataFrame
+        `dwell_fit`'s columns, indexed by ``txn_id``.
+    page_dwell : PageDwell
+        The window's typical dwell per page.
+    """
+    txn_ids, tokens, dwell = load_sequences(catalog.root, ragged=True)
+    vocabulary = catalog.load_json("vocabulary")
+    page_dwell = fit_page_dwell(tokens, dwell, vocabulary)
+    stats = session_stats(tokens, dwell, vocabulary, page_dwell=page_dwell).assign(txn_id=txn_ids)
+    catalog.save_table("behaviour", stats)
+    return stats.set_index("txn_id")[DWELL_FIT_COLUMNS], page_dwell

@@ -108,3 +108,20 @@ def test_ragged_rows_give_what_lists_of_arrays_give() -> None:
     pd.testing.assert_frame_equal(dwell_fit(table, rag_tokens, rag_dwell, VOCABULARY), expected)
     stats = session_stats(rag_tokens, rag_dwell, VOCABULARY, page_dwell=table)
     pd.testing.assert_frame_equal(stats, session_stats(tokens, dwell, VOCABULARY, page_dwell=table))
+
+
+def test_each_session_is_measured_by_its_own_steps_alone() -> None:
+    """The definitions, session by session, against the one pass over all of them."""
+    rng = np.random.default_rng(4)
+    tokens = [rng.integers(0, 2 + len(VOCABULARY), rng.integers(0, 9)) for _ in range(200)]
+    dwell = [rng.lognormal(0, 1, len(t)).astype(np.float32) for t in tokens]
+    table = fit_page_dwell(tokens, dwell, VOCABULARY)
+    fit = dwell_fit(table, tokens, dwell, VOCABULARY)
+    typical = np.r_[table.default, table.default, [table.typical[p] for p in VOCABULARY]]
+    for i, (t, d) in enumerate(zip(tokens, dwell, strict=True)):
+        x = np.log(np.maximum(d[1:].astype(np.float64), 0.1))
+        page = typical[t[:-1]]  # the page each wait was spent on
+        xc, tc = x - x.mean() if len(x) else x, page - page.mean() if len(x) else page
+        assert fit["dwell_page_fit"][i] == pytest.approx(float((xc * tc).sum()), abs=1e-12)
+        off = np.exp(np.abs(xc - tc).mean()) if len(x) else 1.0
+        assert fit["dwell_off_page"][i] == pytest.approx(off, abs=1e-12)
