@@ -127,14 +127,19 @@ def path_codes(paths: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """
     values = paths.to_numpy(dtype=object)
     n = len(values)
-    lengths = np.fromiter(
-        (-1 if _missing(p) else 1 if isinstance(p, str) else len(p) for p in values),
-        np.int64,
-        n,
-    )
-    present = lengths >= 0
-    pieces = [np.array([p], dtype=object) if isinstance(p, str) else p for p in values[present]]
-    flat = np.concatenate([np.asarray(p, dtype=object) for p in pieces]) if pieces else []
+    if n and set(map(type, values)) <= {np.ndarray, list, tuple}:  # as Parquet hands them back
+        lengths = np.fromiter(map(len, values), np.int64, n)  # no Python call per row
+        present = np.ones(n, dtype=bool)
+        flat = np.concatenate([np.asarray(p, dtype=object) for p in values])
+    else:
+        lengths = np.fromiter(
+            (-1 if _missing(p) else 1 if isinstance(p, str) else len(p) for p in values),
+            np.int64,
+            n,
+        )
+        present = lengths >= 0
+        pieces = [[p] if isinstance(p, str) else p for p in values[present]]
+        flat = np.concatenate([np.asarray(p, dtype=object) for p in pieces]) if pieces else []
     flat = np.asarray(flat, dtype=object)
     if pd.api.types.infer_dtype(flat, skipna=False) not in ("string", "empty"):
         flat = flat.astype(str).astype(object)  # pages counted by their names, as path_keys
