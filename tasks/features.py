@@ -80,7 +80,6 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
         features.shape[1],
         [c.name for c in spec.columns],
         DWELL_FIT_COLUMNS,
-        PageDwell,
         params.dwell_fit_weight,
     )
     return digest
