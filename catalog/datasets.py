@@ -12,6 +12,7 @@ import json
 import posixpath
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import fsspec
@@ -110,14 +111,25 @@ class Catalog:
         retry_io(f"write {self.uri(name)}", lambda: self._write(name, data))
         return digest_bytes(data)
 
-    def _write(self, name: str, data: bytes) -> None:
+    def save_file(self, name: str, path: str | Path) -> None:
+        """Write the local file ``path`` as dataset ``name``, atomically, as `save_bytes` does.
+
+        The file is copied (or uploaded) as it lies: a model of hundreds of MB is never held
+        in memory as bytes.
+        """
+        retry_io(f"write {self.uri(name)}", lambda: self._write(name, Path(path)))
+
+    def _write(self, name: str, data: bytes | Path) -> None:
         fs, root = self._fs()
         fs.makedirs(root, exist_ok=True)
         final = posixpath.join(root, DATASETS[name].filename)
         tmp = posixpath.join(root, f".{DATASETS[name].filename}.{uuid.uuid4().hex}.tmp")
         try:
-            with fs.open(tmp, "wb") as f:
-                f.write(data)
+            if isinstance(data, Path):
+                fs.put_file(str(data), tmp)
+            else:
+                with fs.open(tmp, "wb") as f:
+                    f.write(data)
             fs.mv(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):  # a failed attempt leaves no temporary file

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -85,7 +84,7 @@ def fit_clusters(
     digest = catalog.save_table("assignments", assignments)
     with tempfile.TemporaryDirectory() as tmp:
         model.save(f"{tmp}/clusterer.npz")
-        catalog.save_bytes("clusterer", Path(f"{tmp}/clusterer.npz").read_bytes())
+        catalog.save_file("clusterer", f"{tmp}/clusterer.npz")
     return {
         "digest": digest,
         "n_clusters": int(labels.max() + 1),
