@@ -189,15 +189,18 @@ class PredictionData:
         starts = np.cumsum([0] + [len(e) for e in self.exemplars])
         ex_norm = np.einsum("ij,ij->i", exemplars, exemplars)
         cluster_norm = np.maximum.reduceat(ex_norm, starts[:-1])
+        # |x|^2 - 2 x.e + |e|^2 with the last two terms from one product: [-2x, 1] . [e, |e|^2].
+        # The block of rows x exemplars is the largest array (28k x 40k at 1M); each pass over
+        # it cost more than the product itself. |x|^2 is the same for a row's every exemplar,
+        # so it is added after the minimum.
+        augmented = np.hstack([exemplars, ex_norm[:, None]]).T.copy()
         rows = max(1, _BLOCK_FLOATS // len(exemplars))
         for start in range(0, X.shape[0], rows):
             block = np.asarray(X[start : start + rows], dtype=np.float64)
             b_norm = np.einsum("ij,ij->i", block, block)
-            d2 = block @ exemplars.T  # in place from here: the block is the largest array
-            d2 *= -2.0
-            d2 += ex_norm
-            d2 += b_norm[:, None]
+            d2 = np.hstack([-2.0 * block, np.ones((len(block), 1))]) @ augmented
             nearest = np.minimum.reduceat(d2, starts[:-1], axis=1)
+            nearest += b_norm[:, None]
             # near zero the product form is all rounding; there (a point at or beside an
             # exemplar, so few) the cluster's distances are summed directly, so that a point
             # at an exemplar gets exactly 0, as in hdbscan
