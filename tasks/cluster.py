@@ -24,6 +24,7 @@ from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
+from infra.memory import STAGE_HOOKS
 from infra.ray import ensure_ray, on_cluster, ray_map
 from infra.settings import get_settings
 from infra.storage import is_remote
@@ -126,7 +127,7 @@ def _fit_on_ray(output_root: str, params: ClusterParams, knn_tasks: bool = False
     return dict(ray.get(remote.remote(output_root, params, knn_tasks)))
 
 
-@task(name="cluster")
+@task(name="cluster", **STAGE_HOOKS)
 def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
     """Cluster the run's hybrid vectors, here or as a Ray task; log to MLflow; return a digest."""
     on_ray = _runs_on_ray(output_root, params)

@@ -14,6 +14,7 @@ from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
+from infra.memory import STAGE_HOOKS
 from infra.ray import ensure_ray, on_cluster
 from infra.tracking import RunLogger
 from ops.sequence import embed, embed_concatenated
@@ -70,7 +71,7 @@ def _embed_on_ray(output_root: str, pretrained: PretrainResult, batch_size: int)
     return out["txn_id"].to_numpy(dtype=str), np.stack(out["vector"].to_numpy()).astype(np.float32)
 
 
-@task(name="embed")
+@task(name="embed", **STAGE_HOOKS)
 def embed_sequences(
     output_root: str, pretrained: PretrainResult, params: EmbedParams, run_id: str
 ) -> str:

@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
+from infra.memory import STAGE_HOOKS
 from infra.tracking import RunLogger
 from ops.features import DWELL_FIT_COLUMNS, FeatureSpec
 from ops.phdbscan import all_points_membership_vectors, training_neighbours
@@ -67,7 +68,7 @@ class ExplainParams(BaseModel):
     neighbour_k: int = Field(30, ge=1, description="nearest neighbours in the neighbour vote")
 
 
-@task(name="explain")
+@task(name="explain", **STAGE_HOOKS)
 def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, int]:
     """Explain each risky cluster with rules and a narrative; write the flagged transactions.
 

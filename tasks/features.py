@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from catalog.datasets import Catalog
 from catalog.schemas import NON_FEATURE_COLUMNS
+from infra.memory import STAGE_HOOKS
 from infra.tracking import RunLogger
 from ops.features import (
     DWELL_FIT_COLUMNS,
@@ -44,7 +45,7 @@ class FeatureParams(BaseModel):
     )
 
 
-@task(name="features")
+@task(name="features", **STAGE_HOOKS)
 def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     """Encode the intuitive features and join them with the embeddings as hybrid vectors.
 

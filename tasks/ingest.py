@@ -31,6 +31,7 @@ from catalog.readers import ROW_COLUMN, SOURCE_COLUMN, read_source
 from catalog.schemas import TRANSACTIONS
 from infra.dask import dask_scheduler
 from infra.durable import result_storage
+from infra.memory import STAGE_HOOKS
 from infra.progress import stage_logger
 from infra.tracking import RunLogger
 from ops.ingest import (
@@ -241,7 +242,11 @@ def _ingest_outputs(
     return run_ingest(events_uri, transactions_uri, output_root, params)
 
 
-@task(name="ingest", retries=0)
+@task(
+    name="ingest",
+    retries=0,
+    **STAGE_HOOKS,
+)
 def ingest(
     events_uri: str, transactions_uri: str, output_root: str, params: IngestParams, run_id: str
 ) -> IngestResult:

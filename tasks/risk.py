@@ -12,6 +12,7 @@ from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
 from catalog.datasets import DATASETS, Catalog
+from infra.memory import STAGE_HOOKS
 from infra.tracking import RunLogger
 from ops.evaluation import cluster_quality
 from ops.features import FeatureSpec
@@ -90,7 +91,7 @@ def transactions_view(
     return view
 
 
-@task(name="evaluate")
+@task(name="evaluate", **STAGE_HOOKS)
 def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str, float]:
     """Measure cluster quality and judge every cluster and its siblings' parent.
 
