@@ -194,9 +194,9 @@ class _Sample:
 def _nice_threshold(x: np.ndarray, t: float, member: np.ndarray, slack: int = 0) -> float:
     """The roundest cut near the tree's threshold ``t`` that moves at most ``slack`` rows.
 
-    sklearn splits at midpoints (1.5, 0.31764...). Any cut moving no training row
-    gives the same split; allowing ``slack`` members and ``slack`` non-members to
-    change sides buys "at most 1.5 days" instead of "at most 1.495 days" on dense
+    The tree splits at midpoints (1.5, 0.31764...), as scikit-learn's does. Any cut moving
+    no training row gives the same split; allowing ``slack`` members and ``slack``
+    non-members to change sides buys "at most 1.5 days" instead of "at most 1.495 days" on dense
     data. The rule is re-scored on all rows afterwards, so nothing is misreported.
     """
     x_mem, x_rest = x[member], x[~member]
