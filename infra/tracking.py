@@ -9,8 +9,6 @@ artifact uploads are retried on transient I/O errors (MLflow's REST client retri
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,13 +131,6 @@ class RunLogger:
         )
         tags = [InputTag(key="mlflow.data.context", value=context)]
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset=dataset, tags=tags)])
-
-    def bytes_artifact(self, data: bytes, artifact_file: str) -> None:
-        """Log ``data`` as the artifact ``artifact_file``."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, os.path.basename(artifact_file))
-            Path(path).write_bytes(data)
-            self.artifact(path, os.path.dirname(artifact_file) or None)
 
 
 def _flatten(params: Mapping[str, Any], prefix: str) -> dict[str, Any]:

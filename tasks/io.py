@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from catalog.datasets import DATASETS, Catalog
+from catalog.datasets import Catalog
 from infra.tracking import RunLogger
 from ops.features import Ragged
 
@@ -64,15 +64,6 @@ def load_sequences(
 
 
 def log_dataset(tracker: RunLogger, catalog: Catalog, name: str, artifact_dir: str) -> None:
-    """Copy a dataset the run wrote into its MLflow artifacts, wherever the output root lives.
-
-    A local dataset is handed to MLflow as the file it is (the clusterer is ~380 MB at 1M);
-    from an object store its bytes go through a temporary file.
-    """
-    try:
-        local = catalog.local_path(name)
-    except ValueError:  # not on the local filesystem
-        artifact_file = f"{artifact_dir}/{DATASETS[name].filename}"
-        tracker.bytes_artifact(catalog.load_bytes(name), artifact_file)
-    else:
-        tracker.artifact(local, artifact_dir)
+    """Copy a dataset the run wrote into its MLflow artifacts, wherever the output root lives."""
+    with catalog.local_file(name) as path:
+        tracker.artifact(path, artifact_dir)

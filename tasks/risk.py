@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
-from catalog.datasets import DATASETS, Catalog
+from catalog.datasets import Catalog
 from infra.memory import STAGE_HOOKS
 from infra.tracking import RunLogger
 from ops.evaluation import cluster_quality
@@ -55,20 +53,10 @@ class RiskParams(BaseModel):
 def load_clusterer(catalog: Catalog) -> PHDBSCAN:
     """The run's fitted pHDBSCAN model (condensed tree, labels, prediction tables).
 
-    A local catalog's file is read where it lies: the model holds the training rows (256 MB
-    at 1M x 64), and copying them to a temporary file first cost ~0.5-1 s a load at 1M. From
-    an object store the bytes go to a temporary file, so that they and the arrays read from
-    them are never in memory together.
+    A local catalog's file is read where it lies (`Catalog.local_file`): the model holds the
+    training rows (256 MB at 1M x 64), and copying them first cost ~0.5-1 s a load at 1M.
     """
-    try:
-        local = catalog.local_path("clusterer")
-    except ValueError:  # not on the local filesystem
-        local = None
-    if local is not None:
-        return PHDBSCAN.load(local)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / DATASETS["clusterer"].filename
-        path.write_bytes(catalog.load_bytes("clusterer"))
+    with catalog.local_file("clusterer") as path:
         return PHDBSCAN.load(path)
 
 

@@ -23,3 +23,14 @@ def test_a_file_is_saved_as_the_bytes_it_holds(root: str, tmp_path: Path) -> Non
     assert digest_bytes(catalog.load_bytes("clusterer")) == digest_bytes(data)
     fs, path = fsspec.core.url_to_fs(catalog.root)
     assert [Path(p).name for p in fs.ls(path, detail=False)] == ["clusterer.npz"]  # no temp
+
+
+@pytest.mark.parametrize("root", ["local", "memory://shoal-test/files"])
+def test_a_dataset_is_read_as_a_local_file_wherever_it_lives(root: str, tmp_path: Path) -> None:
+    catalog = Catalog(str(tmp_path / "run") if root == "local" else root)
+    catalog.save_bytes("clusterer", b"model bytes")
+    with catalog.local_file("clusterer") as path:
+        assert Path(path).read_bytes() == b"model bytes"
+        assert Path(path).name == "clusterer.npz"
+    # a local dataset is its own file; a remote one a copy that is gone afterwards
+    assert Path(path).exists() == (root == "local")
