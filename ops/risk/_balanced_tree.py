@@ -251,12 +251,10 @@ def _grow(
                 left[k, c] += 1
                 previous[k] = v
         # split every open node that found a split; route its rows to the children
-        for k in range(first, last):
+        for k in range(first, last):  # a node without a split kept feature -2, a leaf's
             if is_open[k] and np.isfinite(best[k]):
                 left_child[k], right_child[k] = n_nodes, n_nodes + 1
                 n_nodes += 2
-            else:
-                feature[k], threshold[k] = -2, -2.0
         for r in range(n):
             k = node_of[r]
             if k >= 0 and left_child[k] >= 0:

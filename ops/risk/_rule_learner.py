@@ -226,15 +226,14 @@ def _leaf_paths(
     Thresholds are rounded against the float64 values (``raw``), not the tree's float32
     copy, in which 2.99 is 2.9900000095 and the roundest cut would become 2.995.
     """
-    t = tree  # scikit-learn's names: feature, threshold, children_left/right, value
     paths: list[list[Condition]] = []
 
     def walk(node: int, conds: list[Condition]) -> None:
-        if t.children_left[node] == -1:
-            if t.value[node][1] > t.value[node][0]:  # weighted members outweigh the others
+        if tree.children_left[node] == -1:
+            if tree.value[node][1] > tree.value[node][0]:  # weighted members outweigh the rest
                 paths.append(conds)
             return
-        j, thr = int(t.feature[node]), float(t.threshold[node])
+        j, thr = int(tree.feature[node]), float(tree.threshold[node])
         name, kind, cat = meta[j]
         if kind == "num":
             v = _nice_threshold(raw[name], thr, member, slack)
@@ -243,8 +242,8 @@ def _leaf_paths(
             left, right = Condition(name, "==", False), Condition(name, "==", True)
         else:
             left, right = Condition(name, "!=", cat), Condition(name, "==", cat)
-        walk(int(t.children_left[node]), [*conds, left])
-        walk(int(t.children_right[node]), [*conds, right])
+        walk(int(tree.children_left[node]), [*conds, left])
+        walk(int(tree.children_right[node]), [*conds, right])
 
     walk(0, [])
     return paths
