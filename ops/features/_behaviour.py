@@ -50,7 +50,7 @@ def session_stats(
     gaps = pd.Series(flat[is_gap]).groupby(row[is_gap])
     paths = _first_pages(row, events, flat_tokens, vocabulary, path_length)
     # each session's gaps lie together, in session order: a median per slice, no group-by
-    ends = np.cumsum(np.bincount(row[is_gap], minlength=len(tokens)))
+    ends = np.cumsum(np.maximum(events - 1, 0))  # a gap after every event but the first
     medians = _slice_medians(flat[is_gap].astype(np.float64), ends)
     median = pd.Series(medians.astype(flat.dtype, copy=False))  # the dwell's dtype, as pandas
     mean, std = (
