@@ -242,11 +242,7 @@ def _ingest_outputs(
     return run_ingest(events_uri, transactions_uri, output_root, params)
 
 
-@task(
-    name="ingest",
-    retries=0,
-    **STAGE_HOOKS,
-)
+@task(name="ingest", retries=0, **STAGE_HOOKS)
 def ingest(
     events_uri: str, transactions_uri: str, output_root: str, params: IngestParams, run_id: str
 ) -> IngestResult:
