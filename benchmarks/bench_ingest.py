@@ -253,7 +253,6 @@ def main() -> None:
     task_bytes = limit / 32
     limited = {
         "piece_rows": max(1, int(task_bytes * args.events / in_memory)),
-        "lookup_ids": max(1, int(task_bytes / 70)),  # the lookup table: ~70 bytes an id
         "partitions": max(args.partitions, int(np.ceil(in_memory / task_bytes))),
     }
     print(

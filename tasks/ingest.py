@@ -68,12 +68,6 @@ class IngestParams(BaseModel):
         description="events read per Dask task (whole Parquet row groups, at least one); "
         "smaller under a tight worker memory limit",
     )
-    lookup_ids: int = Field(
-        1_000_000,
-        ge=1,
-        description="accepted transaction ids hashed at once to match events to them (a task "
-        "holds ~70 bytes an id); smaller under a tight worker memory limit",
-    )
     start: datetime | None = Field(
         None, description="keep transactions at or after this time (naive = UTC)"
     )
@@ -158,7 +152,6 @@ def run_ingest(
         outside_txns,
         params.max_session_events,
         params.piece_rows,
-        params.lookup_ids,
     )
     with dask_scheduler():
         profile = profile_events(plan)

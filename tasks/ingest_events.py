@@ -59,9 +59,8 @@ class EventsPlan:
     uri: str
     pieces: list[Piece]
     known_txns: pa.Array  # accepted transaction ids, sorted: an event's code indexes this
-    outside_txns: pa.Array  # ids of transactions outside the window
+    outside_txns: pa.Array  # ids of transactions outside the window, sorted
     max_session_events: int
-    lookup_ids: int  # known ids hashed at once (``ops.ingest._event_pieces.transaction_codes``)
 
     @classmethod
     def create(
@@ -71,13 +70,12 @@ class EventsPlan:
         outside_txns: pd.Index,
         max_session_events: int,
         piece_rows: int,
-        lookup_ids: int,
     ) -> EventsPlan:
         """Plan the pieces of the events at ``uri``; pack the ids they are checked against."""
-        known = pa.array(np.sort(known_txns.astype(str).to_numpy(dtype=object)), pa.string())
-        outside = pa.array(outside_txns.astype(str).to_numpy(dtype=object), pa.string())
+        known = _sorted_ids(known_txns.astype(str).to_numpy(dtype=object))
+        outside = _sorted_ids(outside_txns.astype(str).to_numpy(dtype=object))
         pieces = plan_pieces(uri, piece_rows)
-        return cls(uri, pieces, known, outside, max_session_events, lookup_ids)
+        return cls(uri, pieces, known, outside, max_session_events)
 
     @property
     def paths(self) -> list[str]:
@@ -89,7 +87,12 @@ class EventsPlan:
         sizes = None if session_sizes is None else dask.delayed(session_sizes, pure=True)
         known = dask.delayed(self.known_txns, pure=True)
         outside = dask.delayed(self.outside_txns, pure=True)
-        return known, outside, sizes, self.max_session_events, self.lookup_ids
+        return known, outside, sizes, self.max_session_events
+
+
+def _sorted_ids(ids: np.ndarray) -> pa.Array:
+    """Distinct ids in the byte order events' ids are searched in (code points, for UTF-8)."""
+    return pa.array(np.sort(ids), pa.string())
 
 
 def _check(
@@ -98,7 +101,6 @@ def _check(
     outside: pa.Array,
     session_sizes: np.ndarray | None,
     max_session_events: int,
-    lookup_ids: int,
 ) -> CheckedEvents:
     table = read_piece(piece, EVENTS, dictionary=("event",))
     report_rows(piece.path, table.num_rows)
@@ -110,7 +112,6 @@ def _check(
         max_session_events,
         SOURCE_COLUMN,
         ROW_COLUMN,
-        lookup_ids,
     )
 
 

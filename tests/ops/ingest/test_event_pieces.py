@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
 from ops.ingest import EventsProfile, check_event_piece
-from ops.ingest._event_pieces import COUNT, _saturating_sum, transaction_codes
+from ops.ingest._event_pieces import COUNT, PieceIds, _saturating_sum
 from ops.ingest._validation import UNKNOWN_TXN, missing_arrow_text
 
 KNOWN = pa.array(["a", "b", "c", "d", "e"])
@@ -24,21 +23,21 @@ def _piece(txn: list, event: pa.Array, first_row: int = 0) -> pa.Table:
     )
 
 
-@pytest.mark.parametrize("set_size", [1, 2, 5, 100])
-def test_ids_are_found_whatever_the_share_of_known_ids_hashed_at_once(set_size: int) -> None:
-    txn = pa.chunked_array([["e", "x", "a"], [None, "c", "e"]])
-    assert transaction_codes(txn, KNOWN, set_size).tolist() == [4, -1, 0, -1, 2, 4]
+def test_each_row_gets_its_transactions_position_null_ids_none() -> None:
+    ids = PieceIds.of(pa.chunked_array([["e", "x", "a"], [None, "c", "e"]]))
+    assert ids.positions_in(KNOWN).tolist() == [4, -1, 0, -1, 2, 4]
+    assert ids.positions_in(pa.array([], pa.string())).tolist() == [-1] * 6
 
 
 def test_ids_get_the_same_codes_however_the_piece_is_chunked() -> None:
     # a gzip JSON file is one piece read in many small chunks
     rng = np.random.default_rng(0)
     ids = rng.choice(["a", "b", "c", "d", "e", "x", "y"], 500).tolist()
-    one = transaction_codes(pa.chunked_array([ids]), KNOWN, 3)
-    many = transaction_codes(pa.chunked_array([ids[i : i + 7] for i in range(0, 500, 7)]), KNOWN, 3)
-    assert one.tolist() == many.tolist()
+    one = PieceIds.of(pa.chunked_array([ids])).positions_in(KNOWN)
+    many = PieceIds.of(pa.chunked_array([ids[i : i + 7] for i in range(0, 500, 7)]))
+    assert one.tolist() == many.positions_in(KNOWN).tolist()
     assert one.tolist() == [KNOWN.to_pylist().index(t) if t in "abcde" else -1 for t in ids]
-    assert transaction_codes(pa.chunked_array([], pa.string()), KNOWN, 3).tolist() == []
+    assert PieceIds.of(pa.chunked_array([], pa.string())).positions_in(KNOWN).tolist() == []
 
 
 def test_dictionary_text_is_judged_like_plain_text() -> None:
@@ -66,7 +65,7 @@ def test_a_piece_quarantines_its_defects_and_codes_the_rest() -> None:
     )
     table = _piece(["b", "zz", "a", "a", "c"], event, first_row=10)
     checked = check_event_piece(
-        table, KNOWN, pa.array([], pa.string()), None, 5000, "_source", "_row", 2
+        table, KNOWN, pa.array([], pa.string()), None, 5000, "_source", "_row"
     )
     assert checked.code.tolist() == [1, -1, 0, 0, 2]
     assert checked.accepted.tolist() == [True, False, False, True, True]
@@ -79,9 +78,7 @@ def test_a_piece_quarantines_its_defects_and_codes_the_rest() -> None:
 def test_profiles_add_up_counts_by_transaction_and_by_name_across_pieces() -> None:
     def profile(txn: list, names: list) -> EventsProfile:
         table = _piece(txn, pa.array(names).dictionary_encode())
-        checked = check_event_piece(
-            table, KNOWN, pa.array(["out"]), None, 5000, "_source", "_row", 5
-        )
+        checked = check_event_piece(table, KNOWN, pa.array(["out"]), None, 5000, "_source", "_row")
         return EventsProfile.of(checked, len(KNOWN))
 
     total = profile(["a", "a", "out"], ["home", "", "cart"]) + profile(["e", "a"], ["cart", "pay"])
