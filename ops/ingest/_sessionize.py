@@ -7,6 +7,7 @@ so a partition of millions of events sessionizes without a Python loop per trans
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -70,9 +71,11 @@ def sessionize_coded(
     """
     if len(code) == 0:
         return SEQUENCE_SCHEMA.empty_table()
-    order = np.lexsort((ts_ms, code))
-    code_sorted, ts_sorted, tok_sorted = code[order], ts_ms[order], token[order]
+    order = np.argsort(code, kind="stable")
+    code_sorted = code[order]
     starts = np.flatnonzero(np.r_[True, code_sorted[1:] != code_sorted[:-1]])
+    _order_sessions_by_time(order, starts, ts_ms)
+    ts_sorted, tok_sorted = ts_ms[order], token[order]
     lengths = np.diff(np.r_[starts, len(code_sorted)])
     gaps = np.diff(ts_sorted, prepend=ts_sorted[0]).astype(np.float64) / 1000.0
     gaps[starts] = 0.0
@@ -94,6 +97,42 @@ def sessionize_coded(
         },
         schema=SEQUENCE_SCHEMA,
     )
+
+
+# Sessions up to this long are put in time order by insertion, longer ones by merge sort.
+INSERTION_SORTED = 32
+
+
+@numba.njit(cache=True, nogil=True)
+def _order_sessions_by_time(order: np.ndarray, starts: np.ndarray, ts_ms: np.ndarray) -> None:
+    """Each session's slice of ``order`` stably sorted by time, in place.
+
+    With ``order`` a stable sort by session, this equals ``np.lexsort((ts_ms, code))`` (equal
+    times keep their input order). Ingest's partitions arrive sorted by session, which the
+    stable sort finds in one pass, and events mostly in time order within one, so the cost
+    grows with the events, not with events x log(events) as one sort over the partition does.
+    """
+    ends = np.append(starts[1:], len(order))
+    for s in range(len(starts)):
+        lo, hi = starts[s], ends[s]
+        in_order = True
+        for i in range(lo + 1, hi):
+            if ts_ms[order[i]] < ts_ms[order[i - 1]]:
+                in_order = False
+                break
+        if in_order:
+            continue
+        if hi - lo <= INSERTION_SORTED:
+            for i in range(lo + 1, hi):
+                row = order[i]
+                j = i
+                while j > lo and ts_ms[order[j - 1]] > ts_ms[row]:
+                    order[j] = order[j - 1]
+                    j -= 1
+                order[j] = row
+        else:
+            session = order[lo:hi].copy()
+            order[lo:hi] = session[np.argsort(ts_ms[session], kind="mergesort")]
 
 
 def sessionize_partition(part: pd.DataFrame, names: pa.Array, max_len: int) -> pd.DataFrame:

@@ -6,7 +6,12 @@ import pyarrow as pa
 import pytest
 
 from ops.ingest import OOV, build_vocabulary, sessionize_events
-from ops.ingest._sessionize import encode_events, sessionize
+from ops.ingest._sessionize import (
+    INSERTION_SORTED,
+    _order_sessions_by_time,
+    encode_events,
+    sessionize,
+)
 
 
 def test_orders_by_time_and_measures_dwell_between_events() -> None:
@@ -39,6 +44,24 @@ def test_no_event_is_lost_across_many_sessions() -> None:
     table = sessionize(txn, rng.integers(0, 10**9, 20_000), np.full(20_000, 2, np.int32), 10_000)
     assert table.num_rows == len(np.unique(txn))
     assert sum(table.column("n_events").to_pylist()) == 20_000
+
+
+@pytest.mark.parametrize("arrival", ["shuffled", "by_session", "by_session_and_time"])
+def test_events_are_ordered_by_session_then_time_ties_kept_in_input_order(arrival: str) -> None:
+    rng = np.random.default_rng(1)
+    # sessions short and past the insertion sort's reach, times with many ties
+    lengths = rng.choice([1, 3, INSERTION_SORTED, INSERTION_SORTED + 1, 300], 400)
+    code = np.repeat(np.arange(len(lengths)), lengths)
+    ts = rng.integers(0, 50, len(code))
+    if arrival == "shuffled":
+        shuffle = rng.permutation(len(code))
+        code, ts = code[shuffle], ts[shuffle]
+    elif arrival == "by_session_and_time":
+        ts = np.concatenate([np.sort(t) for t in np.split(ts, np.cumsum(lengths)[:-1])])
+    order = np.argsort(code, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(code[order]) != 0])
+    _order_sessions_by_time(order, starts, ts)
+    assert order.tolist() == np.lexsort((ts, code)).tolist()
 
 
 def test_vocabulary_is_ordered_by_frequency_then_name_and_unknowns_map_to_oov() -> None:
