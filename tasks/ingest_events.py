@@ -15,9 +15,11 @@ Each piece's task also reports the rows it read, for the stage's progress
 
 from __future__ import annotations
 
+import functools
 import operator
 import posixpath
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import dask
@@ -47,7 +49,7 @@ from tasks.ingest_progress import report_rows, rows_progress
 
 JOINED_ROW_GROUP = 65_536  # sequences per row group of the joined file (~20 MB in memory)
 QUARANTINE_DTYPES = {c: "int64" if c == "row" else "object" for c in QUARANTINE_COLUMNS}
-# The first pass's tree: each of PROFILE_TASKS tasks streams its pieces into one running total
+# The first pass's tree: each of PROFILE_TASKS tasks counts its pieces into one running total
 # (two counts per transaction), and totals are added PROFILE_FAN_IN at a time.
 PROFILE_TASKS, PROFILE_FAN_IN = 16, 4
 
@@ -125,9 +127,14 @@ def _tokens_and_quarantine(
 def _profile(plan: EventsPlan, session_sizes: np.ndarray | None, stage: str) -> EventsProfile:
     pieces = db.from_sequence(plan.pieces, npartitions=min(len(plan.pieces), PROFILE_TASKS))
     checked = pieces.map(_check, *plan.shared(session_sizes))
-    profiles = checked.map(EventsProfile.of, len(plan.known_txns))
+    count = functools.partial(EventsProfile.of_pieces, n_known=len(plan.known_txns))
+    totals = checked.reduction(count, _added, split_every=PROFILE_FAN_IN)
     with rows_progress(stage, plan.paths):
-        return profiles.fold(operator.add, split_every=PROFILE_FAN_IN).compute()
+        return totals.compute()
+
+
+def _added(profiles: Iterable[EventsProfile]) -> EventsProfile:
+    return functools.reduce(operator.add, profiles)
 
 
 def profile_events(plan: EventsPlan) -> EventsProfile:

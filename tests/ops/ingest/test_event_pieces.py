@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ops.ingest import EventsProfile, check_event_piece
-from ops.ingest._event_pieces import COUNT, PieceIds, _saturating_sum
+from ops.ingest import CheckedEvents, EventsProfile, check_event_piece
+from ops.ingest._event_pieces import COUNT, PieceIds, _count_into, _saturating_sum
 from ops.ingest._validation import UNKNOWN_TXN, missing_arrow_text
 
 KNOWN = pa.array(["a", "b", "c", "d", "e"])
@@ -76,19 +76,29 @@ def test_a_piece_quarantines_its_defects_and_codes_the_rest() -> None:
 
 
 def test_profiles_add_up_counts_by_transaction_and_by_name_across_pieces() -> None:
-    def profile(txn: list, names: list) -> EventsProfile:
+    def checked(txn: list, names: list) -> CheckedEvents:
         table = _piece(txn, pa.array(names).dictionary_encode())
-        checked = check_event_piece(table, KNOWN, pa.array(["out"]), None, 5000, "_source", "_row")
-        return EventsProfile.of(checked, len(KNOWN))
+        return check_event_piece(table, KNOWN, pa.array(["out"]), None, 5000, "_source", "_row")
 
-    total = profile(["a", "a", "out"], ["home", "", "cart"]) + profile(["e", "a"], ["cart", "pay"])
-    assert (total.rows_in, total.outside_window, total.accepted) == (5, 1, 3)
-    assert total.session_sizes.tolist() == [3, 0, 0, 0, 1], "a blank event still counts"
-    assert total.accepted_per_txn.tolist() == [2, 0, 0, 0, 1]
-    assert total.event_counts.sort_index().to_dict() == {"cart": 1, "home": 1, "pay": 1}
+    first = checked(["a", "a", "out"], ["home", "", "cart"])
+    second = checked(["e", "a"], ["cart", "pay"])
+    in_one_task = EventsProfile.of_pieces([first, second], len(KNOWN))
+    in_two = EventsProfile.of_pieces([first], len(KNOWN)) + EventsProfile.of_pieces(
+        [second], len(KNOWN)
+    )
+    for total in (in_one_task, in_two):
+        assert (total.rows_in, total.outside_window, total.accepted) == (5, 1, 3)
+        assert total.session_sizes.tolist() == [3, 0, 0, 0, 1], "a blank event still counts"
+        assert total.accepted_per_txn.tolist() == [2, 0, 0, 0, 1]
+        assert total.event_counts.sort_index().to_dict() == {"cart": 1, "home": 1, "pay": 1}
+    nothing = EventsProfile.of_pieces([], len(KNOWN))
+    assert (nothing.rows_in, nothing.accepted, len(nothing.event_counts)) == (0, 0, 0)
 
 
 def test_counts_stick_at_their_largest_value_rather_than_wrap() -> None:
     top = np.iinfo(COUNT).max
     total = _saturating_sum(np.array([top - 1, 7], COUNT), np.array([5, 1], COUNT))
     assert total.tolist() == [top, 8]
+    counted = np.array([top - 1, 7, 0], COUNT)
+    _count_into(counted, np.array([0, 0, 1, 2]), np.array([True, True, True, False]))
+    assert counted.tolist() == [top, 8, 0]
