@@ -61,7 +61,12 @@ class IngestParams(BaseModel):
     max_session_events: int = Field(
         5000, ge=2, description="longer sessions are quarantined as absurd"
     )
-    partitions: int = Field(8, ge=1, description="Dask partitions for sessionization")
+    partitions: int | None = Field(
+        None,
+        ge=1,
+        description="Dask partitions for sessionization; by default as many as hold about "
+        "piece_rows accepted events each",
+    )
     piece_rows: int = Field(
         1_000_000,
         ge=1,
@@ -167,8 +172,11 @@ def run_ingest(
         txns = txns.loc[has_events].drop(columns=[SOURCE_COLUMN, ROW_COLUMN])
         vocabulary = build_vocabulary(profile.event_counts, params.vocabulary_size)
         catalog = Catalog(output_root)
+        # Partitions sized like pieces, not a fixed count: a fixed count made the shuffle
+        # concatenate more pieces into each of its tasks as the data grew.
+        partitions = params.partitions or max(1, -(-profile.accepted // params.piece_rows))
         sequences_digest, event_quarantine = write_events(
-            plan, profile, vocabulary, catalog, params.max_sequence_length, params.partitions
+            plan, profile, vocabulary, catalog, params.max_sequence_length, partitions
         )
 
     quarantine = pd.concat([txn_quarantine, orphan_q, event_quarantine], ignore_index=True)
