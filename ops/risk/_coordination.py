@@ -320,14 +320,19 @@ def _dispersion_ratio(
 ) -> np.ndarray:
     """Mean distance to the own centroid per cluster / mean distance to the global centroid.
 
-    Sums by a sparse indicator product and distances in chunks, so a 1M x 128
-    float32 embedding never gets a float64 copy (1 GB) or an n x d temporary.
+    Sums by sparse indicator products and distances, both in chunks, so a 1M x 128
+    float32 embedding never gets a float64 copy (1 GB) or an n x d temporary. (One product
+    over all rows cast the whole embedding to float64 first: 0.18 s at 1M x 32, 1.1-1.3 s
+    at 3M, against 0.10 and 0.25 s by chunks.)
     """
     n = len(emb)
     codes = np.searchsorted(ids, key)
     k = len(ids)
-    indicator = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(k, n))
-    sums = np.asarray(indicator @ emb, dtype=np.float64)
+    sums = np.zeros((k, emb.shape[1]))
+    for start in range(0, n, chunk):
+        c = codes[start : start + chunk]
+        indicator = sparse.csr_matrix((np.ones(len(c)), (c, np.arange(len(c)))), (k, len(c)))
+        sums += indicator @ np.asarray(emb[start : start + chunk], dtype=np.float64)
     counts = np.bincount(codes, minlength=k).astype(np.float64)
     centroids = sums / np.maximum(counts, 1)[:, None]
     centre = sums.sum(axis=0) / max(n, 1)
