@@ -93,8 +93,12 @@ class EventsPlan:
 
 
 def _sorted_ids(ids: np.ndarray) -> pa.Array:
-    """Distinct ids in the byte order events' ids are searched in (code points, for UTF-8)."""
-    return pa.array(np.sort(ids), pa.string())
+    """Distinct ids in the byte order events' ids are searched in (code points, for UTF-8).
+
+    Large offsets, the form the search reads (``ops.ingest._sorted_ids``): as ``string`` they
+    were converted again for every piece searched, 29 ms a piece at 3M ids.
+    """
+    return pa.array(np.sort(ids), pa.large_string())
 
 
 def _check(
