@@ -15,6 +15,9 @@ import numpy as np
 
 __all__ = ["projection_bounds", "projection_groups"]
 
+# Rows projected at once: a block's float64 copy and projections stay a few MiB.
+_BLOCK_ROWS = 16_384
+
 
 def _centroids(X: np.ndarray, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Component centroids (float64) and each point's row among them."""
@@ -71,7 +74,7 @@ def projection_bounds(
     the best groups after blobs merge, since a merged component's centroid lies between its
     blobs.
     The bound stays valid as components merge: the outside only shrinks. Costs
-    ``n x groups x d``.
+    ``n x groups x d``, in blocks of rows.
 
     Parameters
     ----------
@@ -101,19 +104,22 @@ def projection_bounds(
     between = cent[None, :, :] - cent[:, None, :]  # [a, b] = c_b - c_a
     length = np.linalg.norm(between, axis=2)
     unit = between / np.where(length > 0, length, np.inf)[..., None]
-    # rows sorted by group, so that each group's projections are one block
+    # top[a, b] = max over q in group a of <q, u(a -> b)>, by blocks of each group's rows;
+    # only the points bounded keep their projections (the first round bounds a few dozen
+    # points against a group of all the others)
     by_group = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[by_group], np.arange(m + 1))
-    X_sorted = X[by_group].astype(np.float64)
-    proj = np.empty((X.shape[0], m))  # proj[i, b] = <x, u(group(x) -> b)>, x = X[by_group[i]]
-    top = np.full((m, m), -np.inf)  # top[b, a] = max over q in b of <q, u(b -> a)>
+    top = np.full((m, m), -np.inf)
     for a in range(m):
-        block = slice(bounds[a], bounds[a + 1])
-        proj[block] = X_sorted[block] @ unit[a].T
-        top[a] = proj[block].max(0)
-    position = np.empty(len(by_group), np.int64)
-    position[by_group] = np.arange(len(by_group))
-    lower = _nearest_other_group(proj, top, inv, comp, group_comp, pts, position)
+        for start in range(bounds[a], bounds[a + 1], _BLOCK_ROWS):
+            rows = by_group[start : min(start + _BLOCK_ROWS, bounds[a + 1])]
+            top[a] = np.maximum(top[a], (X[rows].astype(np.float64) @ unit[a].T).max(0))
+    proj = np.empty((len(pts), m))  # proj[r, b] = <p, u(group(p) -> b)>, p = pts[r]
+    pts_group = inv[pts]
+    for a in np.unique(pts_group):
+        at = np.flatnonzero(pts_group == a)
+        proj[at] = X[pts[at]].astype(np.float64) @ unit[a].T
+    lower = _nearest_other_group(proj, top, inv, comp, group_comp, pts)
     # float64 rounding of the projections is ~1e-15 relative; shrink well past it
     return np.maximum(lower, 0.0) * (1 - 1e-9)
 
@@ -126,21 +132,20 @@ def _nearest_other_group(
     comp: np.ndarray,
     group_comp: np.ndarray,
     pts: np.ndarray,
-    position: np.ndarray,
 ) -> np.ndarray:
     """Each point's lowest projection gap to a group outside its component.
 
     For ``p`` in group ``a``: the minimum over groups ``b`` not lying in ``p``'s component of
-    ``min_b <q, u(a -> b)> - <p, u(a -> b)>``, i.e. ``-top[b, a] - proj[position[p], b]``;
+    ``min_b <q, u(a -> b)> - <p, u(a -> b)>``, i.e. ``-top[b, a] - proj[r, b]`` for ``p = pts[r]``;
     one pass instead of three ``len(pts) x groups`` temporaries.
     """
     out = np.empty(len(pts))
     for r in range(len(pts)):
         p = pts[r]
-        a, i = inv[p], position[p]
+        a = inv[p]
         least = np.inf
         for b in range(top.shape[0]):
             if group_comp[b] != comp[p]:
-                least = min(least, -top[b, a] - proj[i, b])
+                least = min(least, -top[b, a] - proj[r, b])
         out[r] = least
     return out
