@@ -14,7 +14,7 @@ import numpy as np
 from ops.phdbscan._knn import KNNIndex
 from ops.phdbscan._knn_graph import _blas_distances
 
-__all__ = ["CellPartition", "brute_index", "brute_search", "cell_round"]
+__all__ = ["CellPartition", "brute_index", "brute_search", "cell_round", "partition_cells"]
 
 
 def brute_index(X: np.ndarray) -> KNNIndex:
@@ -54,6 +54,15 @@ def brute_search(X: np.ndarray, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 _BLOCK = 1 << 22  # float64 entries per distance block (32 MiB)
 
 
+def partition_cells(n: int) -> int:
+    """Default cell count of a :class:`CellPartition` of ``n`` rows: ``n / 128`` in [1, 4096].
+
+    Small cells prune better, more cells cost more Python-level iterations; 128 rows a cell
+    balanced both at 100k x 32. Below 4,096 rows, one cell.
+    """
+    return 1 if n < 4096 else int(np.clip(n // 128, 1, 4096))
+
+
 class CellPartition:
     """One-level spatial partition used for exact "nearest other component" searches.
 
@@ -63,8 +72,7 @@ class CellPartition:
     core : ndarray (n,) float64
         Core distances (used for per-cell lower bounds).
     n_cells : int, optional
-        Default ``n / 128`` clipped to [1, 4096]: small cells prune better, more cells cost
-        more Python-level iterations; 128 balanced both at 100k x 32.
+        Default :func:`partition_cells`; with one cell, every search is brute force.
     seed : int
     """
 
@@ -73,33 +81,37 @@ class CellPartition:
     ) -> None:
         n, d = X.shape
         self.X = X
-        L = n_cells or (1 if n < 4096 else int(np.clip(n // 128, 1, 4096)))
+        L = n_cells or partition_cells(n)
         assign = _lloyd_cells(X, L, seed) if L > 1 else np.zeros(n, np.int64)
         order = np.argsort(assign, kind="stable")
         counts = np.bincount(assign, minlength=L)
         starts = np.concatenate([[0], np.cumsum(counts)])
-        cent = np.zeros((L, d), np.float64)
-        np.add.at(cent, assign, X.astype(np.float64))
         nz = counts > 0
-        cent[nz] /= counts[nz, None]
+        # everything per cell is reduced over the cell-contiguous rows, in row order
+        Xo = X[order].astype(np.float64)  # also the block gathers' copy
+        first_rows = starts[:-1][nz]
+        cent = np.zeros((L, d), np.float64)
+        cent[nz] = np.add.reduceat(Xo, first_rows, axis=0) / counts[nz, None]
+        assign_o = assign[order]
+        dist_to_cent = np.linalg.norm(Xo - cent[assign_o], axis=1)
         rad = np.zeros(L)
-        dist_to_cent = np.linalg.norm(X.astype(np.float64) - cent[assign], axis=1)
-        np.maximum.at(rad, assign, dist_to_cent)
+        rad[nz] = np.maximum.reduceat(dist_to_cent, first_rows)
+        core_o = core[order]
         mincore = np.full(L, np.inf)
-        np.minimum.at(mincore, assign, core)
-        # representative = member closest to its centroid; seeds upper bounds
+        mincore[nz] = np.minimum.reduceat(core_o, first_rows)
+        # representative = member closest to its centroid (the first such); seeds upper bounds
         rep = np.full(L, -1, np.int64)
-        ord2 = np.lexsort((dist_to_cent, assign))
-        first = np.r_[True, assign[ord2][1:] != assign[ord2][:-1]]
-        rep[assign[ord2][first]] = ord2[first]
+        nearest = np.lexsort((dist_to_cent, assign_o))
+        first = np.r_[True, assign_o[nearest][1:] != assign_o[nearest][:-1]]
+        rep[assign_o[nearest][first]] = order[nearest[first]]
         cn = (cent * cent).sum(1)
         self.cent_dist = np.sqrt(np.maximum(cn[:, None] + cn[None, :] - 2 * cent @ cent.T, 0))
         self.assign, self.order, self.starts = assign, order, starts
         self.cent, self.rad, self.mincore, self.rep, self.nz = cent, rad, mincore, rep, nz
         self.L = L
-        self.Xo = X[order].astype(np.float64)  # cell-contiguous copy for block gathers
-        self.Xo_sq = (self.Xo * self.Xo).sum(1)
-        self.core_o = core[order]
+        self.Xo = Xo
+        self.Xo_sq = (Xo * Xo).sum(1)
+        self.core_o = core_o
 
     def members(self, cells: np.ndarray) -> np.ndarray:
         """Positions (in cell order) of all members of ``cells``."""

@@ -40,7 +40,12 @@ from ops.phdbscan._boruvka_edges import (
     mutual_reachability_lists,
     per_component_best,
 )
-from ops.phdbscan._cell_partition import CellPartition, brute_search, cell_round
+from ops.phdbscan._cell_partition import (
+    CellPartition,
+    brute_search,
+    cell_round,
+    partition_cells,
+)
 from ops.phdbscan._projection_bound import projection_bounds, projection_groups
 
 __all__ = ["default_graph_k", "mutual_reachability_mst"]
@@ -213,9 +218,17 @@ class _Boruvka:
         return pts[self.best_w[pts] > self.bound[pts]]
 
     def search_cells(self, pts: np.ndarray) -> None:
-        """Search what remains exactly over the cell partition (built on first need)."""
-        if self.cells is None:
-            self.cells = CellPartition(self.X, self.core, n_cells=self.n_cells, seed=self.seed)
+        """Search what remains exactly over the cell partition (built on first need).
+
+        While fewer points than the partition would have cells are searched, a partition of
+        one cell serves: every row is searched, which costs less than the k-means passes that
+        build the cells (the first round often leaves a few dozen points: 0.32 against 0.10 s
+        at 100k x 32).
+        """
+        n_cells = self.n_cells or partition_cells(len(self.rows))
+        wanted = n_cells if len(pts) > n_cells else 1
+        if self.cells is None or wanted > self.cells.L:
+            self.cells = CellPartition(self.X, self.core, n_cells=wanted, seed=self.seed)
         w, q = cell_round(
             self.cells, pts, self.comp, self.core, self.best_w, self.best_q, self.ncomp
         )
