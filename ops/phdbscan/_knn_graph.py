@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ops.phdbscan._exact_lists import bisector_bound, exact_group, search_all
+from ops.phdbscan._exact_lists import CentredRows, bisector_bound, exact_group, search_all
 
 __all__ = [
     "CellChunkSearch",
@@ -233,7 +233,7 @@ def cell_knn(
     Parameters
     ----------
     X : ndarray (n, d)
-        Converted to C-contiguous float32.
+        Searched as C-contiguous float32; exact lists rank the rows as given.
     k : int
         Neighbours per row, the row itself normally first.
     n_cells, n_probe : int, optional
@@ -254,34 +254,39 @@ def cell_knn(
 
     Returns
     -------
-    dist : ndarray (n, k) float32
-        Euclidean distances, ascending; ``inf`` where fewer than ``k`` were found.
+    dist : ndarray (n, k) float32, float64 when exact
+        Euclidean distances, ascending; ``inf`` where fewer than ``k`` were found. Exact
+        lists are ranked by float64 distances between the rows as given (ties in the order
+        FAISS found them), as hdbscan decides.
     idx : ndarray (n, k) int64
         ``-1`` where missing.
     """
     faiss = _faiss()
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    n, _ = X.shape
+    n = X.shape[0]
     k = int(k)
     L0, P0 = default_cells(n, exact)
     L = int(min(n_cells or L0, max(1, n // max(k, 8))))
     probe = int(min(n_probe or P0, L))
-    dist = np.full((n, k), np.inf, np.float32)
+    dist = np.full((n, k), np.inf, np.float64 if exact else np.float32)
     idx = np.full((n, k), -1, np.int64)
+    # exact: the GEMM's rounding grows with |x|^2, so the cells hold centred rows (fewer
+    # lists fall back to a search of all rows); those serve no new points
+    rows = CentredRows.of(X) if exact else None
+    X = rows.centred if rows is not None else np.ascontiguousarray(X, dtype=np.float32)
     if L <= 1 or probe >= L:
-        D, nb = faiss.knn(X, X, min(k, n))
-        dist[:, : nb.shape[1]] = np.sqrt(np.maximum(D, 0))
-        idx[:, : nb.shape[1]] = nb
+        if rows is not None:
+            with _blas_distances():
+                search_all(rows, np.arange(n), rows, k, dist, idx)
+        else:
+            D, nb = faiss.knn(X, X, min(k, n))
+            dist[:, : nb.shape[1]] = np.sqrt(np.maximum(D, 0))
+            idx[:, : nb.shape[1]] = nb
         return _finish(dist, idx, stats, L, probe, 0)
-    if exact:
-        # the GEMM's rounding grows with |x|^2: about the origin, fewer lists fall back to a
-        # search of all rows. Distances do not change; the centred rows serve no new points.
-        X = (X - X.mean(0, dtype=np.float64)).astype(np.float32)
     index = CellIndex(L, probe, seed, n_iter).fit(X, nearest=exact)
     if on_index is not None and not exact:
         on_index(index)
     chunks = _cell_chunks(index.starts)
-    search = CellChunkSearch(index, k, exact)
+    search = CellChunkSearch(index, k, rows)
     n_threads = faiss.omp_get_max_threads()
     # Each chunk sets these too; holding them here as well means no chunk on a thread of this
     # process restores the process-wide ones while another chunk still searches.
@@ -338,13 +343,15 @@ class CellChunkSearch:
         The fitted cells of all the rows.
     k : int
         Neighbours per row.
-    exact : bool
-        Certify each list with the bisector bound; search the others against all rows.
+    exact : CentredRows or None
+        The rows (``index.X`` is their centred copy) when each list is to be exact: ranked
+        by float64 distances, certified with the bisector bound, and searched against all
+        rows where it is not; ``None`` for approximate lists.
     """
 
     index: CellIndex
     k: int
-    exact: bool
+    exact: CentredRows | None
 
     def __call__(self, cells: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
         """Search the rows of cells ``first .. last - 1``.
@@ -356,20 +363,33 @@ class CellChunkSearch:
 
         Returns
         -------
-        dist : ndarray (m, k) float32
+        dist : ndarray (m, k) float32, float64 when exact
             The rows' lists, in cell-sorted order (``index.order[starts[first]:starts[last]]``).
         idx : ndarray (m, k) int64
         uncertified : int
             Rows whose list was searched again against all rows.
         """
-        index, k = self.index, self.k
+        index, k, rows = self.index, self.k, self.exact
         X, starts = index.X, index.starts
         first, last = cells
         lo = starts[first]
-        Q = X[index.order[lo : starts[last]]]
-        dist = np.full((len(Q), k), np.inf, np.float32)
-        idx = np.full((len(Q), k), -1, np.int64)
+        chunk = index.order[lo : starts[last]]
+        if rows is None:
+            Q = X[chunk]
+            dist = np.full((len(Q), k), np.inf, np.float32)
+            idx = np.full((len(Q), k), -1, np.int64)
+            with _blas_distances(), _single_threaded():
+                for a in range(first, last):
+                    q = np.arange(starts[a] - lo, starts[a + 1] - lo)
+                    if len(q):
+                        _search_group(Q, q, X, index.probed(a)[1], k, dist, idx)
+            return dist, idx, 0
+        queries = rows.take(chunk)
+        dist = np.full((len(chunk), k), np.inf)
+        idx = np.full((len(chunk), k), -1, np.int64)
         c_sq = (index.cent.astype(np.float64) ** 2).sum(1)
+        # the bound holds for centred rows; given rows may lie nearer by the two rows' shifts
+        most_shift = rows.shift.max()
         uncertified: list[np.ndarray] = []
         with _blas_distances(), _single_threaded():
             for a in range(first, last):
@@ -377,15 +397,13 @@ class CellChunkSearch:
                 if len(q) == 0:
                     continue
                 probed, db = index.probed(a)
-                if not self.exact:
-                    _search_group(Q, q, X, db, k, dist, idx)
-                    continue
-                kth = exact_group(Q, q, X, db, k, dist, idx)
-                bound = bisector_bound(Q[q], index.cent, a, probed, c_sq)
+                kth = exact_group(queries, q, rows, db, k, dist, idx)
+                bound = bisector_bound(queries.centred[q], index.cent, a, probed, c_sq)
+                bound -= queries.shift[q] + most_shift
                 uncertified.append(q[~(kth * (1 + 1e-5) <= bound)])
             redo = np.concatenate(uncertified) if uncertified else np.zeros(0, np.int64)
             if len(redo):
-                search_all(Q, redo, X, k, dist, idx)
+                search_all(queries, redo, rows, k, dist, idx)
         return dist, idx, len(redo)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ops.phdbscan._row_blocks import map_row_blocks
 
-__all__ = ["refine_float64"]
+__all__ = ["refine_float64", "without_self"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -91,4 +91,47 @@ def refine_float64(
 
     # each row's result is its own, so the output does not depend on the number of threads
     map_row_blocks(block, n)
+    return out_d, out_i
+
+
+@numba.njit(cache=True, nogil=True)
+def _without_self(
+    dist: np.ndarray, idx: np.ndarray, first: int, out_d: np.ndarray, out_i: np.ndarray
+) -> None:
+    for r in range(idx.shape[0]):
+        drop = idx.shape[1] - 1
+        for j in range(idx.shape[1]):
+            if idx[r, j] == first + r:
+                drop = j
+                break
+        m = 0
+        for j in range(idx.shape[1]):
+            if j != drop:
+                out_d[r, m] = dist[r, j]
+                out_i[r, m] = idx[r, j]
+                m += 1
+
+
+def without_self(dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A self-kNN graph's lists without each row's own entry, as :func:`refine_float64` drops it.
+
+    For lists already exact in float64 (:func:`ops.phdbscan._knn_graph.cell_knn` in exact
+    mode): each row's own index is dropped, or its farthest entry where it is absent (more
+    exact duplicates than the list holds); the order of the rest is kept.
+
+    Returns
+    -------
+    dist : ndarray (n, k - 1) float64
+    idx : ndarray (n, k - 1) int64
+    """
+    n, k = idx.shape
+    out_d = np.empty((n, max(k - 1, 0)), np.float64)
+    out_i = np.empty((n, max(k - 1, 0)), np.int64)
+    if k > 1 and n:
+        dist = np.ascontiguousarray(dist, np.float64)
+        idx = np.ascontiguousarray(idx, np.int64)
+        map_row_blocks(
+            lambda rows: _without_self(dist[rows], idx[rows], rows.start, out_d[rows], out_i[rows]),
+            n,
+        )
     return out_d, out_i

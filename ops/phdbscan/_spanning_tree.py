@@ -19,7 +19,7 @@ from ops.phdbscan._component_join import join_components
 from ops.phdbscan._knn import KNNIndex, resolve_backend
 from ops.phdbscan._knn_forest import knn_forest
 from ops.phdbscan._knn_graph import CellIndex, MapChunks, cell_knn
-from ops.phdbscan._knn_refine import refine_float64
+from ops.phdbscan._knn_refine import refine_float64, without_self
 from ops.phdbscan._matrix_input import PhaseTimer, from_euclidean, to_euclidean
 from ops.phdbscan._mst import default_graph_k, mutual_reachability_mst
 from ops.phdbscan._prims_order import tied_list_edges
@@ -100,7 +100,7 @@ class SpanningTreeStep:
         # approximate: min_samples + 1 is all the core distance needs
         k_query = min(n, default_graph_k(ms, n) + 1 if exact else ms + 1)
         if self.knn_backend_ == "cells":
-            dist32, idx = cell_knn(
+            knn_dist, idx = cell_knn(
                 X,
                 k_query,
                 exact=exact,
@@ -111,12 +111,16 @@ class SpanningTreeStep:
             knn_is_exact = exact
         else:
             index = self._index(self.knn_backend_).fit(X)
-            dist32, idx = index.search(X, k_query)
+            knn_dist, idx = index.search(X, k_query)
             knn_is_exact = index.exact
         timer("knn")
         alpha = float(self.alpha)
         if exact:
-            dist, idx = refine_float64(X, idx)
+            # cells' exact lists are ranked in float64 already; other engines' in float32
+            if knn_is_exact and self.knn_backend_ == "cells":
+                dist, idx = without_self(knn_dist, idx)
+            else:
+                dist, idx = refine_float64(X, idx)
             core = dist[:, ms - 1].copy()
             # hdbscan's prediction core distance counts the point itself
             pred = dist[:, min(max(self._ms_predict - 2, 0), dist.shape[1] - 1)]
@@ -136,10 +140,10 @@ class SpanningTreeStep:
             timer("ties")
         else:
             # float32 FAISS distances as they are: the approximate tree has no ties to honour
-            core = dist32[:, ms].astype(np.float64)
-            pred = dist32[:, min(max(self._ms_predict - 1, 0), k_query - 1)]
+            core = knn_dist[:, ms].astype(np.float64)
+            pred = knn_dist[:, min(max(self._ms_predict - 1, 0), k_query - 1)]
             scaled = self._scale_core(core, alpha)
-            forest, comp = knn_forest(idx, dist32, scaled)
+            forest, comp = knn_forest(idx, knn_dist, scaled)
             timer("knn_forest")
             self._stats["forest_components"] = len(np.unique(comp))
             mst = np.vstack([forest, join_components(X, scaled, comp, exact=False)])

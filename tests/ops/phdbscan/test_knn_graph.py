@@ -94,3 +94,21 @@ def test_exact_lists_are_the_float64_nearest(world: str) -> None:
         listed = np.linalg.norm(Y64[idx[r]] - Y64[r], axis=1)
         np.testing.assert_array_equal(np.sort(listed), true)  # the same distances: exact
         np.testing.assert_allclose(dist[r], true, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("offset, dtype", [(0.0, np.float32), (1e4, np.float64), (1e6, np.float64)])
+def test_exact_lists_rank_the_rows_as_given(offset: float, dtype: type) -> None:
+    """Exact lists are the nearest rows in float64 of the input, far from the origin too.
+
+    The cells search centred float32 rows, but the lists must rank the rows as given: a
+    float64 input far from the origin has distances float32 would not resolve.
+    """
+    from scipy.spatial.distance import cdist
+
+    Y, _ = make_blobs(3000, 8, centers=6, random_state=1)
+    Y = (Y + offset).astype(dtype)
+    dist, idx = cell_knn(Y, 12, exact=True, n_cells=30, n_probe=4)
+    assert dist.dtype == np.float64
+    full = cdist(Y.astype(np.float64), Y.astype(np.float64))
+    np.testing.assert_array_equal(dist, np.sort(full, axis=1)[:, :12])
+    np.testing.assert_array_equal(np.take_along_axis(full, idx, 1), dist)

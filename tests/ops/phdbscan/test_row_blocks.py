@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ops.phdbscan._knn_refine import refine_float64
+from ops.phdbscan._knn_refine import refine_float64, without_self
 from ops.phdbscan._prims_order import tied_list_edges
 from ops.phdbscan._row_blocks import BLOCK_ROWS, map_row_blocks
 
@@ -54,3 +54,20 @@ def test_tied_list_edges_match_numpy_across_blocks() -> None:
     expected = np.column_stack([rows[tied], b[tied], w[tied]])
     assert len(expected) > BLOCK_ROWS  # rows of every block are in it
     np.testing.assert_array_equal(edges, expected)
+
+
+def test_lists_ranked_already_lose_their_own_entry_as_the_reranking_drops_it() -> None:
+    """``without_self`` on float64 lists equals ``refine_float64`` of the same lists."""
+    X, idx = _lists(1)
+    out = refine_float64(X, np.column_stack([idx, np.full(N, -1)]))[1]
+    ranked_d, ranked_i = refine_float64(X, idx, queries=X)  # sorted, nothing dropped
+    kept_d, kept_i = without_self(ranked_d, ranked_i)
+    assert kept_i.shape == (N, idx.shape[1] - 1)
+    # a row whose own index is listed loses it; one without loses its farthest entry
+    for r in (0, 2, 3, BLOCK_ROWS, N - 1):
+        own = np.flatnonzero(ranked_i[r] == r)
+        drop = own[0] if len(own) else idx.shape[1] - 1
+        assert np.array_equal(kept_i[r], np.delete(ranked_i[r], drop))
+        assert np.array_equal(kept_d[r], np.delete(ranked_d[r], drop))
+    listed = (idx == np.arange(N)[:, None]).any(1)
+    assert np.array_equal(kept_i[listed], out[listed, : idx.shape[1] - 1])
