@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
@@ -61,22 +62,34 @@ def load_clusterer(catalog: Catalog) -> PHDBSCAN:
 
 
 def transactions_view(
-    catalog: Catalog, transaction_columns: list[str] | None = None, behaviour: bool = True
+    catalog: Catalog,
+    transaction_columns: list[str] | None = None,
+    behaviour: bool = True,
+    arrow_lists: bool = False,
 ) -> pd.DataFrame:
     """Join accepted transactions with their cluster and session stats, in clustering order.
 
     ``transaction_columns``: only these columns of the transactions (all by default);
     ``behaviour``: whether to join the session statistics. A stage that reads a few columns
-    of a million rows holds only those.
+    of a million rows holds only those. ``arrow_lists``: keep the session's path as Arrow
+    lists (``pd.ArrowDtype``) rather than a NumPy array of page names per row, for a stage
+    that only counts paths (``path_codes``): no Python string per page (8M at 1M rows).
     """
     view = catalog.load_frame("assignments")
     read = None if transaction_columns is None else ["txn_id", *transaction_columns]
     view = view.join(catalog.load_frame("transactions", read).set_index("txn_id"), on="txn_id")
     if behaviour:
-        view = view.join(catalog.load_frame("behaviour").set_index("txn_id"), on="txn_id")
+        table = catalog.load_table("behaviour")
+        stats = table.to_pandas(types_mapper=_arrow_lists if arrow_lists else None)
+        view = view.join(stats.set_index("txn_id"), on="txn_id")
     if "label" not in view:
         view["label"] = np.nan
     return view
+
+
+def _arrow_lists(kind: pa.DataType) -> pd.ArrowDtype | None:
+    """``to_pandas``' mapper that keeps list columns in Arrow."""
+    return pd.ArrowDtype(kind) if pa.types.is_list(kind) else None
 
 
 @task(name="evaluate", **STAGE_HOOKS)
@@ -89,7 +102,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
         The metrics logged to the run (quality, label and risk figures).
     """
     catalog = Catalog(output_root)
-    view = transactions_view(catalog)
+    view = transactions_view(catalog, arrow_lists=True)
     spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
     id_columns = params.id_columns
     if id_columns is None:

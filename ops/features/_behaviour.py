@@ -130,6 +130,8 @@ def path_codes(paths: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     first : ndarray (n_distinct,) int64
         The position of each distinct path's first row: ``paths.iloc[first[c]]`` is path ``c``.
     """
+    if isinstance(paths.dtype, pd.ArrowDtype) and _is_list(paths.dtype.pyarrow_dtype):
+        return _arrow_path_codes(paths.array.__arrow_array__().combine_chunks())
     values = paths.to_numpy(dtype=object)
     n = len(values)
     if n and set(map(type, values)) <= {np.ndarray, list, tuple}:  # as Parquet hands them back
@@ -149,6 +151,34 @@ def path_codes(paths: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if pd.api.types.infer_dtype(flat, skipna=False) not in ("string", "empty"):
         flat = flat.astype(str).astype(object)  # pages counted by their names, as path_keys
     page, _ = pd.factorize(flat)
+    return _codes_of_page_runs(page, lengths, present)
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
+
+
+def _arrow_path_codes(paths: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`path_codes` of Arrow lists: pages factorised by Arrow, no Python object a page.
+
+    The pages are coded in order of first appearance, as ``pd.factorize`` codes them, so the
+    paths' codes equal those of the same lists as Python objects. A null page is a page of
+    its own.
+    """
+    present = paths.is_valid().to_numpy(zero_copy_only=False)
+    lengths = pc.list_value_length(paths).fill_null(0).to_numpy().astype(np.int64)
+    pages = pc.list_flatten(paths)
+    if not pa.types.is_string(pages.type) and not pa.types.is_large_string(pages.type):
+        pages = pc.cast(pages, pa.large_string())  # counted by their names, as path_keys
+    page = pc.dictionary_encode(pages, null_encoding="encode").indices.to_numpy()
+    return _codes_of_page_runs(page, lengths, present)
+
+
+def _codes_of_page_runs(
+    page: np.ndarray, lengths: np.ndarray, present: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the paths whose pages, end to end, have codes ``page``; see :func:`path_codes`."""
+    n = len(lengths)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.where(present, lengths, 0), out=offsets[1:])
     keys = pa.LargeBinaryArray.from_buffers(
@@ -162,13 +192,13 @@ def path_codes(paths: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     )
     codes = pc.dictionary_encode(keys).indices.fill_null(-1).to_numpy(zero_copy_only=False)
     codes = codes.astype(np.int64)
-    first = np.full(codes.max(initial=-1) + 1, n, np.int64)
-    np.minimum.at(first, codes[present], np.flatnonzero(present))
-    return codes, first
+    # codes come in order of first appearance: a row starts a path when its code is new
+    seen = np.maximum.accumulate(np.r_[np.int64(-1), codes[:-1]]) if n else codes
+    return codes, np.flatnonzero(codes > seen)
 
 
 def _missing(p: object) -> bool:
-    return p is None or (isinstance(p, float) and np.isnan(p))
+    return p is None or p is pd.NA or (isinstance(p, float) and np.isnan(p))
 
 
 def _path_key(p: object) -> tuple[str, ...] | None:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from ops.features import path_codes, path_keys, session_stats
@@ -79,3 +80,22 @@ def test_median_dwell_is_each_sessions_median_gap() -> None:
     expected = [np.median(d[1:]) if len(d) > 1 else np.nan for d in dwell]
     np.testing.assert_allclose(stats["median_dwell"], expected, rtol=1e-6)
     assert stats["median_dwell"].dtype == np.float32
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_path_codes_of_arrow_lists_equal_those_of_python_lists(large: bool) -> None:
+    """Evaluate keeps the paths in Arrow: same codes, same first rows, as Python lists."""
+    odd = ["a>b", "c|d", 'say "hi", <b>', "a", "b"]
+    rng = np.random.default_rng(1)
+    rows: list[list[str] | None] = [list(rng.choice(odd, rng.integers(0, 4))) for _ in range(300)]
+    rows += [None, [], ["a", "b"], None, ["a>b"], []]
+    kind = (pa.large_list if large else pa.list_)(pa.string())
+    arrow = pd.Series(pd.arrays.ArrowExtensionArray(pa.array(rows, kind)))
+    # a slice too: the lists' offsets then start past zero
+    for series, python in ((arrow, rows), (arrow.iloc[7:], rows[7:])):
+        codes, first = path_codes(series)
+        expected, expected_first = path_codes(pd.Series(python, dtype=object))
+        assert codes.tolist() == expected.tolist()
+        assert first.tolist() == expected_first.tolist()
+        assert path_keys(series.iloc[first]) == path_keys(pd.Series(python).iloc[first])
+    assert path_keys(arrow.iloc[[300]]) == [None]
