@@ -100,8 +100,10 @@ class _IdPopulation:
     multiplicity: np.ndarray  # how many values occur c times
 
     @classmethod
-    def of(cls, values: pd.Series) -> _IdPopulation:
-        vc = values.dropna().value_counts().to_numpy()
+    def of(cls, codes: np.ndarray) -> _IdPopulation:
+        """The population of the values coded ``codes`` (``pd.factorize``'s, ``-1`` missing)."""
+        vc = np.bincount(codes[codes >= 0])
+        vc = vc[vc > 0]
         c, m = np.unique(vc, return_counts=True)
         return cls(int(vc.sum()), c.astype(np.float64), m.astype(np.float64))
 
@@ -228,10 +230,10 @@ def _shared_ids(
     for col in id_columns:
         if col not in df:
             continue
-        pop = _IdPopulation.of(df[col])
-        present = df[col].notna().to_numpy()
-        g = pd.DataFrame({"cluster": key[present], "v": df[col].to_numpy()[present]})
-        stats = g.groupby("cluster")["v"].agg(["size", "nunique"]).reindex(t.index)
+        # the values hashed once, then counted as integers
+        codes = pd.factorize(df[col], use_na_sentinel=True)[0].astype(np.int64)
+        pop = _IdPopulation.of(codes)
+        stats = _members_and_distinct(key[codes >= 0], codes[codes >= 0]).reindex(t.index)
         expected = np.array([pop.expected_distinct(int(n)) if n == n else np.nan
                              for n in stats["size"]])  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -243,6 +245,20 @@ def _shared_ids(
         t.loc[better, "n_distinct_ids"] = stats["nunique"][better]
     t["n_distinct_ids"] = t["n_distinct_ids"].astype(int)
     return t
+
+
+def _members_and_distinct(key: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
+    """Per cluster of ``key``: ``size``, its rows, and ``nunique``, its distinct ``codes``."""
+    cluster, clusters = pd.factorize(key)
+    width = int(codes.max(initial=0)) + 1
+    pairs = np.unique(cluster.astype(np.int64) * width + codes)
+    return pd.DataFrame(
+        {
+            "size": np.bincount(cluster, minlength=len(clusters)),
+            "nunique": np.bincount(pairs // width, minlength=len(clusters)),
+        },
+        index=clusters,
+    )
 
 
 def _young_accounts(

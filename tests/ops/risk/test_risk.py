@@ -258,3 +258,23 @@ def test_edge_inputs() -> None:
     assert risk.loc[0, "burst_seconds"] > 0
     assert np.isnan(risk.loc[0, "id_concentration"])
     assert np.isnan(risk.loc[1, "burst_span"])  # one member: no span
+
+
+def test_shared_ids_count_members_and_distinct_values_as_groupby() -> None:
+    """Ids counted from their codes: pandas' size and nunique per cluster, missing ids left out."""
+    rng = np.random.default_rng(5)
+    n = 2000
+    ids = pd.Series(rng.choice(["d1", "d2", "d3", "é4", None], n), dtype="str")
+    df = pd.DataFrame(
+        {"cluster": rng.integers(-1, 12, n), "label": np.nan, "ts": np.arange(n, dtype=float)}
+    )
+    df["device_id"] = ids
+    df.loc[df["cluster"] == 7, "device_id"] = None  # a cluster without any id
+    risk = assess_risk(df, id_columns=["device_id"]).set_index("cluster")
+    known = df[df["device_id"].notna()]
+    nunique = known.groupby("cluster")["device_id"].nunique()
+    size = known.groupby("cluster").size()
+    measured = risk.loc[nunique.index]
+    assert measured["n_distinct_ids"].tolist() == nunique.tolist()
+    np.testing.assert_allclose(measured["members_per_id"], size / nunique)
+    assert np.isnan(risk.loc[7, "id_concentration"]) and risk.loc[7, "n_distinct_ids"] == 0
