@@ -174,22 +174,19 @@ def _path_agreement(df: pd.DataFrame, key: np.ndarray, clusters: pd.Index) -> pd
     # lists of page names, counted as whole lists: names may hold any character
     codes, first = path_codes(df["path"])  # None -> -1
     known = codes >= 0
-    pairs = pd.DataFrame({"cluster": key[known], "code": codes[known]})
-    counts = pairs.groupby(["cluster", "code"]).size().sort_values(ascending=False)
-    top = counts[~counts.index.get_level_values("cluster").duplicated()]
-    top = top.droplevel("code").rename("top")
-    top_code = pd.Series(
-        counts.index.get_level_values("code")[
-            ~counts.index.get_level_values("cluster").duplicated()
-        ],
-        index=top.index,
-    )
-    n_known = pairs.groupby("cluster").size()
-    t["path_share"] = (top / n_known).reindex(t.index)
-    modal = path_keys(df["path"].iloc[first[top_code.to_numpy()]])
-    t["modal_path"] = pd.Series(
-        [list(p) for p in modal], index=top_code.index, dtype=object
-    ).reindex(t.index)
+    cluster, code, rows = _pair_counts(key[known], codes[known], clusters)
+    # per cluster its most common path; of equally common ones, the one met first in all
+    # the rows (lowest code): a stable rule where a sort of counts left ties to chance
+    best = np.lexsort((code, -rows, cluster))
+    best = best[np.r_[True, cluster[best][1:] != cluster[best][:-1]]]
+    n_known = np.bincount(cluster, weights=rows, minlength=len(clusters))
+    share = np.full(len(clusters), np.nan)
+    share[cluster[best]] = rows[best] / n_known[cluster[best]]
+    t["path_share"] = share
+    modal: list[list[str] | None] = [None] * len(clusters)
+    for at, path in zip(cluster[best], path_keys(df["path"].iloc[first[code[best]]]), strict=True):
+        modal[at] = list(path or ())  # a known code: never a missing path
+    t["modal_path"] = pd.Series(modal, index=t.index, dtype=object)
     return t
 
 
@@ -233,7 +230,18 @@ def _shared_ids(
         # the values hashed once, then counted as integers
         codes = pd.factorize(df[col], use_na_sentinel=True)[0].astype(np.int64)
         pop = _IdPopulation.of(codes)
-        stats = _members_and_distinct(key[codes >= 0], codes[codes >= 0]).reindex(t.index)
+        known = codes >= 0
+        cluster, _, rows = _pair_counts(key[known], codes[known], clusters)
+        distinct = np.bincount(cluster, minlength=len(clusters))
+        measured = distinct > 0  # else no member holds an id: NaN, as groupby leaves them
+        size = np.bincount(cluster, weights=rows, minlength=len(clusters))
+        stats = pd.DataFrame(
+            {
+                "size": np.where(measured, size, np.nan),
+                "nunique": np.where(measured, distinct, np.nan),
+            },
+            index=clusters,
+        )
         expected = np.array([pop.expected_distinct(int(n)) if n == n else np.nan
                              for n in stats["size"]])  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -247,18 +255,26 @@ def _shared_ids(
     return t
 
 
-def _members_and_distinct(key: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
-    """Per cluster of ``key``: ``size``, its rows, and ``nunique``, its distinct ``codes``."""
-    cluster, clusters = pd.factorize(key)
+def _pair_counts(
+    key: np.ndarray, codes: np.ndarray, clusters: pd.Index
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct ``(cluster, code)`` pairs of the rows, in order, and each one's rows.
+
+    ``key`` holds each row's cluster, among ``clusters`` (sorted); ``codes`` are non-negative.
+    One sort of integers: NumPy's hash-based ``np.unique`` took 1.8 s for 3M pairs here,
+    against 0.2 s for the sort that counting takes.
+
+    Returns
+    -------
+    cluster : ndarray
+        Each pair's cluster, as a position in ``clusters``.
+    code : ndarray
+    rows : ndarray
+    """
+    position = np.searchsorted(clusters.to_numpy(), key).astype(np.int64)
     width = int(codes.max(initial=0)) + 1
-    pairs = np.unique(cluster.astype(np.int64) * width + codes)
-    return pd.DataFrame(
-        {
-            "size": np.bincount(cluster, minlength=len(clusters)),
-            "nunique": np.bincount(pairs // width, minlength=len(clusters)),
-        },
-        index=clusters,
-    )
+    pairs, rows = np.unique(position * width + codes, return_counts=True)
+    return pairs // width, pairs % width, rows
 
 
 def _young_accounts(

@@ -278,3 +278,20 @@ def test_shared_ids_count_members_and_distinct_values_as_groupby() -> None:
     assert measured["n_distinct_ids"].tolist() == nunique.tolist()
     np.testing.assert_allclose(measured["members_per_id"], size / nunique)
     assert np.isnan(risk.loc[7, "id_concentration"]) and risk.loc[7, "n_distinct_ids"] == 0
+
+
+def test_modal_path_is_the_most_common_and_of_equals_the_first_seen() -> None:
+    paths = [["b"], ["a"], ["a"], ["b"], ["c"], None, ["x", "y"], ["z"], ["x", "y"], ["z"], None]
+    df = pd.DataFrame(
+        {
+            "cluster": [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2],
+            "label": np.nan,
+            "ts": np.arange(11, dtype=float),
+            "path": pd.Series(paths, dtype=object),
+        }
+    )
+    risk = assess_risk(df).set_index("cluster")
+    assert risk.loc[0, "modal_path"] == ["b"]  # a and b twice each: b came first
+    assert risk.loc[0, "path_share"] == pytest.approx(2 / 5)  # missing paths not counted
+    assert risk.loc[1, "modal_path"] == ["x", "y"] and risk.loc[1, "path_share"] == 0.5
+    assert risk.loc[2, "modal_path"] is None and np.isnan(risk.loc[2, "path_share"])
