@@ -145,7 +145,7 @@ class SpanningTreeStep:
             scaled = self._scale_core(core, alpha)
             forest, comp = knn_forest(idx, knn_dist, scaled)
             timer("knn_forest")
-            self._stats["forest_components"] = len(np.unique(comp))
+            self._stats["forest_components"] = n - len(forest)  # a forest: n - edges trees
             mst = np.vstack([forest, join_components(X, scaled, comp, exact=False)])
             tied = np.zeros((0, 3))
         timer("mst")
