@@ -51,15 +51,22 @@ class FeatureSpec:
         return cls([ColumnSpec(**c) for c in data["columns"]])
 
 
+# Rows of the encoded features transposed at a time: a few MiB, in cache.
+_TRANSPOSED_ROWS = 16_384
+_BOOLEAN_TEXTS = frozenset({"true", "false", "0", "1", "yes", "no"})
+
+
 def _infer_kind(values: pd.Series, max_categories: int) -> Kind:
     if pd.api.types.is_bool_dtype(values):
         return "boolean"
     if pd.api.types.is_numeric_dtype(values):
         return "numeric"
-    unique = values.dropna().astype(str).str.lower()
-    if set(unique.unique()) <= {"true", "false", "0", "1", "yes", "no"} and len(unique):
+    # the distinct texts, lowered: per distinct value, not per row (1.4M ids of 3M rows)
+    _, texts = _text_codes(values)
+    lowered = texts.str.lower().unique()
+    if 0 < len(lowered) <= len(_BOOLEAN_TEXTS) and set(lowered) <= _BOOLEAN_TEXTS:
         return "boolean"
-    return "onehot" if unique.nunique() <= max_categories else "frequency"
+    return "onehot" if len(lowered) <= max_categories else "frequency"
 
 
 def _text_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -136,7 +143,11 @@ def fit_features(
 
 def transform_features(spec: FeatureSpec, frame: pd.DataFrame) -> np.ndarray:
     """Encode ``frame`` with a fitted spec: ``float32 [n, len(spec.output_names)]``."""
-    blocks: list[np.ndarray] = []
+    # filled an output column at a time, each one contiguous, and transposed once: stacking
+    # columns into rows wrote every row once per column (2.2 of 5.4 s at 3M rows)
+    n = len(frame)
+    encoded = np.zeros((len(spec.output_names), n), dtype=np.float32)
+    at = 0
     for col in spec.columns:
         if col.name not in frame:
             raise KeyError(f"feature column '{col.name}' is missing from the data to encode")
@@ -147,11 +158,14 @@ def transform_features(spec: FeatureSpec, frame: pd.DataFrame) -> np.ndarray:
             known = pd.Index(col.categories).get_indexer(uniques)
             k = len(col.categories)
             column = np.append(np.where(known >= 0, known, k), k)[codes]
-            blocks.append(np.eye(k + 1)[column])
+            encoded[at + column, np.arange(n)] = 1.0
+            at += k + 1
         else:
             raw = _raw(col, values)
             raw = np.where(np.isfinite(raw), raw, col.fill)
-            blocks.append(np.clip((raw - col.center) / col.scale, -CLIP, CLIP)[:, None])
-    if not blocks:
-        return np.zeros((len(frame), 0), dtype=np.float32)
-    return np.hstack(blocks).astype(np.float32)
+            encoded[at] = np.clip((raw - col.center) / col.scale, -CLIP, CLIP)
+            at += 1
+    out = np.empty((n, len(encoded)), dtype=np.float32)
+    for r in range(0, n, _TRANSPOSED_ROWS):  # by blocks: a whole-array transpose took 0.8 s at 3M
+        out[r : r + _TRANSPOSED_ROWS] = encoded[:, r : r + _TRANSPOSED_ROWS].T
+    return out

@@ -72,3 +72,39 @@ def test_hybrid_blocks_weigh_by_weight_not_by_dimension() -> None:
     assert energy_narrow == pytest.approx(4.0, rel=0.05)
     with pytest.raises(ValueError):
         hybrid_vectors([wide], [1.0, 1.0])
+
+
+def test_scaling_is_numpys_mean_and_std_over_many_row_steps() -> None:
+    """The moments are taken a step of rows at a time; they are NumPy's, to rounding."""
+    from ops.features import fit_hybrid
+    from ops.features._hybrid import _ROWS
+
+    rng = np.random.default_rng(2)
+    block = (rng.normal(size=(2 * _ROWS + 17, 3)) * [1.0, 50.0, 1e-3] + [0.0, 1e4, 7.0]).astype(
+        np.float32
+    )
+    scaling = fit_hybrid([block], [1.0])
+    exact = block.astype(np.float64)
+    np.testing.assert_allclose(scaling.means[0], exact.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(scaling.stds[0], exact.std(axis=0), rtol=1e-10)
+
+
+def test_encoded_rows_are_the_columns_side_by_side(transactions: pd.DataFrame) -> None:
+    """Each output column encodes its input column alone, whatever the number of rows."""
+    from ops.features._features import _TRANSPOSED_ROWS
+
+    big = transactions.sample(_TRANSPOSED_ROWS + 500, replace=True, random_state=0)
+    spec = fit_features(big, exclude={"txn_id", "label"})
+    X = transform_features(spec, big)
+    assert X.shape == (len(big), len(spec.output_names)) and X.flags.c_contiguous
+    names = spec.output_names
+    onehot = [i for i, name in enumerate(names) if name.startswith("country=")]
+    assert (X[:, onehot].sum(axis=1) == 1.0).all()
+    country = big["country"].to_numpy()
+    for i in onehot:
+        value = names[i].split("=", 1)[1]
+        assert (X[:, i] == 1.0).tolist() == (country == value).tolist()
+    single = FeatureSpec([c for c in spec.columns if c.name == "amount"])
+    np.testing.assert_array_equal(
+        X[:, names.index("amount")], transform_features(single, big)[:, 0]
+    )
