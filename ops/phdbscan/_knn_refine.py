@@ -11,6 +11,19 @@ __all__ = ["refine_float64", "without_self"]
 
 
 @numba.njit(cache=True, nogil=True)
+def _own_entry(listed: np.ndarray, own: int) -> int:
+    """Where a self-kNN list holds its row ``own``; its last entry where it does not.
+
+    The row is absent when more exact duplicates than the list holds come before it, and
+    then the farthest entry is the one to drop.
+    """
+    for j in range(len(listed)):
+        if listed[j] == own:
+            return j
+    return len(listed) - 1
+
+
+@numba.njit(cache=True, nogil=True)
 def _refine(
     X: np.ndarray,
     Q: np.ndarray,
@@ -26,13 +39,7 @@ def _refine(
     tmp_d = np.empty(width, np.float64)
     tmp_i = np.empty(width, np.int64)
     for r in range(n):
-        drop = -1
-        if drop_self:
-            drop = k - 1
-            for j in range(k):
-                if idx[r, j] == first + r:
-                    drop = j
-                    break
+        drop = _own_entry(idx[r], first + r) if drop_self else -1
         m = 0
         for j in range(k):
             if j == drop:
@@ -99,11 +106,7 @@ def _without_self(
     dist: np.ndarray, idx: np.ndarray, first: int, out_d: np.ndarray, out_i: np.ndarray
 ) -> None:
     for r in range(idx.shape[0]):
-        drop = idx.shape[1] - 1
-        for j in range(idx.shape[1]):
-            if idx[r, j] == first + r:
-                drop = j
-                break
+        drop = _own_entry(idx[r], first + r)
         m = 0
         for j in range(idx.shape[1]):
             if j != drop:
