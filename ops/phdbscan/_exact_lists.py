@@ -70,8 +70,9 @@ class CentredRows:
         """Centre ``rows`` (float32 or float64) and bound each row's move."""
         given = np.ascontiguousarray(rows)
         mean = given.mean(0, dtype=np.float64)
-        centred = (given - mean).astype(np.float32)
-        moved = np.linalg.norm((given - mean) - centred, axis=1)
+        offset = given - mean
+        centred = offset.astype(np.float32)
+        moved = np.linalg.norm(offset - centred, axis=1)
         # the float64 arithmetic of this very bound rounds too, by ~2^-53 of the magnitudes
         scale = np.linalg.norm(given, axis=1) + np.linalg.norm(mean)
         return cls(centred, given, moved * (1 + 1e-6) + 2.0**-40 * scale)
