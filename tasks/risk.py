@@ -89,7 +89,8 @@ def transactions_view(
 
 def _arrow_lists(kind: pa.DataType) -> pd.ArrowDtype | None:
     """``to_pandas``' mapper that keeps list columns in Arrow."""
-    return pd.ArrowDtype(kind) if pa.types.is_list(kind) else None
+    is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+    return pd.ArrowDtype(kind) if is_list else None
 
 
 @task(name="evaluate", **STAGE_HOOKS)
