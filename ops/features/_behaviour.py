@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ops.features._page_dwell import PageDwell, dwell_fit, flat_steps
+from ops.features._page_dwell import PageDwell, dwell_fit, flat_sessions
 
 
 def session_stats(
@@ -45,25 +45,17 @@ def session_stats(
         ``median_dwell``, ``dwell_cv`` (gaps after the first event), ``duration`` (s),
         ``n_events`` and ``path`` (an array of the first ``path_length`` page names).
     """
-    row, flat_tokens, flat, is_gap = flat_steps(tokens, dwell)
-    events = np.bincount(row, minlength=len(tokens))
-    gaps = pd.Series(flat[is_gap]).groupby(row[is_gap])
-    paths = _first_pages(events, flat_tokens, vocabulary, path_length)
-    # each session's gaps lie together, in session order: a median per slice, no group-by
-    ends = np.cumsum(np.maximum(events - 1, 0))  # a gap after every event but the first
-    medians = _slice_medians(flat[is_gap].astype(np.float64), ends)
-    median = pd.Series(medians.astype(flat.dtype, copy=False))  # the dwell's dtype, as pandas
-    mean, std = (
-        gaps.mean().reindex(range(len(tokens))),
-        gaps.std(ddof=0).reindex(range(len(tokens))),
-    )
+    events, flat_tokens, flat = flat_sessions(tokens, dwell)
+    median, mean, std, duration = _session_moments(flat, events)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = np.where(mean > 0, std / mean, np.nan)
     stats = pd.DataFrame(
-        {
-            "median_dwell": median.to_numpy(),
-            "dwell_cv": (std / mean.where(mean > 0)).to_numpy(),
-            "duration": pd.Series(flat).groupby(row).sum().reindex(range(len(tokens))).to_numpy(),
+        {  # in the dwell's dtype, as pandas' group-by kept it
+            "median_dwell": median.astype(flat.dtype, copy=False),
+            "dwell_cv": cv,
+            "duration": duration.astype(flat.dtype, copy=False),
             "n_events": events,
-            "path": paths.to_numpy(),
+            "path": _first_pages(events, flat_tokens, vocabulary, path_length),
         }
     )
     if page_dwell is None:
@@ -91,18 +83,38 @@ def _first_pages(
 
 
 @numba.njit(cache=True)
-def _slice_medians(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The median of each slice ``values[ends[i - 1]:ends[i]]``; NaN for an empty one.
+def _session_moments(
+    dwell: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each session's pace: its gaps' median, mean and spread, and its total dwell.
 
-    pandas' group-by median took 1.6 s for 1M sessions' 18M gaps; the slices need no sort.
+    Session ``i`` is ``lengths[i]`` steps of ``dwell``, end to end; a gap is a step after its
+    first. Without a gap the median, mean and (population) standard deviation are NaN; without
+    a step, the total too. One pass per session, in float64: pandas' group-bys hashed every
+    step's session, 51M steps into 3M groups in 5 of session_stats' 8 s at 3M sessions.
     """
-    out = np.full(len(ends), np.nan)
+    n = len(lengths)
+    moments = np.full((4, n), np.nan)
+    median, mean, std, duration = moments[0], moments[1], moments[2], moments[3]
+    gaps = np.empty(max(lengths.max() - 1, 0) if n else 0)
     start = 0
-    for i in range(len(ends)):
-        if ends[i] > start:
-            out[i] = np.median(values[start : ends[i]])
-        start = ends[i]
-    return out
+    for s in range(n):
+        first, k = start, lengths[s] - 1  # the session's first step, and its gaps
+        start += lengths[s]
+        if k < 0:
+            continue
+        total = 0.0
+        for i in range(k):
+            gaps[i] = dwell[first + 1 + i]
+            total += gaps[i]
+        duration[s] = dwell[first] + total
+        if k > 0:
+            m = total / k
+            squares = 0.0
+            for i in range(k):
+                squares += (gaps[i] - m) ** 2
+            median[s], mean[s], std[s] = np.median(gaps[:k]), m, np.sqrt(squares / k)
+    return median, mean, std, duration
 
 
 def path_keys(paths: pd.Series) -> list[tuple[str, ...] | None]:

@@ -82,6 +82,26 @@ def test_median_dwell_is_each_sessions_median_gap() -> None:
     assert stats["median_dwell"].dtype == np.float32
 
 
+def test_pace_is_each_sessions_mean_spread_and_total_as_pandas_groups_them() -> None:
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(0, 9, 500)  # empty sessions have no total, one-event ones no gap
+    dwell = [rng.exponential(2.0, n).astype(np.float32) for n in lengths]
+    dwell[0][:] = 0.0  # a session of no pace: no spread to measure
+    stats = session_stats([np.full(n, 2) for n in lengths], dwell, ["home"])
+    steps = pd.DataFrame(
+        {"session": np.repeat(np.arange(len(lengths)), lengths), "dwell": np.concatenate(dwell)}
+    )
+    gaps = steps[steps.groupby("session").cumcount() > 0].groupby("session")["dwell"]
+    every = pd.RangeIndex(len(lengths))
+    mean, std = gaps.mean().reindex(every), gaps.std(ddof=0).reindex(every)
+    expected_cv = (std / mean.where(mean > 0)).to_numpy(np.float64)
+    np.testing.assert_allclose(stats["dwell_cv"], expected_cv, rtol=1e-5)
+    assert np.isnan(stats["dwell_cv"][0]) and lengths[0] > 1
+    total = steps.groupby("session")["dwell"].sum().reindex(every).to_numpy()
+    np.testing.assert_allclose(stats["duration"], total, rtol=1e-6)
+    assert np.isnan(stats["duration"][lengths == 0]).all() and stats["duration"].dtype == np.float32
+
+
 @pytest.mark.parametrize("large", [False, True])
 def test_path_codes_of_arrow_lists_equal_those_of_python_lists(large: bool) -> None:
     """Evaluate keeps the paths in Arrow: same codes, same first rows, as Python lists."""
