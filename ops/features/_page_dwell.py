@@ -24,6 +24,8 @@ from ops.ingest import FIRST_TOKEN
 DWELL_FIT_COLUMNS = ["dwell_page_fit", "dwell_off_page"]
 #: Dwell below this (s) is measured as this: a log needs it, and no one reads a page faster.
 MIN_DWELL_S = 0.1
+#: Sessions per block of `dwell_fit`: their steps' logs (a few MB) stay in cache.
+_FIT_SESSIONS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -55,81 +57,71 @@ def flat_sessions(
     return lengths, flat_tokens, flat_dwell
 
 
-def flat_steps(
-    tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All sessions' steps end to end: ``(session row, token, dwell, has_gap)``.
-
-    ``has_gap`` is False at each session's first event, whose dwell measures nothing.
-    """
-    lengths, flat_tokens, flat_dwell = flat_sessions(tokens, dwell)
-    row = np.repeat(np.arange(len(lengths)), lengths)
-    return row, flat_tokens, flat_dwell, _has_gap(lengths, len(flat_tokens))
-
-
-def _has_gap(lengths: np.ndarray, n_steps: int) -> np.ndarray:
-    """False at each session's first event, True at every later one."""
-    has_gap = np.ones(n_steps, dtype=bool)
-    has_gap[np.r_[0, np.cumsum(lengths)[:-1]][lengths > 0]] = False
-    return has_gap
-
-
 def _log_dwell(dwell: np.ndarray) -> np.ndarray:
     """Log seconds, float64, with `MIN_DWELL_S` as the floor."""
     return np.log(np.maximum(dwell.astype(np.float64), MIN_DWELL_S))
 
 
-def _steps(
-    tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray]
+@numba.njit(cache=True)
+def _dwell_by_page(
+    tokens: np.ndarray, dwell: np.ndarray, lengths: np.ndarray, pages: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(page token, log dwell) of every step that has a dwell.
+    """Every gap's dwell, gathered by the page it was spent on (a counting sort).
 
     ``dwell[i]`` is the time since the previous event, so it was spent on page
-    ``tokens[i - 1]``; a session's first event has none, and the first step of all is one.
+    ``tokens[i - 1]``; a session's first event has none. Page ``p``'s dwell is
+    ``grouped[starts[p]:starts[p + 1]]``, in step order. Two passes over the steps, with no
+    array of every step's page or gap mask beside them (2 GB at 3M sessions' 51M steps).
     """
-    lengths, flat_tokens, flat_dwell = flat_sessions(tokens, dwell)
-    has_gap = _has_gap(lengths, len(flat_tokens))
-    return flat_tokens[:-1][has_gap[1:]], _log_dwell(flat_dwell[has_gap])
-
-
-@numba.njit(cache=True)
-def _group(keys: np.ndarray, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """``values`` gathered by key (a counting sort's scatter; ``starts`` from the key counts)."""
-    out = np.empty_like(values)
+    starts = np.zeros(pages + 1, np.int64)
+    first = 0
+    for s in range(len(lengths)):
+        for i in range(first + 1, first + lengths[s]):
+            starts[tokens[i - 1] + 1] += 1
+        first += lengths[s]
+    starts = np.cumsum(starts)
+    grouped = np.empty(starts[-1], dwell.dtype)
     fill = starts[:-1].copy()
-    for i in range(len(keys)):
-        out[fill[keys[i]]] = values[i]
-        fill[keys[i]] += 1
-    return out
+    first = 0
+    for s in range(len(lengths)):
+        for i in range(first + 1, first + lengths[s]):
+            grouped[fill[tokens[i - 1]]] = dwell[i]
+            fill[tokens[i - 1]] += 1
+        first += lengths[s]
+    return grouped, starts
 
 
-def _medians(keys: np.ndarray, values: np.ndarray) -> list[tuple[int, float]]:
-    """``(key, median of its values)`` per key present, by key: a pandas groupby median's.
+def _median_log_dwell(dwell: np.ndarray) -> float:
+    """``np.median(_log_dwell(dwell))``, taking the log of the middle values only.
 
-    Keys are page tokens (a vocabulary: tens to thousands), so one counting-sort pass and a
-    partition per page replace pandas' sort of every step (2.7 s for 17M steps).
+    The log and the floor keep the order, so the middle of the logs is the log of the
+    middle. ``dwell`` is partitioned in place.
     """
-    if not len(keys):
-        return []
-    counts = np.bincount(keys)
-    starts = np.r_[0, np.cumsum(counts)]
-    grouped = _group(keys, values, starts)
-    present = np.flatnonzero(counts)
-    return [(int(k), float(np.median(grouped[starts[k] : starts[k + 1]]))) for k in present]
+    if np.isnan(dwell).any():
+        return float("nan")
+    middle = [(len(dwell) - 1) // 2, len(dwell) // 2]
+    dwell.partition(middle)
+    return float(np.mean(_log_dwell(dwell[middle])))
 
 
 def fit_page_dwell(
     tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray], vocabulary: Sequence[str]
 ) -> PageDwell:
     """Each known page's median log dwell over the window (the yardstick scoring reuses)."""
-    page, log_dwell = _steps(tokens, dwell)
-    known = page >= FIRST_TOKEN
-    return PageDwell(
-        typical={
-            vocabulary[int(t) - FIRST_TOKEN]: v for t, v in _medians(page[known], log_dwell[known])
-        },
-        default=float(np.median(log_dwell)) if len(log_dwell) else 0.0,
-    )
+    lengths, flat_tokens, flat_dwell = flat_sessions(tokens, dwell)
+    if len(flat_tokens) and flat_tokens.min() < 0:  # the scatter indexes by token
+        raise ValueError(f"page tokens must be at least 0, got {flat_tokens.min()}")
+    pages = int(flat_tokens.max()) + 1 if len(flat_tokens) else 0
+    grouped, starts = _dwell_by_page(flat_tokens, flat_dwell, lengths, pages)
+    if not len(grouped):  # no session has a gap
+        return PageDwell(typical={}, default=0.0)
+    typical = {
+        vocabulary[t - FIRST_TOKEN]: _median_log_dwell(grouped[starts[t] : starts[t + 1]])
+        for t in range(FIRST_TOKEN, pages)
+        if starts[t + 1] > starts[t]
+    }
+    # last: partitioning the whole array reorders the pages' slices
+    return PageDwell(typical=typical, default=_median_log_dwell(grouped))
 
 
 def dwell_fit(
@@ -152,44 +144,53 @@ def dwell_fit(
     Sessions with fewer than two dwell steps have no evidence either way: 0 and 1.
     """
     lengths, flat_tokens, flat_dwell = flat_sessions(tokens, dwell)
-    log_dwell = _log_dwell(flat_dwell[_has_gap(lengths, len(flat_dwell))])
     lookup = np.full(FIRST_TOKEN + len(vocabulary), table.default)
     lookup[FIRST_TOKEN:] = [table.typical.get(name, table.default) for name in vocabulary]
-    page_fit, off_page = _fit_sums(flat_tokens, log_dwell, lengths, lookup)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    page_fit, off_page = np.zeros(len(lengths)), np.zeros(len(lengths))
+    # by blocks of sessions: their steps' logs stay in cache, where every step's took 400 MB
+    # at 3M sessions, and as long to fault in as to compute
+    for a in range(0, len(lengths), _FIT_SESSIONS):
+        b = min(a + _FIT_SESSIONS, len(lengths))
+        steps = slice(offsets[a], offsets[b])
+        logs = _log_dwell(flat_dwell[steps])
+        _fit_sums(flat_tokens[steps], logs, lengths[a:b], lookup, page_fit[a:b], off_page[a:b])
     return pd.DataFrame({"dwell_page_fit": page_fit, "dwell_off_page": np.exp(off_page)})
 
 
 @numba.njit(cache=True)
 def _fit_sums(
-    tokens: np.ndarray, log_dwell: np.ndarray, lengths: np.ndarray, lookup: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    tokens: np.ndarray,
+    log_dwell: np.ndarray,
+    lengths: np.ndarray,
+    lookup: np.ndarray,
+    page_fit: np.ndarray,
+    off_page: np.ndarray,
+) -> None:
     """Per session: the sum of centred products, and the mean absolute centred difference.
 
-    One pass per session over its steps, summed in step order (as ``np.bincount`` sums); a
-    whole-column form held six arrays of every step (1 GB at 1M sessions).
+    Written into ``page_fit`` and ``off_page``. ``log_dwell`` holds every step's, each
+    session's first too, which is not read. One pass per session over its steps, summed in
+    step order (as ``np.bincount`` sums); a whole-column form held six arrays of every step
+    (1 GB at 1M sessions).
     """
-    n = len(lengths)
-    page_fit, off_page = np.zeros(n), np.zeros(n)
-    first = 0  # the session's first event among the tokens
-    step = 0  # its first dwell step among log_dwell
-    for s in range(n):
+    first = 0  # the session's first event
+    for s in range(len(lengths)):
         steps = max(lengths[s] - 1, 0)
         seen = max(steps, 1)  # sessions without a step: sums of 0, means of 0
         sum_x = sum_t = 0.0
         for i in range(steps):
-            sum_x += log_dwell[step + i]
+            sum_x += log_dwell[first + 1 + i]
             sum_t += lookup[tokens[first + i]]  # the page the wait was spent on
         mean_x, mean_t = sum_x / seen, sum_t / seen
         fit = off = 0.0
         for i in range(steps):
-            xc = log_dwell[step + i] - mean_x
+            xc = log_dwell[first + 1 + i] - mean_x
             tc = lookup[tokens[first + i]] - mean_t
             fit += xc * tc
             off += abs(xc - tc)
         page_fit[s], off_page[s] = fit, off / seen
         first += lengths[s]
-        step += steps
-    return page_fit, off_page
 
 
 def fit_block(fit: pd.DataFrame) -> np.ndarray:

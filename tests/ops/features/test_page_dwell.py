@@ -125,3 +125,24 @@ def test_each_session_is_measured_by_its_own_steps_alone() -> None:
         assert fit["dwell_page_fit"][i] == pytest.approx(float((xc * tc).sum()), abs=1e-12)
         off = np.exp(np.abs(xc - tc).mean()) if len(x) else 1.0
         assert fit["dwell_off_page"][i] == pytest.approx(off, abs=1e-12)
+
+
+def test_each_page_fit_is_the_median_log_dwell_spent_on_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against every step's log dwell grouped by page; in blocks of sessions, as in one."""
+    rng = np.random.default_rng(5)
+    tokens = [rng.integers(0, 2 + len(VOCABULARY), rng.integers(0, 9)) for _ in range(301)]
+    # some waits under the floor, and even and odd counts per page
+    dwell = [rng.lognormal(0, 1.5, len(t)).astype(np.float32) for t in tokens]
+    table = fit_page_dwell(tokens, dwell, VOCABULARY)
+    page = np.concatenate([t[:-1] for t in tokens])  # the page each wait was spent on
+    logs = np.log(np.maximum(np.concatenate([d[1:] for d in dwell]).astype(np.float64), 0.1))
+    assert table.default == float(np.median(logs))
+    for token, name in enumerate(VOCABULARY, start=2):
+        assert table.typical[name] == float(np.median(logs[page == token]))
+    assert fit_page_dwell([np.array([HOME])], [np.array([1.0])], VOCABULARY) == PageDwell({}, 0.0)
+
+    whole = dwell_fit(table, tokens, dwell, VOCABULARY)
+    monkeypatch.setattr("ops.features._page_dwell._FIT_SESSIONS", 7)
+    pd.testing.assert_frame_equal(dwell_fit(table, tokens, dwell, VOCABULARY), whole)
