@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ops.phdbscan._knn import KNNIndex
-from ops.phdbscan._knn_graph import _blas_distances
+from ops.phdbscan._knn_graph import _gemm_search
 
 __all__ = ["CellPartition", "brute_index", "brute_search", "cell_round", "partition_cells"]
 
@@ -224,7 +224,7 @@ def _lloyd_cells(X: np.ndarray, L: int, seed: int, n_iter: int = 2) -> np.ndarra
     for it in range(n_iter + 1):
         # GEMM distances: a cell needs only to be compact, so their rounding costs nothing,
         # and they are faster than the per-pair loop here (benchmarks/README.md)
-        with _blas_distances():
+        with _gemm_search():
             assign = brute_index(cent).search(X32, 1)[1][:, 0]
         if it == n_iter:
             break

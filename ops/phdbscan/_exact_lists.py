@@ -136,7 +136,7 @@ def exact_group(
     return np.where(kth <= unlisted, kth, np.inf)
 
 
-# Queries per FAISS call below the GEMM threshold that _blas_distances sets (20): FAISS's
+# Queries per FAISS call below the GEMM threshold that _gemm_search sets (20): FAISS's
 # per-pair loop, exact to the float32 rounding of d^2 rather than of |x|^2.
 _PER_PAIR_QUERIES = 16
 

@@ -57,8 +57,15 @@ def _faiss() -> Any:
     return faiss
 
 
+# The k from which FAISS keeps each query's candidates in a reservoir, partitioned when
+# full, rather than in a heap. FAISS's default is 100; on this machine the two meet near
+# k = 40 (a few hundred queries against 4-10k rows, d = 32), and at k = 58 the reservoir
+# takes 16 against 18 ms (benchmarks/README.md).
+_RESERVOIR_K = 40
+
+
 @contextmanager
-def _blas_distances(enabled: bool = True) -> Iterator[None]:
+def _gemm_search() -> Iterator[None]:
     """FAISS's GEMM distances (``|x|^2 + |y|^2 - 2xy``) for every search batch in the block.
 
     The faiss-cpu wheels set ``distance_compute_blas_threshold`` to 128000 queries (FAISS's own
@@ -67,15 +74,16 @@ def _blas_distances(enabled: bool = True) -> Iterator[None]:
     about ``1e-7 |x|^2`` instead of ``1e-7 d^2``, so only searches whose candidates are
     re-ranked or approximate anyway use it; exact mode re-ranks its candidates in float64 and
     proves each list against that rounding (:func:`ops.phdbscan._exact_lists.exact_group`).
+    Lists of ``_RESERVOIR_K`` and more are selected by a reservoir.
     """
     cvar = _faiss().cvar
-    saved = cvar.distance_compute_blas_threshold
-    if enabled:
-        cvar.distance_compute_blas_threshold = 20
+    saved = cvar.distance_compute_blas_threshold, cvar.distance_compute_min_k_reservoir
+    cvar.distance_compute_blas_threshold = 20
+    cvar.distance_compute_min_k_reservoir = _RESERVOIR_K
     try:
         yield
     finally:
-        cvar.distance_compute_blas_threshold = saved
+        cvar.distance_compute_blas_threshold, cvar.distance_compute_min_k_reservoir = saved
 
 
 def _single_threaded() -> Any:
@@ -275,7 +283,7 @@ def cell_knn(
     X = rows.centred if rows is not None else np.ascontiguousarray(X, dtype=np.float32)
     if L <= 1 or probe >= L:
         if rows is not None:
-            with _blas_distances():
+            with _gemm_search():
                 search_all(rows, np.arange(n), rows, k, dist, idx)
         else:
             D, nb = faiss.knn(X, X, min(k, n))
@@ -290,7 +298,7 @@ def cell_knn(
     n_threads = faiss.omp_get_max_threads()
     # Each chunk sets these too; holding them here as well means no chunk on a thread of this
     # process restores the process-wide ones while another chunk still searches.
-    with _blas_distances(), _single_threaded():
+    with _gemm_search(), _single_threaded():
         if map_chunks is None:
             with ThreadPoolExecutor(n_threads) as pool:
                 found = list(pool.map(search, chunks))
@@ -378,7 +386,7 @@ class CellChunkSearch:
             Q = X[chunk]
             dist = np.full((len(Q), k), np.inf, np.float32)
             idx = np.full((len(Q), k), -1, np.int64)
-            with _blas_distances(), _single_threaded():
+            with _gemm_search(), _single_threaded():
                 for a in range(first, last):
                     q = np.arange(starts[a] - lo, starts[a + 1] - lo)
                     if len(q):
@@ -391,7 +399,7 @@ class CellChunkSearch:
         # the bound holds for centred rows; given rows may lie nearer by the two rows' shifts
         most_shift = rows.shift.max()
         uncertified: list[np.ndarray] = []
-        with _blas_distances(), _single_threaded():
+        with _gemm_search(), _single_threaded():
             for a in range(first, last):
                 q = np.arange(starts[a] - lo, starts[a + 1] - lo)
                 if len(q) == 0:
@@ -498,7 +506,7 @@ class CellIndex:
         def search_cells(cells: tuple[int, int]) -> None:
             # Each group is a few hundred queries: FAISS's threads cost more to wake than
             # they share, so the groups run one thread each, side by side, as in cell_knn.
-            with _blas_distances(), _single_threaded():
+            with _gemm_search(), _single_threaded():
                 for a in range(*cells):
                     if bounds[a + 1] > bounds[a]:
                         q = by_cell[bounds[a] : bounds[a + 1]]
@@ -507,7 +515,7 @@ class CellIndex:
         # candidates for new points, re-ranked in float64 by the caller; groups write
         # disjoint rows of dist and idx
         n_threads = faiss.omp_get_max_threads()
-        with _blas_distances(), _single_threaded(), ThreadPoolExecutor(n_threads) as pool:
+        with _gemm_search(), _single_threaded(), ThreadPoolExecutor(n_threads) as pool:
             list(pool.map(search_cells, _cell_chunks(bounds)))
         return dist, idx
 
