@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
@@ -114,6 +115,9 @@ def save_behaviour(catalog: Catalog) -> tuple[pd.DataFrame, PageDwell]:
     txn_ids, tokens, dwell = load_sequences(catalog.root, ragged=True)
     vocabulary = catalog.load_json("vocabulary")
     page_dwell = fit_page_dwell(tokens, dwell, vocabulary)
-    stats = session_stats(tokens, dwell, vocabulary, page_dwell=page_dwell).assign(txn_id=txn_ids)
-    catalog.save_table("behaviour", stats)
-    return stats.set_index("txn_id")[DWELL_FIT_COLUMNS], page_dwell
+    stats = session_stats(tokens, dwell, vocabulary, page_dwell=page_dwell)
+    catalog.save_table(
+        "behaviour", stats.append_column("txn_id", pa.array(txn_ids, pa.large_string()))
+    )
+    fit = stats.select(DWELL_FIT_COLUMNS).to_pandas()
+    return fit.set_index(pd.Index(txn_ids, name="txn_id")), page_dwell

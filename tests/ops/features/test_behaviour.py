@@ -19,7 +19,7 @@ def test_pace_and_path_in_human_units() -> None:
         [np.array([2, 3, 4]), np.array([2]), np.array([1, 3])],
         [np.array([0.0, 1.0, 3.0]), np.array([0.0]), np.array([0.0, 0.6])],
         ["home", "item", "checkout"],
-    )
+    ).to_pandas()
     paths = [list(p) for p in stats["path"]]
     assert paths == [["home", "item", "checkout"], ["home"], ["<oov>", "item"]]
     assert stats["median_dwell"].tolist()[0] == 2.0 and np.isnan(stats["median_dwell"][1])
@@ -33,7 +33,7 @@ def test_page_names_holding_separators_quotes_and_markup_stay_whole(tmp_path: Pa
     ring = np.arange(2, 2 + len(vocabulary))  # every odd page once, in order
     tokens = [ring] * 6 + [np.array([2, 3])] * 2
     dwell = [np.full(len(t), 0.5) for t in tokens]
-    stats = session_stats(tokens, dwell, vocabulary)
+    stats = session_stats(tokens, dwell, vocabulary).to_pandas()
     assert list(stats["path"][0]) == ODD_PAGES
     # through Parquet, as the behaviour table travels between stages
     stats.to_parquet(tmp_path / "behaviour.parquet")
@@ -76,7 +76,7 @@ def test_median_dwell_is_each_sessions_median_gap() -> None:
     lengths = rng.integers(0, 9, 500)  # empty and one-event sessions have no gap
     tokens = [rng.integers(2, 5, n) for n in lengths]
     dwell = [rng.exponential(2.0, n).astype(np.float32) for n in lengths]
-    stats = session_stats(tokens, dwell, ["home", "item", "checkout"])
+    stats = session_stats(tokens, dwell, ["home", "item", "checkout"]).to_pandas()
     expected = [np.median(d[1:]) if len(d) > 1 else np.nan for d in dwell]
     np.testing.assert_allclose(stats["median_dwell"], expected, rtol=1e-6)
     assert stats["median_dwell"].dtype == np.float32
@@ -87,7 +87,9 @@ def test_pace_is_each_sessions_mean_spread_and_total_as_pandas_groups_them() -> 
     lengths = rng.integers(0, 9, 500)  # empty sessions have no total, one-event ones no gap
     dwell = [rng.exponential(2.0, n).astype(np.float32) for n in lengths]
     dwell[0][:] = 0.0  # a session of no pace: no spread to measure
-    stats = session_stats([np.full(n, 2) for n in lengths], dwell, ["home"])
+    table = session_stats([np.full(n, 2) for n in lengths], dwell, ["home"])
+    assert table["median_dwell"].null_count == (lengths < 2).sum()  # missing, not NaN
+    stats = table.to_pandas()
     steps = pd.DataFrame(
         {"session": np.repeat(np.arange(len(lengths)), lengths), "dwell": np.concatenate(dwell)}
     )

@@ -37,7 +37,7 @@ def _behaviour(events: pd.DataFrame) -> pd.DataFrame:
         tokens.append(session["event"].map(index).fillna(1).to_numpy(dtype=np.int64))
         dwell.append(np.diff(ms, prepend=ms[0]) / 1000.0)
         ids.append(txn_id)
-    return session_stats(tokens, dwell, VOCABULARY).assign(txn_id=ids)
+    return session_stats(tokens, dwell, VOCABULARY).to_pandas().assign(txn_id=ids)
 
 
 @pytest.fixture(scope="module")
