@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import pytest
 
 from catalog.datasets import Catalog, digest_bytes
@@ -34,3 +35,18 @@ def test_a_dataset_is_read_as_a_local_file_wherever_it_lives(root: str, tmp_path
         assert Path(path).name == "clusterer.npz"
     # a local dataset is its own file; a remote one a copy that is gone afterwards
     assert Path(path).exists() == (root == "local")
+
+
+@pytest.mark.parametrize("root", ["local", "memory://shoal-test/tables"])
+def test_a_table_is_streamed_to_its_file_and_its_digest_is_the_files(
+    root: str, tmp_path: Path
+) -> None:
+    catalog = Catalog(str(tmp_path / "run") if root == "local" else root)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(50_000, 8)).astype(np.float32)  # several Parquet pages
+    ids = np.array([f"t{i}" for i in range(len(vectors))])
+    digest = catalog.save_vectors("hybrid", ids, vectors)
+    assert digest == digest_bytes(catalog.load_bytes("hybrid"))
+    back_ids, back = catalog.load_vectors("hybrid")
+    assert (back_ids == ids).all() and np.array_equal(back, vectors)
+    assert catalog.save_bytes("summary", b"{}") == digest_bytes(b"{}")
