@@ -20,11 +20,10 @@ from ops.features import (
     PageDwell,
     apply_hybrid,
     fit_block,
-    fit_features,
     fit_hybrid,
     fit_page_dwell,
+    fit_transform_features,
     session_stats,
-    transform_features,
 )
 from tasks.io import load_sequences, log_dataset
 
@@ -61,8 +60,9 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     txn_ids, embeddings = catalog.load_vectors("embeddings")
     transactions = catalog.load_frame("transactions").set_index("txn_id", drop=False)
     transactions = _in_order(transactions, txn_ids)
-    spec = fit_features(transactions, NON_FEATURE_COLUMNS, params.max_categories)
-    features = transform_features(spec, transactions)
+    spec, features = fit_transform_features(
+        transactions, NON_FEATURE_COLUMNS, params.max_categories
+    )
     blocks = [embeddings, features, fit_block(_in_order(fit, txn_ids))]
     weights = [params.embedding_weight, params.feature_weight, params.dwell_fit_weight]
     scaling = fit_hybrid(blocks, weights)

@@ -6,7 +6,12 @@ session embedding for clustering.
 """
 
 from ops.features._behaviour import path_codes, path_keys, session_stats
-from ops.features._features import FeatureSpec, fit_features, transform_features
+from ops.features._features import (
+    FeatureSpec,
+    fit_features,
+    fit_transform_features,
+    transform_features,
+)
 from ops.features._hybrid import HybridScaling, apply_hybrid, fit_hybrid, hybrid_vectors
 from ops.features._page_dwell import (
     DWELL_FIT_COLUMNS,
@@ -31,6 +36,7 @@ __all__ = [
     "fit_features",
     "fit_hybrid",
     "fit_page_dwell",
+    "fit_transform_features",
     "hybrid_vectors",
     "path_codes",
     "path_keys",

@@ -10,7 +10,7 @@ count*, the coordination signal risk experts look for, since the raw id carries 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -56,20 +56,22 @@ _TRANSPOSED_ROWS = 16_384
 _BOOLEAN_TEXTS = frozenset({"true", "false", "0", "1", "yes", "no"})
 
 
-def _infer_kind(values: pd.Series, max_categories: int) -> Kind:
-    if pd.api.types.is_bool_dtype(values):
-        return "boolean"
-    if pd.api.types.is_numeric_dtype(values):
-        return "numeric"
+Texts = tuple[np.ndarray, pd.Index]
+"""A text column factorised: each row's code into the distinct texts (``-1``: missing), and
+those texts (:func:`_text_codes`)."""
+
+
+def _infer_kind(values: pd.Series, max_categories: int, text: Texts | None) -> Kind:
+    if text is None:
+        return "boolean" if pd.api.types.is_bool_dtype(values) else "numeric"
     # the distinct texts, lowered: per distinct value, not per row (1.4M ids of 3M rows)
-    _, texts = _text_codes(values)
-    lowered = texts.str.lower().unique()
+    lowered = text[1].str.lower().unique()
     if 0 < len(lowered) <= len(_BOOLEAN_TEXTS) and set(lowered) <= _BOOLEAN_TEXTS:
         return "boolean"
     return "onehot" if len(lowered) <= max_categories else "frequency"
 
 
-def _text_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+def _text_codes(values: pd.Series) -> Texts:
     """Each row's code into the distinct texts (``-1`` for missing) and those texts.
 
     String work then runs once per distinct value, not per row (1M rows, a dozen values).
@@ -78,21 +80,32 @@ def _text_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, pd.Index(uniques)
 
 
+def _is_text(values: pd.Series) -> bool:
+    return not (pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values))
+
+
+def _top_texts(text: Texts, top: int) -> list[str]:
+    """The ``top`` most frequent texts, sorted; of equally frequent ones, those met first."""
+    codes, texts = text
+    counts = np.bincount(codes[codes >= 0], minlength=len(texts))
+    return sorted(str(texts[i]) for i in np.argsort(-counts, kind="stable")[:top])
+
+
 def _per_row(codes: np.ndarray, per_value: np.ndarray, missing: float) -> np.ndarray:
     """``per_value[code]`` for each row, ``missing`` where the code is ``-1``."""
     return np.append(per_value.astype(float), missing)[codes]
 
 
-def _as_bool(values: pd.Series) -> np.ndarray:
+def _as_bool(values: pd.Series, text: Texts | None) -> np.ndarray:
     if pd.api.types.is_bool_dtype(values):
         return values.to_numpy(dtype=float, na_value=0.0)
-    codes, uniques = _text_codes(values)
+    codes, uniques = text if text is not None else _text_codes(values)
     truthy = uniques.str.lower().isin(["true", "1", "yes", "1.0"])
     return _per_row(codes, np.asarray(truthy), 0.0)
 
 
-def _reuse(values: pd.Series) -> np.ndarray:
-    codes, uniques = _text_codes(values)
+def _reuse(values: pd.Series, text: Texts | None) -> np.ndarray:
+    codes, uniques = text if text is not None else _text_codes(values)
     counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
     return np.log1p(_per_row(codes, counts, 0.0))
 
@@ -106,11 +119,15 @@ def _robust(x: np.ndarray) -> tuple[float, float]:
     return float(q50), float(scale)
 
 
-def _raw(spec: ColumnSpec, values: pd.Series) -> np.ndarray:
+def _raw(spec: ColumnSpec, values: pd.Series, text: Texts | None = None) -> np.ndarray:
+    """A boolean, frequency or numeric column's values before scaling.
+
+    ``text``: the column factorised, where the caller has it already.
+    """
     if spec.kind == "boolean":
-        return _as_bool(values)
+        return _as_bool(values, text)
     if spec.kind == "frequency":
-        return _reuse(values)
+        return _reuse(values, text)
     x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return np.sign(x) * np.log1p(np.abs(x)) if spec.log else x
 
@@ -119,6 +136,28 @@ def fit_features(
     frame: pd.DataFrame, exclude: frozenset[str] | set[str], max_categories: int = 12
 ) -> FeatureSpec:
     """Infer how to encode each non-excluded column of ``frame``."""
+    return _fit(frame, exclude, max_categories, {})
+
+
+def fit_transform_features(
+    frame: pd.DataFrame, exclude: frozenset[str] | set[str], max_categories: int = 12
+) -> tuple[FeatureSpec, np.ndarray]:
+    """:func:`fit_features`, then :func:`transform_features` of the same ``frame``.
+
+    Each text column is factorised once for both (0.55 s for 3M device ids).
+    """
+    texts: dict[str, Texts] = {}
+    spec = _fit(frame, exclude, max_categories, texts)
+    return spec, _transform(spec, frame, texts)
+
+
+def _fit(
+    frame: pd.DataFrame,
+    exclude: frozenset[str] | set[str],
+    max_categories: int,
+    texts: dict[str, Texts],
+) -> FeatureSpec:
+    """:func:`fit_features`, keeping each text column factorised in ``texts``."""
     specs: list[ColumnSpec] = []
     for name in frame.columns:
         if name in exclude or name.startswith("_"):
@@ -126,15 +165,15 @@ def fit_features(
         values = frame[name]
         if values.isna().all():
             continue
-        spec = ColumnSpec(name, _infer_kind(values, max_categories))
+        text = texts[name] = _text_codes(values) if _is_text(values) else None
+        spec = ColumnSpec(name, _infer_kind(values, max_categories, text))
         if spec.kind == "onehot":
-            top = values.dropna().astype(str).value_counts().head(max_categories)
-            spec.categories = sorted(top.index.tolist())
+            spec.categories = _top_texts(cast(Texts, text), max_categories)
         else:
             if spec.kind == "numeric":
                 x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
                 spec.log = bool(x.size and x.min() >= 0 and pd.Series(x).skew() > 2)
-            raw = _raw(spec, values)
+            raw = _raw(spec, values, text)
             spec.center, spec.scale = _robust(raw)
             spec.fill = spec.center
         specs.append(spec)
@@ -143,6 +182,11 @@ def fit_features(
 
 def transform_features(spec: FeatureSpec, frame: pd.DataFrame) -> np.ndarray:
     """Encode ``frame`` with a fitted spec: ``float32 [n, len(spec.output_names)]``."""
+    return _transform(spec, frame, {})
+
+
+def _transform(spec: FeatureSpec, frame: pd.DataFrame, texts: dict[str, Texts]) -> np.ndarray:
+    """:func:`transform_features`, with the text columns already factorised in ``texts``."""
     # filled an output column at a time, each one contiguous, and transposed once: stacking
     # columns into rows wrote every row once per column (2.2 of 5.4 s at 3M rows)
     n = len(frame)
@@ -152,8 +196,9 @@ def transform_features(spec: FeatureSpec, frame: pd.DataFrame) -> np.ndarray:
         if col.name not in frame:
             raise KeyError(f"feature column '{col.name}' is missing from the data to encode")
         values = frame[col.name]
+        text = texts.get(col.name)
         if col.kind == "onehot":
-            codes, uniques = _text_codes(values)
+            codes, uniques = text if text is not None else _text_codes(values)
             # a row's column: its category's, else "other" (the last), missing rows included
             known = pd.Index(col.categories).get_indexer(uniques)
             k = len(col.categories)
@@ -161,7 +206,7 @@ def transform_features(spec: FeatureSpec, frame: pd.DataFrame) -> np.ndarray:
             encoded[at + column, np.arange(n)] = 1.0
             at += k + 1
         else:
-            raw = _raw(col, values)
+            raw = _raw(col, values, text)
             raw = np.where(np.isfinite(raw), raw, col.fill)
             encoded[at] = np.clip((raw - col.center) / col.scale, -CLIP, CLIP)
             at += 1

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ops.features import FeatureSpec, fit_features, hybrid_vectors, transform_features
+from ops.features import (
+    FeatureSpec,
+    fit_features,
+    fit_transform_features,
+    hybrid_vectors,
+    transform_features,
+)
 
 
 @pytest.fixture
@@ -108,3 +114,19 @@ def test_encoded_rows_are_the_columns_side_by_side(transactions: pd.DataFrame) -
     np.testing.assert_array_equal(
         X[:, names.index("amount")], transform_features(single, big)[:, 0]
     )
+
+
+def test_fit_transform_is_fit_then_transform(transactions: pd.DataFrame) -> None:
+    spec, X = fit_transform_features(transactions, exclude={"txn_id", "label"})
+    assert spec == fit_features(transactions, exclude={"txn_id", "label"})
+    assert np.array_equal(X, transform_features(spec, transactions))
+
+
+def test_one_hot_keeps_the_most_frequent_texts_and_of_ties_those_met_first() -> None:
+    # three texts once lowered, so one-hot; four as written, so the top three are kept
+    frame = pd.DataFrame({"c": ["b", "B", "a", "c", "c", "a", None, "B", "b", "b"]})
+    assert fit_features(frame, set(), max_categories=3).columns[0].categories == ["B", "a", "b"]
+    tied = frame.iloc[:-1]  # b, B, a and c twice each: the first three met
+    assert fit_features(tied, set(), max_categories=3).columns[0].categories == ["B", "a", "b"]
+    reordered = pd.DataFrame({"c": ["c", "a", "c", "B", "a", "b", "B", "b"]})
+    assert fit_features(reordered, set(), 3).columns[0].categories == ["B", "a", "c"]
