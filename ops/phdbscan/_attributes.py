@@ -17,7 +17,8 @@ from hdbscan import HDBSCAN
 from hdbscan.plots import CondensedTree, MinimumSpanningTree, SingleLinkageTree
 from sklearn.utils.validation import check_is_fitted
 
-from ops.phdbscan._condensed_tree import glosh_scores, predict_points, single_linkage
+from ops.phdbscan._condensed_tree import predict_points, single_linkage
+from ops.phdbscan._glosh import glosh_scores
 from ops.phdbscan._knn import KNNIndex
 from ops.phdbscan._knn_graph import CellIndex, wide_cells
 from ops.phdbscan._knn_refine import refine_float64

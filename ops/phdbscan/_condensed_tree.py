@@ -1,11 +1,11 @@
 """From an MST to HDBSCAN* labels, and the lookup tables behind ``approximate_predict``.
 
-The stability, excess-of-mass/leaf selection and GLOSH steps of HDBSCAN* (Campello, Moulavi
-& Sander 2013; Campello et al. 2015) are delegated to the ``hdbscan`` library's compiled
-routines: they are the reference whose labels we promise to reproduce. The binary
-single-linkage tree and its condensing are numba ports of hdbscan's labelling and
-``condense_tree`` (:mod:`ops.phdbscan._condense`), which are much slower at 1M rows (figures:
-benchmarks/README.md); the tree's rows come in hdbscan's order
+The stability and excess-of-mass/leaf selection steps of HDBSCAN* (Campello, Moulavi &
+Sander 2013) are delegated to the ``hdbscan`` library's compiled routines: they are the
+reference whose labels we promise to reproduce. The binary single-linkage tree, its
+condensing and GLOSH are numba ports of hdbscan's labelling, ``condense_tree`` and
+``outlier_scores`` (:mod:`ops.phdbscan._condense`, :mod:`ops.phdbscan._glosh`), which are
+much slower at 1M rows (figures: benchmarks/README.md); the tree's rows come in hdbscan's order
 (:mod:`ops.phdbscan._prims_order`). What is written here is the glue, and a vectorised
 version of hdbscan's per-point prediction walk so that new points are labelled with array
 operations instead of a Python loop.
@@ -17,18 +17,12 @@ from dataclasses import dataclass, fields
 
 import numba
 import numpy as np
-from hdbscan._hdbscan_tree import (
-    compute_stability,
-    get_clusters,
-    outlier_scores,
-    simplify_hierarchy,
-)
+from hdbscan._hdbscan_tree import compute_stability, get_clusters, simplify_hierarchy
 
 from ops.phdbscan._condense import condense_tree
 
 __all__ = [
     "PredictionTables",
-    "glosh_scores",
     "predict_points",
     "prediction_tables",
     "single_linkage",
@@ -113,13 +107,6 @@ def tree_to_labels(
         cluster_selection_epsilon_max=float(cluster_selection_epsilon_max),
     )
     return labels, probs, stabilities, condensed
-
-
-def glosh_scores(condensed_tree: np.ndarray) -> np.ndarray:
-    """GLOSH outlier scores (Campello et al. 2015, sec. 5)."""
-    if condensed_tree.shape[0] == 0:
-        return np.zeros(0)
-    return np.asarray(outlier_scores(condensed_tree))
 
 
 @dataclass
