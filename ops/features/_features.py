@@ -84,11 +84,20 @@ def _is_text(values: pd.Series) -> bool:
     return not (pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values))
 
 
+def _factorised(values: pd.Series, text: Texts | None) -> Texts:
+    """``text`` where the caller has the column factorised already, else :func:`_text_codes`."""
+    return text if text is not None else _text_codes(values)
+
+
+def _rows_per_text(text: Texts) -> np.ndarray:
+    codes, texts = text
+    return np.bincount(codes[codes >= 0], minlength=len(texts))
+
+
 def _top_texts(text: Texts, top: int) -> list[str]:
     """The ``top`` most frequent texts, sorted; of equally frequent ones, those met first."""
-    codes, texts = text
-    counts = np.bincount(codes[codes >= 0], minlength=len(texts))
-    return sorted(str(texts[i]) for i in np.argsort(-counts, kind="stable")[:top])
+    order = np.argsort(-_rows_per_text(text), kind="stable")[:top]
+    return sorted(str(text[1][i]) for i in order)
 
 
 def _per_row(codes: np.ndarray, per_value: np.ndarray, missing: float) -> np.ndarray:
@@ -99,15 +108,14 @@ def _per_row(codes: np.ndarray, per_value: np.ndarray, missing: float) -> np.nda
 def _as_bool(values: pd.Series, text: Texts | None) -> np.ndarray:
     if pd.api.types.is_bool_dtype(values):
         return values.to_numpy(dtype=float, na_value=0.0)
-    codes, uniques = text if text is not None else _text_codes(values)
+    codes, uniques = _factorised(values, text)
     truthy = uniques.str.lower().isin(["true", "1", "yes", "1.0"])
     return _per_row(codes, np.asarray(truthy), 0.0)
 
 
 def _reuse(values: pd.Series, text: Texts | None) -> np.ndarray:
-    codes, uniques = text if text is not None else _text_codes(values)
-    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
-    return np.log1p(_per_row(codes, counts, 0.0))
+    text = _factorised(values, text)
+    return np.log1p(_per_row(text[0], _rows_per_text(text), 0.0))
 
 
 def _robust(x: np.ndarray) -> tuple[float, float]:
@@ -198,7 +206,7 @@ def _transform(spec: FeatureSpec, frame: pd.DataFrame, texts: dict[str, Texts]) 
         values = frame[col.name]
         text = texts.get(col.name)
         if col.kind == "onehot":
-            codes, uniques = text if text is not None else _text_codes(values)
+            codes, uniques = _factorised(values, text)
             # a row's column: its category's, else "other" (the last), missing rows included
             known = pd.Index(col.categories).get_indexer(uniques)
             k = len(col.categories)
