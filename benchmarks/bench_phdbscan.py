@@ -119,8 +119,7 @@ def run_method(method: str, X: np.ndarray, mcs: int, ms: int, extra: dict[str, A
 
         mode = "exact" if method == "phdbscan_exact" else "auto"
         model = PHDBSCAN(min_cluster_size=mcs, min_samples=ms, mode=mode, **extra).fit(X)
-        phases = {k[5:]: v for k, v in model._stats.items() if k.startswith("time_")}
-        info = {"mode": model.mode_, "knn": model.knn_backend_, "phases": phases}
+        info = {"mode": model.mode_, "knn": model.knn_backend_, "phases": model.fit_seconds_}
         return model.labels_, info
     if method == "hdbscan":
         import hdbscan

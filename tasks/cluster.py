@@ -57,8 +57,9 @@ def fit_clusters(
     Returns
     -------
     dict
-        The ``assignments`` digest, cluster count, noise share, fit seconds, mode, kNN
-        backend and the Ray node that ran the fit (``"local"`` outside Ray).
+        The ``assignments`` digest, cluster count, noise share, fit seconds (in all and
+        per phase), mode, kNN backend and the Ray node that ran the fit (``"local"``
+        outside Ray).
     """
     catalog = Catalog(output_root)
     txn_ids, vectors = catalog.load_vectors("hybrid")
@@ -91,6 +92,7 @@ def fit_clusters(
         "n_clusters": int(labels.max() + 1),
         "noise_share": float((labels < 0).mean()),
         "seconds": seconds,
+        "phase_seconds": model.fit_seconds_,
         "mode": model.mode_,
         "knn_backend": model.knn_backend_,
         "node": _node_id(),
@@ -145,6 +147,7 @@ def cluster(output_root: str, params: ClusterParams, run_id: str) -> str:
             "cluster.n_clusters": fitted["n_clusters"],
             "cluster.noise_share": fitted["noise_share"],
             "cluster.seconds": fitted["seconds"],
+            **{f"cluster.seconds.{k}": v for k, v in fitted["phase_seconds"].items()},
         }
     )
     tracker.tags({"shoal.cluster.node": fitted["node"]})

@@ -130,6 +130,10 @@ class PHDBSCAN(SpanningTreeStep, HDBSCANAttributes, ClusterMixin, BaseEstimator)
         Mode actually used.
     knn_backend_ : str
         kNN engine actually used.
+    fit_seconds_ : dict of str to float
+        Wall seconds of each phase of the last fit: ``knn`` (the graph), ``knn_forest`` and
+        ``mst`` (the spanning tree), ``ties``, ``float64`` (where they ran) and ``tree``
+        (condensing, selection and the prediction tables).
 
     References
     ----------
@@ -274,6 +278,11 @@ class PHDBSCAN(SpanningTreeStep, HDBSCANAttributes, ClusterMixin, BaseEstimator)
         if self.prediction_data:
             self.generate_prediction_data()
         return self
+
+    @property
+    def fit_seconds_(self) -> dict[str, float]:
+        """Wall seconds of each phase of the last fit (see the class's Attributes)."""
+        return {k[5:]: float(v) for k, v in self._stats.items() if k.startswith("time_")}
 
     def _fit_degenerate(self, n: int) -> PHDBSCAN:
         self.labels_ = np.full(n, -1, np.int64)

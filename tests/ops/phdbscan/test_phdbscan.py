@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -153,8 +154,12 @@ def test_knn_forest_and_exact_join_give_the_mst() -> None:
 
 def test_auto_mode_and_attributes() -> None:
     X = DATA["blobs16"]
+    started = time.perf_counter()
     model = PHDBSCAN(min_cluster_size=10, device="cpu").fit(X)
+    fit = time.perf_counter() - started
     assert model.mode_ in ("exact", "approximate")
+    assert {"knn", "mst", "tree"} <= set(model.fit_seconds_)
+    assert min(model.fit_seconds_.values()) >= 0 and sum(model.fit_seconds_.values()) <= fit
     n = len(X)
     assert model.labels_.shape == (n,) and model.labels_.dtype == np.int64
     assert model.probabilities_.shape == (n,)
