@@ -99,6 +99,12 @@ class SpanningTreeStep:
         # exact: a few extra neighbours certify more Borůvka edges without search;
         # approximate: min_samples + 1 is all the core distance needs
         k_query = min(n, default_graph_k(ms, n) + 1 if exact else ms + 1)
+        cells: list[CellIndex] = []  # the approximate graph's cells, if any
+
+        def keep(index: CellIndex) -> None:
+            cells.append(index)
+            self._keep_cells(index)
+
         if self.knn_backend_ == "cells":
             knn_dist, idx = cell_knn(
                 X,
@@ -106,7 +112,7 @@ class SpanningTreeStep:
                 exact=exact,
                 seed=self.random_state or 0,
                 map_chunks=self.knn_map,
-                on_index=self._keep_cells,
+                on_index=keep,
             )
             knn_is_exact = exact
         else:
@@ -143,7 +149,9 @@ class SpanningTreeStep:
             core = knn_dist[:, ms].astype(np.float64)
             pred = knn_dist[:, min(max(self._ms_predict - 1, 0), k_query - 1)]
             scaled = self._scale_core(core, alpha)
-            forest, comp = knn_forest(idx, knn_dist, scaled)
+            # rows by cell: neighbours sit near each other, so the forest reads locally
+            order = cells[0].order if cells else None
+            forest, comp = knn_forest(idx, knn_dist, scaled, order=order)
             timer("knn_forest")
             self._stats["forest_components"] = n - len(forest)  # a forest: n - edges trees
             mst = np.vstack([forest, join_components(X, scaled, comp, exact=False)])
