@@ -31,34 +31,33 @@ __all__ = [
 
 
 @numba.njit(cache=True)
-def _label(L: np.ndarray) -> np.ndarray:
-    """Label merges as ``hdbscan._hdbscan_linkage.label`` does (same output, much faster)."""
+def _label(L: np.ndarray, parent: np.ndarray, size: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Label merges as ``hdbscan._hdbscan_linkage.label`` does (same output, much faster).
+
+    ``parent``, ``size`` and ``cluster`` (n,) start as ``arange``, ones and ``arange``: a
+    union-find over the points, by size with path halving, and each root's cluster label
+    (a point, or ``n + i`` after merge ``i``). hdbscan's parent chain runs through all
+    ``2n - 1`` tree nodes, whose random walks cost 1.3 of 1.6 s at 3M rows against 0.3 s
+    here; int32 arrays keep what the walks touch inside the cache longer.
+    """
     n = L.shape[0] + 1
-    parent = np.full(2 * n - 1, -1, np.int64)
-    size = np.zeros(2 * n - 1, np.int64)
-    size[:n] = 1
     out = np.empty((n - 1, 4))
-    nxt = n
     for i in range(n - 1):
-        ends = (np.int64(L[i, 0]), np.int64(L[i, 1]))
-        roots = [0, 0]
-        for e in range(2):
-            r = ends[e]
-            while parent[r] != -1:
-                r = parent[r]
-            p = ends[e]
-            while p != r and parent[p] != r:  # path compression
-                q = parent[p]
-                parent[p] = r
-                p = q
-            roots[e] = r
-        aa, bb = roots[0], roots[1]
-        out[i, 0], out[i, 1], out[i, 2] = aa, bb, L[i, 2]
-        out[i, 3] = size[aa] + size[bb]
-        parent[aa] = nxt
-        parent[bb] = nxt
-        size[nxt] = size[aa] + size[bb]
-        nxt += 1
+        a = np.int64(L[i, 0])
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        b = np.int64(L[i, 1])
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        out[i, 0], out[i, 1], out[i, 2] = cluster[a], cluster[b], L[i, 2]
+        out[i, 3] = size[a] + size[b]
+        if size[a] < size[b]:
+            a, b = b, a
+        parent[b] = a
+        size[a] += size[b]
+        cluster[a] = n + i
     return out
 
 
@@ -69,7 +68,10 @@ def single_linkage(mst: np.ndarray) -> np.ndarray:
     rows in hdbscan's order (:func:`ops.phdbscan._prims_order.hdbscan_order`) for its tree.
     """
     mst = np.asarray(mst, dtype=np.float64)
-    return _label(np.ascontiguousarray(mst[np.argsort(mst[:, 2], kind="stable")]))
+    n = mst.shape[0] + 1
+    ids = np.arange(n, dtype=np.int32 if 2 * n < 2**31 else np.int64)
+    rows = np.ascontiguousarray(mst[np.argsort(mst[:, 2], kind="stable")])
+    return _label(rows, ids.copy(), np.ones(n, ids.dtype), ids)
 
 
 def tree_to_labels(
