@@ -152,6 +152,31 @@ def test_knn_forest_and_exact_join_give_the_mst() -> None:
     assert approx[:, 2].sum() >= tree[:, 2].sum() - 1e-9
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_knn_forest_is_the_same_in_any_row_order(dtype: type) -> None:
+    from ops.phdbscan._knn_forest import knn_forest
+
+    # integer coordinates: many equal weights, so the tie order decides the edges
+    X = np.random.default_rng(3).integers(0, 6, size=(600, 3)).astype(np.float64)
+    d = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    idx = np.argsort(d, 1, kind="stable")[:, :6]
+    dist = np.take_along_axis(d, idx, 1).astype(dtype)
+    core = dist[:, 4].astype(np.float64)
+    edges, comp = knn_forest(idx, dist, core)
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(len(X))
+        edges_o, comp_o = knn_forest(idx, dist, core, order=order)
+        ends = np.sort(edges[:, :2], axis=1)
+        ends_o = np.sort(edges_o[:, :2], axis=1)
+        keep, keep_o = np.lexsort(ends.T[::-1]), np.lexsort(ends_o.T[::-1])
+        np.testing.assert_array_equal(ends_o[keep_o], ends[keep])
+        np.testing.assert_array_equal(edges_o[keep_o, 2], edges[keep, 2])
+        # the same partition, whichever row represents a component
+        _, first = np.unique(comp, return_inverse=True)
+        _, first_o = np.unique(comp_o, return_inverse=True)
+        assert len(np.unique(first * len(X) + first_o)) == len(np.unique(first))
+
+
 def test_auto_mode_and_attributes() -> None:
     X = DATA["blobs16"]
     started = time.perf_counter()
