@@ -24,10 +24,13 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
+from ops.phdbscan._row_blocks import map_row_blocks
+
 __all__ = ["join_components", "lightest_outgoing"]
 
 _SEED = 256  # points per side in the first (bound-setting) block of a pair
 _BLOCK = 1 << 21  # float64 entries per distance block
+_PARALLEL_ROWS = 1 << 17  # facing points of larger components are sought on every core
 
 
 @numba.njit(cache=True)
@@ -60,6 +63,87 @@ def _project(X: np.ndarray, pts: np.ndarray, direction: np.ndarray) -> np.ndarra
             s += X[pts[i], j] * direction[j]
         out[i] = s
     return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _least_projections(
+    X: np.ndarray, pts: np.ndarray, core: np.ndarray, w: float, direction: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``keep`` points of ``pts`` with ``core < w`` least by ``(X[p] @ direction, p)``.
+
+    One pass, with a max-heap of the ``keep`` least so far: no projection of every point, no
+    mask of their cores, no partition (each a pass over the largest component, per pair).
+
+    Returns
+    -------
+    pts, projections : ndarray (at most keep,)
+        In heap order.
+    """
+    heap_v = np.empty(keep)
+    heap_p = np.empty(keep, np.int64)
+    size = 0
+    for i in range(len(pts)):
+        p = pts[i]
+        if core[p] >= w:
+            continue
+        v = 0.0
+        for j in range(X.shape[1]):
+            v += X[p, j] * direction[j]
+        if size < keep:  # sift the new point up
+            pos = size
+            size += 1
+            while pos > 0:
+                up = (pos - 1) >> 1
+                if heap_v[up] > v or (heap_v[up] == v and heap_p[up] > p):
+                    break
+                heap_v[pos], heap_p[pos] = heap_v[up], heap_p[up]
+                pos = up
+            heap_v[pos], heap_p[pos] = v, p
+        elif v < heap_v[0] or (v == heap_v[0] and p < heap_p[0]):  # replace the top, sift down
+            pos = 0
+            while True:
+                c = 2 * pos + 1
+                if c >= size:
+                    break
+                if c + 1 < size and (
+                    heap_v[c + 1] > heap_v[c]
+                    or (heap_v[c + 1] == heap_v[c] and heap_p[c + 1] > heap_p[c])
+                ):
+                    c += 1
+                if heap_v[c] < v or (heap_v[c] == v and heap_p[c] < p):
+                    break
+                heap_v[pos], heap_p[pos] = heap_v[c], heap_p[c]
+                pos = c
+            heap_v[pos], heap_p[pos] = v, p
+    return heap_p[:size].copy(), heap_v[:size].copy()
+
+
+def _facing(
+    X: np.ndarray, pts: np.ndarray, core: np.ndarray, w: float, direction: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``keep`` points of ``pts`` with ``core < w`` least projected on ``direction``.
+
+    Ties go to the smaller id, so the points are the same however ``pts`` is split: past
+    ``_PARALLEL_ROWS`` points, blocks go to a thread per core, as reading the largest
+    component's rows is bound by memory, which one core does not saturate.
+
+    Returns
+    -------
+    pts, projections : ndarray (at most keep,)
+        Ascending by ``(projection, id)``.
+    """
+    if len(pts) < _PARALLEL_ROWS:
+        found = [_least_projections(X, pts, core, w, direction, keep)]
+    else:
+        found = map_row_blocks(
+            lambda rows: _least_projections(X, pts[rows], core, w, direction, keep),
+            len(pts),
+            _PARALLEL_ROWS // 2,
+        )
+    rows = np.concatenate([f[0] for f in found])
+    proj = np.concatenate([f[1] for f in found])
+    first = np.lexsort((rows, proj))[:keep]
+    return rows[first], proj[first]
 
 
 def _ascending(key: np.ndarray, keep: int | None) -> np.ndarray:
@@ -173,17 +257,24 @@ def lightest_outgoing(
         w, u, v = np.inf, -1, -1
         for B in partners:
             b_pts = order[starts[B] : starts[B + 1]]
-            # only points with core < w can join by an edge lighter than w: project just those
-            pa, pb = a_pts[core[a_pts] < w], b_pts[core[b_pts] < w]
+            g = gap[A, B]
+            if g > 0 and cap is not None:
+                # the pair reads at most keep points a side: those facing the other side
+                direction = (cent[B] - cent[A]) / g
+                pa, sa = _facing(X, a_pts, core, w, -direction, max(cap, _SEED))
+                sa = -sa
+                pb, sb = _facing(X, b_pts, core, w, direction, max(cap, _SEED))
+            else:
+                # only points with core < w can join by an edge lighter than w: project those
+                pa, pb = a_pts[core[a_pts] < w], b_pts[core[b_pts] < w]
+                if g == 0:  # coincident centroids: no direction, search everything
+                    sa, sb = np.zeros(len(pa)), np.zeros(len(pb))
+                else:
+                    direction = (cent[B] - cent[A]) / g
+                    sa = _project(X, pa, direction)
+                    sb = _project(X, pb, direction)
             if len(pa) == 0 or len(pb) == 0:
                 continue
-            g = gap[A, B]
-            if g == 0:  # coincident centroids: no direction, search everything
-                sa, sb = np.zeros(len(pa)), np.zeros(len(pb))
-            else:
-                direction = (cent[B] - cent[A]) / g
-                sa = _project(X, pa, direction)
-                sb = _project(X, pb, direction)
             if sb.min() - sa.max() >= w:
                 continue
             w2, u2, v2 = _pair_search(X, core, pa, sa, pb, sb, w, cap)
