@@ -1,10 +1,11 @@
 """From an MST to HDBSCAN* labels, and the lookup tables behind ``approximate_predict``.
 
-The stability and excess-of-mass/leaf selection steps of HDBSCAN* (Campello, Moulavi &
-Sander 2013) are delegated to the ``hdbscan`` library's compiled routines: they are the
-reference whose labels we promise to reproduce. The binary single-linkage tree, its
-condensing and GLOSH are numba ports of hdbscan's labelling, ``condense_tree`` and
-``outlier_scores`` (:mod:`ops.phdbscan._condense`, :mod:`ops.phdbscan._glosh`), which are
+The excess-of-mass/leaf selection step of HDBSCAN* (Campello, Moulavi & Sander 2013) is
+delegated to the ``hdbscan`` library's compiled routine: it is the reference whose labels
+we promise to reproduce. The binary single-linkage tree, its condensing, the stabilities
+and GLOSH are numba ports of hdbscan's labelling, ``condense_tree``, ``compute_stability``
+and ``outlier_scores`` (:mod:`ops.phdbscan._condense`, :mod:`ops.phdbscan._stability`,
+:mod:`ops.phdbscan._glosh`), which are
 much slower at 1M rows (figures: benchmarks/README.md); the tree's rows come in hdbscan's order
 (:mod:`ops.phdbscan._prims_order`). What is written here is the glue, and a vectorised
 version of hdbscan's per-point prediction walk so that new points are labelled with array
@@ -17,9 +18,10 @@ from dataclasses import dataclass, fields
 
 import numba
 import numpy as np
-from hdbscan._hdbscan_tree import compute_stability, get_clusters, simplify_hierarchy
+from hdbscan._hdbscan_tree import get_clusters, simplify_hierarchy
 
 from ops.phdbscan._condense import condense_tree
+from ops.phdbscan._stability import cluster_stability
 
 __all__ = [
     "PredictionTables",
@@ -96,7 +98,7 @@ def tree_to_labels(
     condensed = condense_tree(single_linkage(mst), min_cluster_size)
     if cluster_selection_persistence > 0.0 and condensed.shape[0] > 0:
         condensed = simplify_hierarchy(condensed, cluster_selection_persistence)
-    stability = compute_stability(condensed)
+    stability = cluster_stability(condensed)
     # By keyword: a private routine whose parameters grew (epsilon_max in hdbscan 0.8.40).
     labels, probs, stabilities = get_clusters(
         condensed,
