@@ -16,7 +16,6 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar, cast
 
 import fsspec
@@ -138,21 +137,16 @@ class Catalog:
         Transient errors retry the whole write: each attempt has its own temporary name, so a
         half-written attempt is never renamed into place.
         """
-        return self._stream(name, lambda sink: sink.write(data))
+        return self.save_stream(name, lambda sink: sink.write(data))
 
-    def save_file(self, name: str, path: str | Path) -> None:
-        """Write the local file ``path`` as dataset ``name``, atomically, as `save_bytes` does.
+    def save_stream(self, name: str, write: Callable[[BinaryIO], object]) -> str:
+        """Dataset ``name`` as ``write`` writes it into a file, as `save_bytes`; its digest.
 
-        The file is copied (or uploaded) as it lies: a model of hundreds of MB is never held
-        in memory as bytes.
+        ``write`` gets a binary file that is neither readable nor seekable, and hashes what
+        passes through it: a model of hundreds of MB goes straight to storage, never held in
+        memory as bytes nor written to a local file first. A retried attempt calls ``write``
+        again.
         """
-        retry_io(
-            f"write {self.uri(name)}",
-            lambda: self._write(name, lambda fs, tmp: fs.put_file(str(path), tmp)),
-        )
-
-    def _stream(self, name: str, write: Callable[[BinaryIO], object]) -> str:
-        """Dataset ``name`` as ``write`` writes it into a file, as `save_bytes`; its digest."""
 
         def put(fs: fsspec.AbstractFileSystem, tmp: str) -> str:
             with fs.open(tmp, "wb") as f:
@@ -189,7 +183,7 @@ class Catalog:
             table = pa.Table.from_pandas(table, preserve_index=False)
         # streamed into the file: a whole-file buffer, grown by doubling and then copied as
         # bytes, held 1.2 GB for the 400 MB of hybrid vectors at 3M rows
-        return self._stream(name, lambda sink: pq.write_table(table, sink, compression="zstd"))
+        return self.save_stream(name, lambda sink: pq.write_table(table, sink, compression="zstd"))
 
     def load_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """Read a Parquet dataset, or only ``columns`` of it."""

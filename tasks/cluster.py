@@ -14,7 +14,6 @@ the same labels, as in one process.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from typing import Any, Literal
 
@@ -84,9 +83,7 @@ def fit_clusters(
         }
     )
     digest = catalog.save_table("assignments", assignments)
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save(f"{tmp}/clusterer.npz")
-        catalog.save_file("clusterer", f"{tmp}/clusterer.npz")
+    catalog.save_stream("clusterer", model.save)
     return {
         "digest": digest,
         "n_clusters": int(labels.max() + 1),

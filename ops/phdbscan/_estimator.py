@@ -27,7 +27,7 @@ Examples
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
@@ -313,12 +313,13 @@ class PHDBSCAN(SpanningTreeStep, HDBSCANAttributes, ClusterMixin, BaseEstimator)
         return self.fit(X).labels_
 
     # -- persistence ---------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str] | BinaryIO) -> None:
         """Write the fitted model to ``path`` (``np.savez``; no pickle, so no code runs on load).
 
         Parameters
         ----------
-        path : path-like
+        path : path-like or binary file
+            A file open for writing need not be seekable.
         """
         save_model(self, path)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -34,8 +34,11 @@ _ARRAYS = {
 }
 
 
-def save_model(model: PHDBSCAN, path: str | os.PathLike[str]) -> None:
-    """Write what prediction and the fitted attributes need to ``path`` with ``np.savez``."""
+def save_model(model: PHDBSCAN, path: str | os.PathLike[str] | BinaryIO) -> None:
+    """Write what prediction and the fitted attributes need to ``path`` with ``np.savez``.
+
+    ``path`` may be a binary file open for writing; it need not be seekable.
+    """
     arrays: dict[str, Any] = {
         "version": np.int64(_SAVE_VERSION),
         "ms_predict": np.int64(model._ms_predict),
@@ -50,6 +53,9 @@ def save_model(model: PHDBSCAN, path: str | os.PathLike[str]) -> None:
     arrays.update(model._tables.to_dict())
     if isinstance(model._pred_index, CellIndex):  # the fit's cells, searched by new points
         arrays.update(model._pred_index.to_dict())
+    if not isinstance(path, (str, os.PathLike)):
+        np.savez(path, **arrays)
+        return
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
 

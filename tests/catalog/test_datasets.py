@@ -12,16 +12,19 @@ from catalog.datasets import Catalog, digest_bytes
 
 
 @pytest.mark.parametrize("root", ["local", "memory://shoal-test/run"])
-def test_a_file_is_saved_as_the_bytes_it_holds(root: str, tmp_path: Path) -> None:
+def test_a_model_is_streamed_into_its_dataset(root: str, tmp_path: Path) -> None:
+    from ops.phdbscan import PHDBSCAN
+
     catalog = Catalog(str(tmp_path / "run") if root == "local" else root)
-    data = bytes(range(256)) * 1000
-    source = tmp_path / "model.npz"
-    source.write_bytes(data)
-    catalog.save_file("clusterer", source)
-    assert catalog.load_bytes("clusterer") == data
-    catalog.save_bytes("clusterer", b"older")  # replaced whole, by either kind of write
-    catalog.save_file("clusterer", source)
-    assert digest_bytes(catalog.load_bytes("clusterer")) == digest_bytes(data)
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    model = PHDBSCAN(min_cluster_size=10).fit(X)
+    catalog.save_bytes("clusterer", b"older")  # replaced whole
+    digest = catalog.save_stream("clusterer", model.save)  # a sink that cannot seek
+    assert digest == digest_bytes(catalog.load_bytes("clusterer"))
+    with catalog.local_file("clusterer") as path:
+        loaded = PHDBSCAN.load(path)
+    np.testing.assert_array_equal(loaded.labels_, model.labels_)
+    np.testing.assert_array_equal(loaded.approximate_predict(X)[0], model.labels_)
     fs, path = fsspec.core.url_to_fs(catalog.root)
     assert [Path(p).name for p in fs.ls(path, detail=False)] == ["clusterer.npz"]  # no temp
 
