@@ -14,7 +14,10 @@ the largest single process, and the whole tree. Start-up is the time from spawni
 ``shoal run`` to the first stage; the total is the child's wall time.
 
 Last, each stage's growth exponent: the slope of log(seconds) against log(transactions)
-across the sizes, beside the slope that ``n log n`` has over the same range.
+across the sizes, beside the slope that ``n log n`` has over the same range. With
+``--repeat N`` each size runs N times and the exponents are fitted to each stage's least
+time over its runs: on a shared 2-core machine the noise only ever adds time, and a stage
+varies by 10-20 % between runs (figures: benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -202,21 +205,28 @@ def print_measurement(m: Measurement) -> None:
         print(f"{stage:10s} {seconds:8.1f} {largest:11.2f} {total:8.2f}", flush=True)
 
 
-def print_growth(results: list[Measurement]) -> None:
-    """Print each stage's growth exponent over the sizes (two or more), beside n log n's."""
+def least_seconds(runs: list[Measurement], name: str) -> float:
+    """A stage's (or ``"total"``'s) least seconds over the runs of one size."""
+    return min(m.seconds if name == "total" else m.stage_seconds().get(name, 0.0) for m in runs)
+
+
+def print_growth(results: list[list[Measurement]]) -> None:
+    """Print each stage's growth exponent over the sizes (two or more), beside n log n's.
+
+    ``results`` holds each size's runs; a stage's time at a size is its least over them.
+    """
     if len(results) < 2:
         return
-    sizes = [m.n for m in results]
+    sizes = [runs[0].n for runs in results]
     nlogn = growth(sizes, [n * np.log(n) for n in sizes])
-    print(f"\n# growth exponents over {sizes[0]:,}..{sizes[-1]:,} (n log n: {nlogn:.2f})")
-    names = ["start-up", *STAGES, "total"]
-    for name in names:
-        seconds = [
-            m.seconds if name == "total" else m.stage_seconds().get(name, 0.0) for m in results
-        ]
+    best = f", least of {len(results[0])} runs" if len(results[0]) > 1 else ""
+    print(f"\n# growth exponents over {sizes[0]:,}..{sizes[-1]:,} (n log n: {nlogn:.2f}{best})")
+    for name in ["start-up", *STAGES, "total"]:
+        seconds = [least_seconds(runs, name) for runs in results]
         flag = "  faster than n log n" if growth(sizes, seconds) > nlogn + 0.05 else ""
-        print(f"{name:10s} time {growth(sizes, seconds):5.2f}{flag}")
-    peaks = [m.peak(m.spawned, m.spawned + m.seconds)[0] for m in results]
+        times = " ".join(f"{s:7.1f}" for s in seconds)
+        print(f"{name:10s} time {growth(sizes, seconds):5.2f}   s: {times}{flag}")
+    peaks = [max(m.peak(m.spawned, m.spawned + m.seconds)[0] for m in runs) for runs in results]
     print(f"{'memory':10s} largest process {growth(sizes, peaks):5.2f}")
 
 
@@ -229,22 +239,24 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.2, help="RSS sampling, seconds")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per flow run")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size (least time kept)")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_e2e_"))
-    results = []
+    results: list[list[Measurement]] = []
     for n in sorted(int(s) for s in args.sizes.split(",")):
         world = work / f"world-{n}"
         started = time.perf_counter()
         events = generate(world, n)
         print(f"world {n:,}: {events:,} events ({time.perf_counter() - started:.0f} s to write)")
-        home = work / f"home-{n}-{time.time_ns()}"
-        home.mkdir(parents=True)
-        m = run_flow(world, home, n, events, args)
-        print(
-            f"  shoal run: {m.seconds:.0f} s, exit {m.returncode}, log {home.with_suffix('.log')}"
-        )
-        results.append(m)
-        print_measurement(m)
+        results.append([])
+        for _ in range(max(1, args.repeat)):
+            home = work / f"home-{n}-{time.time_ns()}"
+            home.mkdir(parents=True)
+            m = run_flow(world, home, n, events, args)
+            log = home.with_suffix(".log")
+            print(f"  shoal run: {m.seconds:.0f} s, exit {m.returncode}, log {log}")
+            results[-1].append(m)
+            print_measurement(m)
     print_growth(results)
     if args.json:
         rows = [
@@ -256,7 +268,8 @@ def main() -> None:
                 "stages": m.stage_seconds(),
                 "peak_largest_gb": m.peak(m.spawned, m.spawned + m.seconds)[0],
             }
-            for m in results
+            for runs in results
+            for m in runs
         ]
         args.json.write_text(json.dumps(rows, indent=2))
 
