@@ -1,12 +1,14 @@
 """From an MST to HDBSCAN* labels, and the lookup tables behind ``approximate_predict``.
 
-The excess-of-mass/leaf selection step of HDBSCAN* (Campello, Moulavi & Sander 2013) is
-delegated to the ``hdbscan`` library's compiled routine: it is the reference whose labels
-we promise to reproduce. The binary single-linkage tree, its condensing, the stabilities
-and GLOSH are numba ports of hdbscan's labelling, ``condense_tree``, ``compute_stability``
-and ``outlier_scores`` (:mod:`ops.phdbscan._condense`, :mod:`ops.phdbscan._stability`,
-:mod:`ops.phdbscan._glosh`), which are
-much slower at 1M rows (figures: benchmarks/README.md); the tree's rows come in hdbscan's order
+HDBSCAN* (Campello, Moulavi & Sander 2013) as the ``hdbscan`` library computes it, whose
+labels we promise to reproduce: the binary single-linkage tree, its condensing, the cluster
+stabilities, the excess-of-mass/leaf selection and GLOSH are ports of hdbscan's labelling,
+``condense_tree``, ``compute_stability``, ``get_clusters`` and ``outlier_scores``
+(:mod:`ops.phdbscan._condense`, :mod:`ops.phdbscan._stability`,
+:mod:`ops.phdbscan._selection`, :mod:`ops.phdbscan._glosh`), their per-point loops in numba,
+tested against hdbscan's compiled routines, which are much slower at 1M rows (figures:
+benchmarks/README.md). hdbscan's ``simplify_hierarchy`` (``cluster_selection_persistence``)
+is called as it is. The tree's rows come in hdbscan's order
 (:mod:`ops.phdbscan._prims_order`). What is written here is the glue, and a vectorised
 version of hdbscan's per-point prediction walk so that new points are labelled with array
 operations instead of a Python loop.
@@ -18,9 +20,10 @@ from dataclasses import dataclass, fields
 
 import numba
 import numpy as np
-from hdbscan._hdbscan_tree import get_clusters, simplify_hierarchy
+from hdbscan._hdbscan_tree import simplify_hierarchy
 
 from ops.phdbscan._condense import condense_tree
+from ops.phdbscan._selection import select_clusters
 from ops.phdbscan._stability import cluster_stability
 
 __all__ = [
@@ -99,13 +102,11 @@ def tree_to_labels(
     if cluster_selection_persistence > 0.0 and condensed.shape[0] > 0:
         condensed = simplify_hierarchy(condensed, cluster_selection_persistence)
     stability = cluster_stability(condensed)
-    # By keyword: a private routine whose parameters grew (epsilon_max in hdbscan 0.8.40).
-    labels, probs, stabilities = get_clusters(
+    labels, probs, stabilities = select_clusters(
         condensed,
         stability,
         cluster_selection_method=cluster_selection_method,
         allow_single_cluster=allow_single_cluster,
-        match_reference_implementation=False,
         cluster_selection_epsilon=float(cluster_selection_epsilon),
         max_cluster_size=int(max_cluster_size),
         cluster_selection_epsilon_max=float(cluster_selection_epsilon_max),

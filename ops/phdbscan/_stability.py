@@ -23,7 +23,7 @@ def cluster_stability(condensed_tree: np.ndarray) -> dict:
     -------
     dict
         ``{cluster id: stability}``, as ``hdbscan._hdbscan_tree.compute_stability`` returns
-        it (float64 keys and values), ready for its ``get_clusters``.
+        it (float64 keys and values), for :func:`ops.phdbscan._selection.select_clusters`.
     """
     parent = np.ascontiguousarray(condensed_tree["parent"], dtype=np.int64)
     child = np.ascontiguousarray(condensed_tree["child"], dtype=np.int64)
