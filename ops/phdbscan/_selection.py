@@ -240,10 +240,8 @@ def _labels(
     up = np.full(label_of.shape[0], -1)
     point_lambda = np.zeros(root)
     for i in range(len(child)):
-        if child[i] >= root:
-            up[child[i]] = parent[i]
-        else:
-            up[child[i]] = parent[i]
+        up[child[i]] = parent[i]
+        if child[i] < root:
             point_lambda[child[i]] = lam[i]
     for c in range(root + 1, label_of.shape[0]):
         if up[c] >= 0 and label_of[c] < 0:

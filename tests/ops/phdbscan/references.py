@@ -15,6 +15,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import KDTree
 
+from ops.phdbscan import PHDBSCAN
+
 EXACT_ALGORITHMS = (
     "generic",
     "prims_kdtree",
@@ -28,6 +30,20 @@ def aniso() -> np.ndarray:
     """Four sheared 2-d blobs: many equal core distances between neighbours."""
     X, _ = make_blobs(1200, 2, centers=4, random_state=2)
     return X @ np.array([[0.6, -0.6], [-0.4, 0.8]])
+
+
+def blob_tree(duplicates: bool, seed: int) -> np.ndarray:
+    """pHDBSCAN's condensed tree of six 5-d blobs of growing spread (3,000 rows).
+
+    With ``duplicates`` the first 200 rows coincide: points at zero distance leave the tree
+    at an infinite lambda.
+    """
+    X, _ = make_blobs(
+        3_000, 5, centers=6, cluster_std=[0.3, 0.5, 1.0, 1.5, 2.0, 4.0], random_state=seed
+    )
+    if duplicates:
+        X[:200] = X[0]
+    return PHDBSCAN(min_cluster_size=15, min_samples=5).fit(X)._condensed_tree
 
 
 def duplicated_rows() -> np.ndarray:
