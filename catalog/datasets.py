@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, TypeVar, cast
+from typing import Any, BinaryIO, Literal, cast
 
 import fsspec
 import numpy as np
@@ -28,7 +28,6 @@ from infra.redact import redact
 from infra.retry import retry_io
 
 Format = Literal["parquet", "json", "html", "npz", "text"]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -156,8 +155,8 @@ class Catalog:
 
         return retry_io(f"write {self.uri(name)}", lambda: self._write(name, put))
 
-    def _write(self, name: str, put: Callable[[Any, str], T]) -> T:
-        """``put(fs, tmp)`` writes a temporary file, which then replaces the dataset's."""
+    def _write(self, name: str, put: Callable[[Any, str], str]) -> str:
+        """Run ``put(fs, tmp)``, which writes a file and returns its digest; move it into place."""
         fs, root = self._fs()
         fs.makedirs(root, exist_ok=True)
         final = posixpath.join(root, DATASETS[name].filename)

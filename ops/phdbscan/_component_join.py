@@ -258,21 +258,20 @@ def lightest_outgoing(
         for B in partners:
             b_pts = order[starts[B] : starts[B + 1]]
             g = gap[A, B]
-            if g > 0 and cap is not None:
+            # coincident centroids (g == 0) give no direction: everything is searched
+            direction = (cent[B] - cent[A]) / g if g > 0 else None
+            if direction is not None and cap is not None:
                 # the pair reads at most keep points a side: those facing the other side
-                direction = (cent[B] - cent[A]) / g
                 pa, sa = _facing(X, a_pts, core, w, -direction, max(cap, _SEED))
                 sa = -sa
                 pb, sb = _facing(X, b_pts, core, w, direction, max(cap, _SEED))
             else:
                 # only points with core < w can join by an edge lighter than w: project those
                 pa, pb = a_pts[core[a_pts] < w], b_pts[core[b_pts] < w]
-                if g == 0:  # coincident centroids: no direction, search everything
+                if direction is None:
                     sa, sb = np.zeros(len(pa)), np.zeros(len(pb))
                 else:
-                    direction = (cent[B] - cent[A]) / g
-                    sa = _project(X, pa, direction)
-                    sb = _project(X, pb, direction)
+                    sa, sb = _project(X, pa, direction), _project(X, pb, direction)
             if len(pa) == 0 or len(pb) == 0:
                 continue
             if sb.min() - sa.max() >= w:

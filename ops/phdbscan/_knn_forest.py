@@ -150,8 +150,8 @@ def knn_forest(
         A permutation of the rows that keeps neighbours near each other, such as the rows
         sorted by k-means cell (``CellIndex.order``). The forest is searched on the rows in
         this order: its scans then read the per-row arrays near where they are, not at
-        random (4.8 -> 1.5 s at 3M rows; benchmarks/README.md). Same result with or
-        without it.
+        random (at 3M rows the scans took 4.2 s, 1.3-1.5 s in cell order, plus 0.4-1.1 s to
+        reorder the lists; benchmarks/README.md). Same result with or without it.
 
     Returns
     -------
