@@ -249,14 +249,14 @@ class PHDBSCAN(SpanningTreeStep, HDBSCANAttributes, ClusterMixin, BaseEstimator)
         if n < 2:
             return self._fit_degenerate(n)
         timer = PhaseTimer(self._stats)
-        core, pred, mst, tied = self._spanning_tree(X, ms, timer)
+        tree = self._spanning_tree(X, ms, timer)
         # searched in Euclidean units with scaled cores: f(weight) / alpha is hdbscan's mr
-        for edges in (mst, tied):
+        for edges in (tree.edges, tree.tied):
             edges[:, 2] = from_euclidean(edges[:, 2], self.metric) / float(self.alpha)
-        self.core_distances_ = from_euclidean(core, self.metric)
-        self._pred_core = from_euclidean(pred, self.metric)
+        self.core_distances_ = from_euclidean(tree.core, self.metric)
+        self._pred_core = from_euclidean(tree.pred_core, self.metric)
         # hdbscan's row order: equal weights shape the binary tree and so the labels
-        mst = hdbscan_order(mst, tied)
+        mst = hdbscan_order(tree.edges, tree.tied, tree.order)
         self._min_spanning_tree = mst
         labels, probs, persistence, condensed = tree_to_labels(
             mst,

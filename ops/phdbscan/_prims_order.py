@@ -104,21 +104,27 @@ def tied_list_edges(
 
 
 @numba.njit(cache=True)
-def _emit(mst: np.ndarray, tied: np.ndarray, n: int) -> np.ndarray:
-    # both edge lists read in place: the tied edges are millions at 100k points (n k of
-    # them can tie), and stacking and casting them cost more than this loop
+def _emit(mst: np.ndarray, tied: np.ndarray, order: np.ndarray) -> np.ndarray:
+    # Points are renumbered by their rank in ``order``, so that a point's tree neighbours sit
+    # near it in every array read here; the heap still breaks ties by the original index.
+    # Both edge lists are read in place: the tied edges are millions at 100k points (n k of
+    # them can tie), and stacking and casting them cost more than this loop.
+    n = order.shape[0]
+    rank = np.empty(n, np.int64)
+    for i in range(n):
+        rank[order[i]] = i
     degree = np.zeros(n + 1, np.int64)
     for edges in (mst, tied):
         for e in range(edges.shape[0]):
-            degree[int(edges[e, 0]) + 1] += 1
-            degree[int(edges[e, 1]) + 1] += 1
+            degree[rank[int(edges[e, 0])] + 1] += 1
+            degree[rank[int(edges[e, 1])] + 1] += 1
     offsets = np.cumsum(degree)
     fill = offsets[:-1].copy()
     neighbour = np.empty(offsets[-1], np.int64)
     weight = np.empty(offsets[-1], np.float64)
     for edges in (mst, tied):
         for e in range(edges.shape[0]):
-            a, b, w = int(edges[e, 0]), int(edges[e, 1]), edges[e, 2]
+            a, b, w = rank[int(edges[e, 0])], rank[int(edges[e, 1])], edges[e, 2]
             neighbour[fill[a]], weight[fill[a]] = b, w
             fill[a] += 1
             neighbour[fill[b]], weight[fill[b]] = a, w
@@ -127,10 +133,10 @@ def _emit(mst: np.ndarray, tied: np.ndarray, n: int) -> np.ndarray:
     source = np.full(n, -1, np.int64)
     in_tree = np.zeros(n, np.bool_)
     out = np.empty((n - 1, 3))
-    heap = [(np.inf, np.int64(0))]
+    heap = [(np.inf, np.int64(0), np.int64(0))]  # (key, original index, rank)
     heap.pop()
-    current = 0
-    in_tree[0] = True
+    current = rank[0]
+    in_tree[current] = True
     for step in range(n - 1):
         for q in range(offsets[current], offsets[current + 1]):
             j = neighbour[q]
@@ -138,18 +144,20 @@ def _emit(mst: np.ndarray, tied: np.ndarray, n: int) -> np.ndarray:
             if not in_tree[j] and weight[q] < key[j]:
                 key[j] = weight[q]
                 source[j] = current
-                heapq.heappush(heap, (weight[q], j))
-        while True:  # least key, then least index; stale entries skipped
-            k, j = heapq.heappop(heap)
+                heapq.heappush(heap, (weight[q], order[j], j))
+        while True:  # least key, then least original index; stale entries skipped
+            k, point, j = heapq.heappop(heap)
             if not in_tree[j] and k == key[j]:
                 break
         in_tree[j] = True
-        out[step, 0], out[step, 1], out[step, 2] = source[j], j, k
+        out[step, 0], out[step, 1], out[step, 2] = order[source[j]], point, k
         current = j
     return out
 
 
-def prims_emission(mst: np.ndarray, tied: np.ndarray | None = None) -> np.ndarray:
+def prims_emission(
+    mst: np.ndarray, tied: np.ndarray | None = None, order: np.ndarray | None = None
+) -> np.ndarray:
     """Rows of hdbscan's Prim's tree from point 0, in the order it adds them.
 
     Parameters
@@ -158,6 +166,11 @@ def prims_emission(mst: np.ndarray, tied: np.ndarray | None = None) -> np.ndarra
         A minimum spanning tree, rows ``(a, b, weight)`` in any order.
     tied : ndarray (m, 3), optional
         Further edges of the graph weighing as much as a tree edge (:func:`tied_list_edges`).
+    order : ndarray (n,), optional
+        The points in an order that keeps tree neighbours near each other, such as the
+        approximate kNN graph's cells (``CellIndex.order``). The rows are the same in any
+        order; this one only makes the walk's reads local: 2.0 -> 1.2 s at 3M points
+        (``benchmarks/README.md``). Default: the points' own order.
 
     Returns
     -------
@@ -166,15 +179,19 @@ def prims_emission(mst: np.ndarray, tied: np.ndarray | None = None) -> np.ndarra
     """
     mst = np.ascontiguousarray(mst, dtype=np.float64)
     tied = np.zeros((0, 3)) if tied is None else np.ascontiguousarray(tied, dtype=np.float64)
-    return _emit(mst, tied, mst.shape[0] + 1)
+    n = mst.shape[0] + 1
+    order = np.arange(n) if order is None else np.ascontiguousarray(order, dtype=np.int64)
+    return _emit(mst, tied, order)
 
 
-def hdbscan_order(mst: np.ndarray, tied: np.ndarray | None = None) -> np.ndarray:
+def hdbscan_order(
+    mst: np.ndarray, tied: np.ndarray | None = None, order: np.ndarray | None = None
+) -> np.ndarray:
     """The spanning tree as hdbscan's Prim's algorithms hand it to single linkage.
 
     Parameters
     ----------
-    mst, tied
+    mst, tied, order
         As :func:`prims_emission`.
 
     Returns
@@ -185,5 +202,5 @@ def hdbscan_order(mst: np.ndarray, tied: np.ndarray | None = None) -> np.ndarray
     """
     if mst.shape[0] == 0:
         return mst
-    emitted = prims_emission(mst, tied)
+    emitted = prims_emission(mst, tied, order)
     return emitted[np.argsort(emitted[:, 2])]

@@ -11,7 +11,7 @@ edges tied with the tree) or approximate (kNN forest and component join).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from ops.phdbscan._matrix_input import PhaseTimer, from_euclidean, to_euclidean
 from ops.phdbscan._mst import default_graph_k, mutual_reachability_mst
 from ops.phdbscan._prims_order import tied_list_edges
 
-__all__ = ["AUTO_EXACT_MAX_N", "AUTO_EXACT_MAX_N_GPU", "SpanningTreeStep"]
+__all__ = ["AUTO_EXACT_MAX_N", "AUTO_EXACT_MAX_N_GPU", "SpanningTree", "SpanningTreeStep"]
 
 # Above this many points "auto" switches to the approximate tree: the exact tree's searches
 # between blob-sized components cost about an all-pairs pass (figures: benchmarks/README.md).
@@ -32,6 +32,16 @@ AUTO_EXACT_MAX_N = 20_000
 # On a GPU brute force is cheap, but the exact tree's complement searches repeat it; above
 # this size the approximate tree (still on exact GPU kNN lists) is used.
 AUTO_EXACT_MAX_N_GPU = 2_000_000
+
+
+class SpanningTree(NamedTuple):
+    """What :meth:`SpanningTreeStep._spanning_tree` finds, in Euclidean units."""
+
+    core: np.ndarray  # (n,) core distances
+    pred_core: np.ndarray  # (n,) prediction core distances (the point itself counted)
+    edges: np.ndarray  # (n - 1, 3) the tree's rows (a, b, weight), in no particular order
+    tied: np.ndarray  # (m, 3) the kNN lists' edges weighing as much as a tree edge
+    order: np.ndarray | None  # the points by cell, neighbours near each other, if cells ran
 
 
 def _has_faiss() -> bool:
@@ -81,10 +91,8 @@ class SpanningTreeStep:
         device = "auto" if self.device in ("auto", "cuda") else self.device
         return KNNIndex(backend, device=device, random_state=self.random_state or 0)  # type: ignore[arg-type]
 
-    def _spanning_tree(
-        self, X: np.ndarray, ms: int, timer: PhaseTimer
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Euclidean core distances, prediction cores (the point counted), MST, tied edges.
+    def _spanning_tree(self, X: np.ndarray, ms: int, timer: PhaseTimer) -> SpanningTree:
+        """Core distances, prediction cores, the MST, its tied edges and the cells' order.
 
         The tied edges are the kNN lists' edges weighing as much as a tree edge (exact mode;
         none in approximate mode, whose float32 tree has no ties to honour).
@@ -120,6 +128,9 @@ class SpanningTreeStep:
             knn_dist, idx = index.search(X, k_query)
             knn_is_exact = index.exact
         timer("knn")
+        # rows by cell: neighbours sit near each other, so the forest and the tree's walk
+        # read locally
+        order = cells[0].order if cells else None
         alpha = float(self.alpha)
         if exact:
             # cells' exact lists are ranked in float64 already; other engines' in float32
@@ -149,8 +160,6 @@ class SpanningTreeStep:
             core = knn_dist[:, ms].astype(np.float64)
             pred = knn_dist[:, min(max(self._ms_predict - 1, 0), k_query - 1)]
             scaled = self._scale_core(core, alpha)
-            # rows by cell: neighbours sit near each other, so the forest reads locally
-            order = cells[0].order if cells else None
             forest, comp = knn_forest(idx, knn_dist, scaled, order=order)
             timer("knn_forest")
             self._stats["forest_components"] = n - len(forest)  # a forest: n - edges trees
@@ -159,7 +168,7 @@ class SpanningTreeStep:
         timer("mst")
         if self._ms_predict < 2:
             pred = np.zeros(n)
-        return core, pred.astype(np.float64), mst, tied
+        return SpanningTree(core, pred.astype(np.float64), mst, tied, order)
 
     def _scale_core(self, core: np.ndarray, alpha: float) -> np.ndarray:
         if alpha == 1.0:

@@ -65,7 +65,7 @@ def test_agrees_with_hdbscans_default_as_well_as_its_own_algorithms(case: str) -
 
 
 @pytest.mark.parametrize("case", ["digits-mcs5", "aniso-leaf10", "duplicates-mcs5"])
-def test_emission_does_not_depend_on_the_tree_or_its_row_order(case: str) -> None:
+def test_emission_does_not_depend_on_the_tree_its_row_order_or_the_walks(case: str) -> None:
     X, params = CASES[case]
     model = PHDBSCAN(mode="exact", **params).fit(X)
     ours = model.minimum_spanning_tree_.to_numpy()
@@ -81,6 +81,8 @@ def test_emission_does_not_depend_on_the_tree_or_its_row_order(case: str) -> Non
     tied = all_tied_edges(X, params, ours[:, 2])
     trees = [ours, shuffled, prims_tree(X, params), boruvka._min_spanning_tree]
     emitted = [prims_emission(tree, tied) for tree in trees]
+    # the walk over the points renumbered, as by cells: ties still go to the least index
+    emitted.append(prims_emission(shuffled, tied, order=rng.permutation(len(X))))
     for other in emitted:  # every minimum spanning tree, given every tied edge
         np.testing.assert_array_equal(other, prims_tree(X, params))
     np.testing.assert_array_equal(hdbscan_order(shuffled, tied), prims_sorted(X, params))
