@@ -9,6 +9,8 @@ artifact uploads are retried on transient I/O errors (MLflow's REST client retri
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +21,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.file_utils import local_file_uri_to_path
 from mlflow.utils.time import get_current_time_millis
+from mlflow.utils.uri import is_local_uri
 
 from infra.dataset_source import dataset_source
 from infra.redact import install_log_redaction, redact, redact_value
@@ -99,6 +103,30 @@ class RunLogger:
             f"log artifact {local_path}",
             lambda: self.client.log_artifact(self.run_id, str(local_path), artifact_path),
         )
+
+    def dataset_file(self, local_path: str | Path, artifact_path: str) -> None:
+        """Log a dataset's file, one the catalog only ever replaces whole, never rewrites.
+
+        With the run's artifacts in a local directory on the file's filesystem (the embedded
+        store), the artifact is a hard link to the file, put where MLflow's local repository
+        would copy it: the same bytes, not a second copy. At 3M transactions the clusterer is
+        1.13 GB, and its copy took 2.4 s of the cluster stage once the page cache's dirty
+        limit made the disk pace it. Elsewhere, or where the file cannot be linked, MLflow
+        uploads a copy.
+        """
+        root = self.client.get_run(self.run_id).info.artifact_uri
+        if is_local_uri(root):
+            folder = Path(local_file_uri_to_path(root)) / artifact_path
+            target, link = folder / Path(local_path).name, folder / f".{uuid.uuid4().hex}.link"
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                if not (target.exists() and target.samefile(local_path)):
+                    os.link(local_path, link)
+                    os.replace(link, target)  # an artifact logged before is replaced
+                return
+            except OSError:  # another filesystem, or one without hard links
+                link.unlink(missing_ok=True)
+        self.artifact(local_path, artifact_path)
 
     def json(self, obj: Any, artifact_file: str) -> None:
         """Log ``obj`` as a redacted JSON artifact."""

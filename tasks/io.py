@@ -64,6 +64,6 @@ def load_sequences(
 
 
 def log_dataset(tracker: RunLogger, catalog: Catalog, name: str, artifact_dir: str) -> None:
-    """Copy a dataset the run wrote into its MLflow artifacts, wherever the output root lives."""
+    """Log a dataset the run wrote as an MLflow artifact of it, wherever the output root lives."""
     with catalog.local_file(name) as path:
-        tracker.artifact(path, artifact_dir)
+        tracker.dataset_file(path, artifact_dir)

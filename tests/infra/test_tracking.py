@@ -9,6 +9,7 @@ import mlflow.data
 import pytest
 from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.tracking import MlflowClient
+from mlflow.utils.file_utils import local_file_uri_to_path
 
 from infra.dataset_source import FsspecDatasetSource
 from infra.tracking import RunLogger
@@ -72,3 +73,45 @@ def test_datasets_are_logged_with_a_source_mlflow_resolves(
     shown = source.url if isinstance(source, HTTPDatasetSource) else source.uri
     assert shown == kept
     assert isinstance(source, FsspecDatasetSource) == (source_type == "fsspec")
+
+
+def test_a_dataset_file_is_linked_into_a_local_store_not_copied(
+    run: tuple[RunLogger, list[str]], tmp_path: Path
+) -> None:
+    logger, _ = run
+    dataset = tmp_path / "runs" / "clusterer.npz"
+    dataset.parent.mkdir()
+    dataset.write_bytes(b"first model")
+    logger.dataset_file(dataset, "clusterer")
+    logger.dataset_file(dataset, "clusterer")  # logged again: replaced, not an error
+    client = MlflowClient(logger.client.tracking_uri)
+    listed = [a.path for a in client.list_artifacts(logger.run_id, "clusterer")]
+    assert listed == ["clusterer/clusterer.npz"]
+    store = Path(local_file_uri_to_path(client.get_run(logger.run_id).info.artifact_uri))
+    logged = store / "clusterer" / "clusterer.npz"
+    assert logged.samefile(dataset)  # one file on disk, no second copy
+    assert [p.name for p in logged.parent.iterdir()] == ["clusterer.npz"]
+    # the catalog replaces a dataset by renaming a new file onto it: the run keeps its bytes
+    replacement = tmp_path / "runs" / ".clusterer.npz.tmp"
+    replacement.write_bytes(b"second model")
+    replacement.replace(dataset)
+    assert logged.read_bytes() == b"first model"
+
+
+def test_a_dataset_file_is_copied_where_it_cannot_be_linked(
+    run: tuple[RunLogger, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, calls = run
+    dataset = tmp_path / "vocabulary.json"
+    dataset.write_text("[]")
+
+    def cross_device(*_: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("infra.tracking.os.link", cross_device)
+    logger.dataset_file(dataset, "ingest")
+    assert "log_artifact" in calls
+    client = MlflowClient(logger.client.tracking_uri)
+    logged = Path(client.download_artifacts(logger.run_id, "ingest/vocabulary.json"))
+    assert logged.read_text() == "[]" and not logged.samefile(dataset)
+    assert not list(logged.parent.glob(".*.link"))
