@@ -17,7 +17,10 @@ Last, each stage's growth exponent: the slope of log(seconds) against log(transa
 across the sizes, beside the slope that ``n log n`` has over the same range. With
 ``--repeat N`` each size runs N times and the exponents are fitted to each stage's least
 time over its runs: on a shared 2-core machine the noise only ever adds time, and a stage
-varies by 10-20 % between runs (figures: benchmarks/README.md).
+varies by 10-20 % between runs (figures: benchmarks/README.md). Before each run the files
+the previous runs wrote are flushed to disk (``sync``), so that no run pays for its
+predecessor's writeback: a 3M run leaves gigabytes of it. ``--drop-caches`` also empties the
+page cache (root only), so that every run starts with the same free memory.
 """
 
 from __future__ import annotations
@@ -168,6 +171,20 @@ def run_flow(world: Path, home: Path, n: int, events: int, args: argparse.Namesp
     return measurement
 
 
+def settle(drop_caches: bool) -> None:
+    """Flush every file written so far to disk; with ``drop_caches``, empty the page cache."""
+    started = time.perf_counter()
+    os.sync()
+    note = f"  sync: {time.perf_counter() - started:.1f} s"
+    if drop_caches:
+        try:
+            Path("/proc/sys/vm/drop_caches").write_text("1\n")
+            note += ", page cache dropped"
+        except OSError as err:
+            note += f", page cache kept ({err.strerror})"
+    print(note, flush=True)
+
+
 def generate(world: Path, n: int) -> int:
     """Write the shop world of ``n`` transactions in ``world`` (unless there); count events."""
     import pyarrow.parquet as pq
@@ -240,6 +257,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per flow run")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (least time kept)")
+    parser.add_argument(
+        "--drop-caches", action="store_true", help="empty the page cache before each run (root)"
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_e2e_"))
     results: list[list[Measurement]] = []
@@ -252,6 +272,7 @@ def main() -> None:
         for _ in range(max(1, args.repeat)):
             home = work / f"home-{n}-{time.time_ns()}"
             home.mkdir(parents=True)
+            settle(args.drop_caches)
             m = run_flow(world, home, n, events, args)
             log = home.with_suffix(".log")
             print(f"  shoal run: {m.seconds:.0f} s, exit {m.returncode}, log {log}")
