@@ -45,11 +45,19 @@ def sequence_arrays(
 
     One array per row and column: at 1M sessions this split costs ~2 s, so a caller that
     needs only some rows takes them from the table first. ``ragged``: the rows as
-    :class:`ops.features.Ragged` (for whole-column work) instead of a list of arrays.
+    :class:`ops.features.Ragged` (for whole-column work) instead of a list of arrays, with
+    the token ids as ingest stores them (int32): widening them to int64 wrote 408 MB at 3M
+    sessions, 1.3 s of page faults.
     """
     txn_ids = table.column("txn_id").to_numpy(zero_copy_only=False).astype(str)
-    rows = ragged_lists if ragged else split_lists
-    return txn_ids, rows(table.column("tokens"), np.int64), rows(table.column("dwell"), np.float32)
+    if ragged:
+        tokens = ragged_lists(table.column("tokens"), np.int32)
+        return txn_ids, tokens, ragged_lists(table.column("dwell"), np.float32)
+    return (
+        txn_ids,
+        split_lists(table.column("tokens"), np.int64),
+        split_lists(table.column("dwell"), np.float32),
+    )
 
 
 def load_sequences(

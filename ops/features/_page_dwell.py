@@ -47,10 +47,13 @@ class PageDwell:
 def flat_sessions(
     tokens: Sequence[np.ndarray], dwell: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All sessions end to end: ``(events per session, token, dwell)``."""
-    if isinstance(tokens, Ragged) and isinstance(dwell, Ragged):  # already end to end
-        # no copy: tokens are read as int64 already (400 MB at 3M sessions)
-        return tokens.lengths, tokens.values.astype(np.int64, copy=False), dwell.values
+    """All sessions end to end: ``(events per session, token, dwell)``.
+
+    Rows already end to end (:class:`Ragged`) are returned as they are, their token ids in
+    their own integer type: no copy (int64 ids would be 400 MB at 3M sessions).
+    """
+    if isinstance(tokens, Ragged) and isinstance(dwell, Ragged):
+        return tokens.lengths, tokens.values, dwell.values
     lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
     flat_tokens = np.concatenate(tokens).astype(np.int64) if len(tokens) else np.zeros(0, int)
     flat_dwell = np.concatenate(dwell) if len(dwell) else np.zeros(0)
