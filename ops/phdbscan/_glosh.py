@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["glosh_scores"]
+__all__ = ["cluster_deaths", "glosh_scores"]
 
 
 def glosh_scores(condensed_tree: np.ndarray) -> np.ndarray:
@@ -27,16 +27,23 @@ def glosh_scores(condensed_tree: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def cluster_deaths(parent: np.ndarray, child: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Each cluster's largest lambda among its own rows, by id (0 where none is larger)."""
+    deaths = np.zeros(max(parent.max(), child.max()) + 1)
+    for i in range(len(parent)):
+        if lam[i] > deaths[parent[i]]:
+            deaths[parent[i]] = lam[i]
+    return deaths
+
+
+@numba.njit(cache=True)
 def _scores(parent: np.ndarray, child: np.ndarray, lam: np.ndarray, root: int) -> np.ndarray:
     """hdbscan's loops: each cluster's deepest lambda, carried up from the leaves, then scores.
 
     The points are ``0 .. root - 1``; clusters are ``root`` and up. Rows come parents first,
     so walking them backwards finishes a cluster before its parent reads it.
     """
-    deaths = np.zeros(max(parent.max(), child.max()) + 1)
-    for i in range(len(parent)):
-        if lam[i] > deaths[parent[i]]:
-            deaths[parent[i]] = lam[i]
+    deaths = cluster_deaths(parent, child, lam)
     for i in range(len(parent) - 1, -1, -1):
         if deaths[child[i]] > deaths[parent[i]]:
             deaths[parent[i]] = deaths[child[i]]

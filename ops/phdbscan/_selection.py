@@ -17,6 +17,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from ops.phdbscan._glosh import cluster_deaths
+
 __all__ = ["select_clusters"]
 
 
@@ -57,7 +59,7 @@ def select_clusters(
     ordered = sorted(clusters)
     label_of = np.full(max(int(parent.max()), int(child.max())) + 1, -1, np.int64)
     label_of[np.asarray(ordered, dtype=np.int64)] = np.arange(len(ordered))
-    deaths = _deaths(parent, lam)
+    deaths = cluster_deaths(parent, child, lam)
     single = len(clusters) == 1 and allow_single_cluster and root in clusters
     labels = _labels(
         parent, child, lam, label_of, deaths, root, single, float(cluster_selection_epsilon)
@@ -207,16 +209,6 @@ def _epsilon_search(
         else:
             selected.append(leaf)
     return set(selected)
-
-
-@numba.njit(cache=True)
-def _deaths(parent: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Each cluster's largest lambda among its own rows (0 where none is larger)."""
-    deaths = np.zeros(parent.max() + 1)  # every cluster is a parent: its points leave it
-    for i in range(len(parent)):
-        if lam[i] > deaths[parent[i]]:
-            deaths[parent[i]] = lam[i]
-    return deaths
 
 
 @numba.njit(cache=True)
