@@ -6,6 +6,7 @@ from pathlib import Path
 
 import fsspec
 import numpy as np
+import pandas as pd
 import pytest
 
 from catalog.datasets import Catalog, digest_bytes
@@ -53,3 +54,47 @@ def test_a_table_is_streamed_to_its_file_and_its_digest_is_the_files(
     back_ids, back = catalog.load_vectors("hybrid")
     assert (back_ids == ids).all() and np.array_equal(back, vectors)
     assert catalog.save_bytes("summary", b"{}") == digest_bytes(b"{}")
+
+
+@pytest.mark.parametrize("root", ["local", "memory://shoal-test/blocks"])
+def test_vectors_computed_a_block_at_a_time_are_written_as_row_groups(
+    root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    import catalog.datasets as datasets
+
+    monkeypatch.setattr(datasets, "VECTOR_ROWS", 1_000)
+    catalog = Catalog(str(tmp_path / "run") if root == "local" else root)
+    vectors = np.random.default_rng(1).normal(size=(2_500, 4)).astype(np.float32)
+    ids = np.array([f"t{i}" for i in range(len(vectors))])
+    asked: list[tuple[int, int]] = []
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        asked.append((start, stop))
+        return vectors[start:stop]
+
+    catalog.save_vector_rows("hybrid", ids, 4, rows)
+    assert asked == [(0, 1_000), (1_000, 2_000), (2_000, 2_500)]  # never the whole matrix
+    back_ids, back = catalog.load_vectors("hybrid")
+    assert (back_ids == ids).all() and np.array_equal(back, vectors)
+    with catalog.local_file("hybrid") as path:
+        assert pq.ParquetFile(path).metadata.num_row_groups == 3
+
+
+def test_a_block_of_the_wrong_shape_names_its_rows(tmp_path: Path) -> None:
+    catalog = Catalog(str(tmp_path / "run"))
+    ids = np.array(["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"rows 0:3 of 'hybrid' have shape \(3, 2\), expected"):
+        catalog.save_vector_rows("hybrid", ids, 3, lambda a, b: np.zeros((b - a, 2)))
+    assert not catalog.exists("hybrid")  # nothing half-written
+
+
+def test_a_table_read_from_a_local_file_outlives_its_replacement(tmp_path: Path) -> None:
+    """A local table is memory-mapped; a new version is renamed onto it, not written into it."""
+    catalog = Catalog(str(tmp_path / "run"))
+    catalog.save_table("risk", pd.DataFrame({"cluster": [1, 2, 3]}))
+    first = catalog.load_table("risk")
+    catalog.save_table("risk", pd.DataFrame({"cluster": [7, 8]}))
+    assert first.column("cluster").to_pylist() == [1, 2, 3]
+    assert catalog.load_table("risk", ["cluster"]).column("cluster").to_pylist() == [7, 8]
