@@ -66,11 +66,15 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     blocks = [embeddings, features, fit_block(_in_order(fit, txn_ids))]
     weights = [params.embedding_weight, params.feature_weight, params.dwell_fit_weight]
     scaling = fit_hybrid(blocks, weights)
-    vectors = apply_hybrid(scaling, blocks)
     catalog.save_json("feature_spec", spec.to_dict())
     catalog.save_json("page_dwell", page_dwell.to_dict())  # scoring measures new sessions with it
     catalog.save_json("hybrid_scaling", scaling.to_dict())  # scoring maps new data with it
-    digest = catalog.save_vectors("hybrid", txn_ids, vectors)
+    digest = catalog.save_vector_rows(  # a block at a time: never the whole matrix
+        "hybrid",
+        txn_ids,
+        scaling.width,
+        lambda start, stop: apply_hybrid(scaling, [block[start:stop] for block in blocks]),
+    )
     tracker = RunLogger(run_id)
     tracker.params(params.model_dump(), prefix="features.")
     tracker.params({"features.encoded": ",".join(spec.output_names)})

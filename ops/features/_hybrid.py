@@ -24,6 +24,20 @@ class HybridScaling:
     stds: list[list[float]]
     scales: list[float]
 
+    @property
+    def used(self) -> list[int]:
+        """The blocks that take part in distances: those with columns and a positive scale."""
+        return [
+            i
+            for i, (mean, scale) in enumerate(zip(self.means, self.scales, strict=True))
+            if mean and scale > 0
+        ]
+
+    @property
+    def width(self) -> int:
+        """The hybrid vector's columns: the used blocks' columns."""
+        return sum(len(self.means[i]) for i in self.used)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -76,25 +90,21 @@ def apply_hybrid(scaling: HybridScaling, blocks: list[np.ndarray]) -> np.ndarray
     """
     if len(blocks) != len(scaling.scales):
         raise ValueError(f"{len(blocks)} blocks, but {len(scaling.scales)} were fitted")
-    used = []
-    for block, mean, std, scale in zip(
-        blocks, scaling.means, scaling.stds, scaling.scales, strict=True
-    ):
+    for block, mean in zip(blocks, scaling.means, strict=True):
         if len(mean) != block.shape[1]:
             raise ValueError(f"a block has {block.shape[1]} columns, fitted on {len(mean)}")
-        if len(mean) and scale > 0:
-            std_arr = np.asarray(std)
-            used.append((block, np.asarray(mean), np.where(std_arr > 1e-8, std_arr, 1.0), scale))
-    if not used:
+    if not scaling.used:
         raise ValueError("need at least one array to concatenate")
-    n = len(used[0][0])
-    out = np.empty((n, sum(len(mean) for _, mean, _, _ in used)), np.float32)
+    n = len(blocks[scaling.used[0]])
+    out = np.empty((n, scaling.width), np.float32)
     start = 0
-    for block, mean, std, scale in used:
+    for i in scaling.used:
+        mean, std = np.asarray(scaling.means[i]), np.asarray(scaling.stds[i])
+        std = np.where(std > 1e-8, std, 1.0)
         stop = start + len(mean)
         for r in range(0, n, _ROWS):
-            centred = np.asarray(block[r : r + _ROWS], dtype=np.float64) - mean
-            out[r : r + _ROWS, start:stop] = centred / std * scale
+            centred = np.asarray(blocks[i][r : r + _ROWS], dtype=np.float64) - mean
+            out[r : r + _ROWS, start:stop] = centred / std * scaling.scales[i]
         start = stop
     return out
 
