@@ -147,6 +147,13 @@ class PredictionData:
         for c, p in enumerate(self.cluster_parent):
             if p >= 0:
                 kids.setdefault(int(p), []).append(c + n)
+        # a leaf's exemplars are its points at its deepest lambda; grouped by leaf once, so
+        # each selected cluster gathers its leaves' groups instead of scanning every point
+        # (clusters x points: 6.1 of the 3M explain's 31.8 s of membership vectors)
+        at_top = is_point & (lam == leaf_max[parent - n])
+        top_leaf, top_point = parent[at_top], child[at_top]
+        by_leaf = np.argsort(top_leaf, kind="stable")
+        top_leaf, top_point = top_leaf[by_leaf], top_point[by_leaf]
         for c in self.selected:
             below, leaves, todo = [], [], [int(c)]
             while todo:
@@ -159,9 +166,10 @@ class PredictionData:
             for b in below:
                 self.cluster_map[b] = self.cluster_map[int(c)]
                 self.max_lambdas[b] = float(leaf_max[c - n])
-            rows = is_point & np.isin(parent, leaves)
-            at_top = lam[rows] == leaf_max[parent[rows] - n]
-            exemplar_idx.append(np.sort(child[rows][at_top]))
+            starts = np.searchsorted(top_leaf, leaves, side="left")
+            stops = np.searchsorted(top_leaf, leaves, side="right")
+            groups = [top_point[a:b] for a, b in zip(starts, stops, strict=True)]
+            exemplar_idx.append(np.sort(np.concatenate(groups)))
         self.exemplar_indices = exemplar_idx
         self.exemplars = [raw_data[i].astype(np.float64) for i in exemplar_idx]
         self.height, self.nested = _merge_heights(
