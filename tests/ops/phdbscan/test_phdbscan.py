@@ -318,3 +318,24 @@ def test_the_fits_cells_serve_new_points_and_are_saved(tmp_path: Path) -> None:
     expected = fresh.search(Q, 5)
     for a, b in zip(loaded._pred_index.search(Q, 5), expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_loaded_model_is_its_own_after_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large arrays are mapped from the file: writes stay the model's, and outlive the file."""
+    monkeypatch.setattr("ops.phdbscan._persist._MAP_BYTES", 1000)  # the training rows mapped
+    X, _ = make_blobs(600, n_features=4, centers=3, random_state=1)
+    path = tmp_path / "m.npz"
+    model = PHDBSCAN(min_cluster_size=10).fit(X)
+    model.save(path)
+    loaded = PHDBSCAN.load(path)
+    row = loaded._raw_data[0].copy()
+    loaded._raw_data[0] += 1.0  # copy-on-write: the file keeps what was saved
+    np.testing.assert_array_equal(PHDBSCAN.load(path)._raw_data, model._raw_data)
+    loaded._raw_data[0] = row
+    PHDBSCAN(min_cluster_size=10).fit(X[::-1] * 2.0).save(path)  # the file replaced
+    assert PHDBSCAN.load(path)._raw_data.tolist() != X.tolist()
+    Q = X[:50] + 0.01
+    for a, b in zip(model.approximate_predict(Q), loaded.approximate_predict(Q), strict=True):
+        np.testing.assert_array_equal(a, b)
