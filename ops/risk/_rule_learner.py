@@ -7,6 +7,7 @@ predicts the cluster is a conjunctive rule; rules are simplified, re-scored on t
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -66,6 +67,17 @@ class _Features:
                 for i in np.argsort(-counts, kind="stable")[:max_categories]:
                     if counts[i]:
                         self.meta.append((name, "cat", str(uniques[i])))
+
+    def take(self, rows: np.ndarray) -> _Features:
+        """These ``rows`` alone, in this order, encoded as for all rows (medians, categories)."""
+        out = copy.copy(self)
+        out.frame = self.frame.iloc[rows]
+        out.n = len(rows)
+        out._num = {name: x[rows] for name, x in self._num.items()}
+        out._bool = {name: (t[rows], k[rows]) for name, (t, k) in self._bool.items()}
+        out._cat = {name: (c[rows], u) for name, (c, u) in self._cat.items()}
+        out._tree = {name: x[rows] for name, x in self._tree.items()}
+        return out
 
     def numeric(self, name: str) -> np.ndarray:
         if name not in self._num:
@@ -175,10 +187,15 @@ class _Sample:
 
     @classmethod
     def draw(cls, prepared: _Features, rest: np.ndarray, max_rows: int, seed: int) -> _Sample:
-        """At most ``max_rows`` of ``rest``, drawn with ``seed``."""
+        """At most ``max_rows`` of ``rest``, drawn with ``seed`` (`pick`)."""
+        return cls(prepared, cls.pick(rest, max_rows, seed))
+
+    @staticmethod
+    def pick(rest: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+        """At most ``max_rows`` of ``rest``, drawn with ``seed`` (all, in order, if no more)."""
         if len(rest) > max_rows:
-            rest = np.random.default_rng(seed).choice(rest, max_rows, replace=False)
-        return cls(prepared, rest)
+            return np.random.default_rng(seed).choice(rest, max_rows, replace=False)
+        return rest
 
     def with_members(
         self, prepared: _Features, members: np.ndarray
@@ -272,15 +289,24 @@ def _simplify(conds: Iterable[Condition]) -> tuple[Condition, ...]:
     return tuple(sorted(merged, key=lambda c: order.get(c, 0)))
 
 
-def _score(rule: Rule, masks: _ConditionMasks, member: np.ndarray, counted: np.ndarray) -> Rule:
-    """Support, precision and recall over the ``counted`` rows (all but ignored ones)."""
+def _score(
+    rule: Rule,
+    masks: _ConditionMasks,
+    member: np.ndarray,
+    counted: np.ndarray,
+    outside_weight: float = 1.0,
+) -> Rule:
+    """Support, precision and recall over the ``counted`` rows (all but ignored ones).
+
+    Each counted non-member stands for ``outside_weight`` rows: a sample of the others.
+    """
     m = masks.rule_mask(rule.conditions) & counted
-    support = int(np.count_nonzero(m))
     hits = int(np.count_nonzero(m & member))
+    support = hits + outside_weight * (int(np.count_nonzero(m)) - hits)
     return Rule(
         cluster=rule.cluster,
         conditions=rule.conditions,
-        support=support,
+        support=round(support),
         precision=hits / support if support else 0.0,
         recall=hits / int(np.count_nonzero(member)) if member.any() else 0.0,
         clusters=rule.clusters,
@@ -288,17 +314,22 @@ def _score(rule: Rule, masks: _ConditionMasks, member: np.ndarray, counted: np.n
 
 
 def _prune(
-    rule: Rule, masks: _ConditionMasks, member: np.ndarray, counted: np.ndarray, tol: float
+    rule: Rule,
+    masks: _ConditionMasks,
+    member: np.ndarray,
+    counted: np.ndarray,
+    tol: float,
+    outside_weight: float = 1.0,
 ) -> Rule:
     """Drop conditions costing under ``tol`` precision: short rules read and generalise better."""
-    best = _score(rule, masks, member, counted)
+    best = _score(rule, masks, member, counted, outside_weight)
     improved = True
     while improved and len(best.conditions) > 1:
         improved = False
         for i in range(len(best.conditions)):
             shorter = best.conditions[:i] + best.conditions[i + 1 :]
             cand = Rule(best.cluster, shorter, clusters=best.clusters)
-            cand = _score(cand, masks, member, counted)
+            cand = _score(cand, masks, member, counted, outside_weight)
             if cand.precision >= best.precision - tol and cand.recall >= best.recall:
                 best, improved = cand, True
                 break
@@ -381,11 +412,13 @@ def _learn_rules(
     prune_tol: float = 0.01,
     round_slack: float = 0.01,
     seed: int = 0,
+    outside_weight: float = 1.0,
 ) -> list[Rule]:
     """`extract_rules` on row masks: ``member`` of the group, ``counted`` (not ignored).
 
     ``sample``: the other rows to fit against, when the caller shares one among clusters
     learned against the same traffic; else drawn here from the counted non-members.
+    ``outside_weight``: how many rows each counted non-member stands for in the scores.
     """
     n_member = int(np.count_nonzero(member))
     if n_member == 0 or n_member == len(member) or not prepared.meta:
@@ -408,7 +441,7 @@ def _learn_rules(
     slack = int(round_slack * n_member)
     for conds in _leaf_paths(tree, prepared.meta, raw, member[fit_rows], slack):
         rule = Rule(group[0], _simplify(conds), clusters=group)
-        rule = _prune(rule, masks, member, counted, prune_tol)
+        rule = _prune(rule, masks, member, counted, prune_tol, outside_weight)
         if rule.precision >= min_precision and rule.conditions not in candidates:
             candidates[rule.conditions] = rule
 
@@ -457,7 +490,10 @@ def group_alike(
     (``max_depth``): alikeness is about the main traits. The clusters' descriptions are
     learned ``n_jobs`` at a time (`extract_all_rules`), each against the same sample of at
     most ``max_rows`` rows outside ``clusters``, drawn with ``seed``; ``kwargs`` go to
-    `extract_rules`.
+    `extract_rules`. The descriptions are scored, and cover counted, on the members and that
+    sample, each of its rows standing for its share of the rows outside: exact counts over
+    every row were a pass over all rows per cluster, clusters x rows (benchmarks/README.md).
+    With no more than ``max_rows`` rows outside, the sample is all of them.
     """
     if not clusters:
         return []
@@ -466,9 +502,13 @@ def group_alike(
     order = np.argsort(ids)
     at = np.searchsorted(ids[order], labels).clip(max=k - 1)
     code = np.where(ids[order][at] == labels, order[at], -1)  # row's index in clusters, or -1
+    # every cluster is learned against the same traffic: a sample of the rows outside them all
+    picked = _Sample.pick(np.flatnonzero(code < 0), max_rows, seed)
+    outside_weight = np.count_nonzero(code < 0) / max(len(picked), 1)
+    rows = np.r_[picked, np.flatnonzero(code >= 0)]
+    prepared, code = prepared.take(rows), code[rows]
     outside = code < 0
-    # every cluster is learned against the same traffic, the rows outside all of them
-    sample = _Sample.draw(prepared, np.flatnonzero(outside), max_rows, seed)
+    sample = _Sample(prepared, np.arange(len(picked)))
 
     def describe(i: int) -> list[Rule]:
         member = code == i
@@ -481,23 +521,24 @@ def group_alike(
             max_depth=max_depth,
             max_rows=max_rows,
             seed=seed,
+            outside_weight=outside_weight,
             **kwargs,
         )
 
     described = _map_threads(describe, range(k), n_jobs)
     alone = dict(zip(clusters, described, strict=True))
     # cover[a, b]: members of clusters[b] that clusters[a]'s rules match; one pass over the
-    # rows per cluster, not one per pair, and no row mask kept per cluster
+    # members and the sample per cluster, not one per pair, and no row mask kept per cluster
     size = np.bincount(code[code >= 0], minlength=k)
     cover = np.zeros((k, k), dtype=np.int64)
     own: dict[int, float] = {}
     for i, c in enumerate(clusters):
-        hit = np.zeros(len(labels), dtype=bool)
+        hit = np.zeros(prepared.n, dtype=bool)
         masks = _ConditionMasks(prepared)
         for rule in alone[c]:
             hit |= masks.rule_mask(rule.conditions)
         cover[i] = np.bincount(code[hit & (code >= 0)], minlength=k)
-        outside_hits = np.count_nonzero(hit & (code < 0))
+        outside_hits = outside_weight * np.count_nonzero(hit & outside)
         own[c] = float(cover[i, i] / max(cover[i, i] + outside_hits, 1))
     position = {c: i for i, c in enumerate(clusters)}
     parent = {c: c for c in clusters}
