@@ -25,7 +25,7 @@ from ops.features import (
     fit_transform_features,
     session_stats,
 )
-from tasks.io import load_sequences, log_dataset
+from tasks.io import load_sequences, log_dataset, same_order
 
 
 class FeatureParams(BaseModel):
@@ -93,14 +93,8 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
 
 
 def _in_order(frame: pd.DataFrame, txn_ids: np.ndarray) -> pd.DataFrame:
-    """``frame.loc[txn_ids]``: its rows in the embeddings' order.
-
-    Ingest writes every table in one order, so the rows are compared first: a comparison
-    took 0.3 s at 3M rows, a lookup by a hash of the ids 1.2 s.
-    """
-    if len(frame) == len(txn_ids) and np.array_equal(frame.index.to_numpy(), txn_ids):
-        return frame
-    return frame.loc[txn_ids]
+    """``frame.loc[txn_ids]``: its rows in the embeddings' order (compared first, `same_order`)."""
+    return frame if same_order(frame.index.to_numpy(), txn_ids) else frame.loc[txn_ids]
 
 
 def save_behaviour(catalog: Catalog) -> tuple[pd.DataFrame, PageDwell]:

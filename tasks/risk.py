@@ -28,7 +28,7 @@ from ops.risk import (
     pool_siblings,
     risky_branches,
 )
-from tasks.io import log_dataset
+from tasks.io import join_on_ids, log_dataset
 
 
 class RiskParams(BaseModel):
@@ -77,11 +77,11 @@ def transactions_view(
     """
     view = catalog.load_frame("assignments")
     read = None if transaction_columns is None else ["txn_id", *transaction_columns]
-    view = view.join(catalog.load_frame("transactions", read).set_index("txn_id"), on="txn_id")
+    view = join_on_ids(view, catalog.load_frame("transactions", read))
     if behaviour:
         table = catalog.load_table("behaviour")
         stats = table.to_pandas(types_mapper=_arrow_lists if arrow_lists else None)
-        view = view.join(stats.set_index("txn_id"), on="txn_id")
+        view = join_on_ids(view, stats)
     if "label" not in view:
         view["label"] = np.nan
     return view
