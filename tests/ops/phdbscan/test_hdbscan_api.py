@@ -95,7 +95,8 @@ def test_membership_vectors_by_blocks_of_rows(monkeypatch: pytest.MonkeyPatch) -
 
     _, ours, _ = _pair(DATA["moons_noise"][:800], **PARAMS)
     every = all_points_membership_vectors(ours)
-    monkeypatch.setattr(_soft, "_BLOCK_FLOATS", 7 * every.shape[1])  # blocks of 7 rows
+    monkeypatch.setattr(_soft, "_VECTOR_FLOATS", 7 * every.shape[1])  # blocks of 7 rows
+    monkeypatch.setattr(_soft, "_BLOCK_FLOATS", 3 * len(np.vstack(ours.prediction_data_.exemplars)))
     np.testing.assert_allclose(all_points_membership_vectors(ours), every, atol=1e-15)
 
 
