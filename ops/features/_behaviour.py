@@ -74,16 +74,26 @@ def _first_pages(
 
     ``lengths``: each session's steps, which lie end to end in ``flat_tokens``. Built by
     Arrow: a Python list per session took 2.4 s to build at 1M sessions, these 0.4 s. Only
-    the kept steps' positions are made (at most ``length`` a session), not a test of every
-    step's (51M at 3M sessions).
+    the kept steps are copied (at most ``length`` a session), in one pass: their positions,
+    made as arrays first, were two int64 arrays of 24M at 3M sessions, 0.9 s of fresh pages.
     """
-    starts = np.cumsum(lengths) - lengths
     kept = np.minimum(lengths, length)
     offsets = np.r_[0, np.cumsum(kept)]
-    positions = np.repeat(starts - offsets[:-1], kept) + np.arange(offsets[-1])
     names = pa.array(["<pad>", "<oov>", *vocabulary], pa.string())
-    pages = names.take(pa.array(flat_tokens[positions]))
+    pages = names.take(pa.array(_leading(flat_tokens, lengths, kept, int(offsets[-1]))))
     return pa.ListArray.from_arrays(offsets.astype(np.int32), pages)
+
+
+@numba.njit(cache=True)
+def _leading(values: np.ndarray, lengths: np.ndarray, kept: np.ndarray, total: int) -> np.ndarray:
+    """The first ``kept[i]`` of each run ``i`` of ``values`` (``lengths[i]`` long), end to end."""
+    out = np.empty(total, values.dtype)
+    start = at = 0
+    for i in range(len(lengths)):
+        out[at : at + kept[i]] = values[start : start + kept[i]]
+        at += kept[i]
+        start += lengths[i]
+    return out
 
 
 @numba.njit(cache=True)
