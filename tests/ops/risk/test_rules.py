@@ -23,6 +23,7 @@ from ops.risk._rule_learner import (
     _Features,
     _learn_rules,
     _Sample,
+    _score,
     extract_rules,
     group_alike,
 )
@@ -271,6 +272,30 @@ def test_grouping_on_a_sample_learns_what_each_cluster_learns_alone(
         sample = _Sample.draw(prepared, np.flatnonzero(~np.isin(split_ring, clusters)), 800, 0)
         member = split_ring == c
         assert _learn_rules(prepared, member, ~np.isin(split_ring, others), (c,), sample) == alone
+
+
+def test_a_weighted_sample_scores_as_its_rows_repeated(
+    data: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    """Each counted non-member weighing w scores as if it were there w times."""
+    df, labels = data
+    rule = Rule(8, (Condition("amount", ">", 20.0),))
+    members = np.flatnonzero(labels == 8)
+    sample = np.flatnonzero(labels != 8)[::5]
+    once = _Features(df, 20).take(np.r_[members, sample])
+    thrice = _Features(df, 20).take(np.r_[members, sample, sample, sample])
+    weighted = _score(
+        rule,
+        _ConditionMasks(once),
+        np.arange(once.n) < len(members),
+        np.ones(once.n, bool),
+        outside_weight=3.0,
+    )
+    repeated = _score(
+        rule, _ConditionMasks(thrice), np.arange(thrice.n) < len(members), np.ones(thrice.n, bool)
+    )
+    assert weighted == repeated
+    assert 0 < weighted.precision < 1  # the rule matches members and sampled rows
 
 
 def test_group_rule_json_round_trip() -> None:
