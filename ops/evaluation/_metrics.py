@@ -7,7 +7,7 @@ truth and are used by evaluation and benchmarks only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,14 +20,19 @@ _EPS = 1e-12
 
 
 def cluster_quality(
-    X: np.ndarray, labels: np.ndarray, sample_size: int = 5000, seed: int = 0
+    X: np.ndarray | Callable[[np.ndarray], np.ndarray],
+    labels: np.ndarray,
+    sample_size: int = 5000,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Label-free quality of a clustering, cheap enough for every run.
 
     Silhouette and DBCV are O(n²), so both run on one uniform sample of at most
     ``sample_size`` points (noise included: DBCV charges noise against the score,
     silhouette drops it). Values that cannot be computed are NaN, never raised,
-    so a degenerate run still logs its metrics.
+    so a degenerate run still logs its metrics. ``X`` is the points, one row per label,
+    or a function giving the rows at an array of indices: a caller whose points are in
+    storage reads only the sample.
 
     Returns
     -------
@@ -36,10 +41,13 @@ def cluster_quality(
         ``size_median``, ``size_q75``, ``size_max``, ``largest_cluster_share``,
         ``silhouette`` (Euclidean, sample, noise excluded), ``dbcv`` (sample), ``sample_size``.
     """
-    X = np.asarray(X)  # no float64 copy of the whole matrix: only the sample is converted
     labels = np.asarray(labels)
-    if X.ndim != 2 or len(X) != len(labels):
-        raise ValueError(f"X must be 2-D with one row per label, got {X.shape} and {labels.shape}")
+    if not callable(X):
+        X = np.asarray(X)  # no float64 copy of the whole matrix: only the sample is converted
+        if X.ndim != 2 or len(X) != len(labels):
+            raise ValueError(
+                f"X must be 2-D with one row per label, got {X.shape} and {labels.shape}"
+            )
     n = len(labels)
     ids, sizes = np.unique(labels[labels != NOISE], return_counts=True)
     out: dict[str, float] = {
@@ -54,7 +62,7 @@ def cluster_quality(
 
     rng = np.random.default_rng(seed)
     idx = rng.choice(n, size=sample_size, replace=False) if n > sample_size else np.arange(n)
-    Xs, ls = np.asarray(X[idx], dtype=np.float64), labels[idx]
+    Xs, ls = np.asarray(X(idx) if callable(X) else X[idx], dtype=np.float64), labels[idx]
     out["sample_size"] = float(len(idx))
     out["silhouette"] = _silhouette(Xs, ls, seed)
     out["dbcv"] = dbcv(Xs, ls)

@@ -80,6 +80,12 @@ def test_vectors_computed_a_block_at_a_time_are_written_as_row_groups(
     assert (back_ids == ids).all() and np.array_equal(back, vectors)
     with catalog.local_file("hybrid") as path:
         assert pq.ParquetFile(path).metadata.num_row_groups == 3
+    # some rows, read a row group at a time: any order, repeats, none
+    for picked in ([2_499, 0, 1_000, 999, 1_000, 1_742], [], [5]):
+        got = catalog.load_vector_rows("hybrid", np.array(picked, dtype=np.int64))
+        assert np.array_equal(got, vectors[picked].reshape(-1, 4))
+    with pytest.raises(IndexError, match="rows of 'hybrid' run from 0 to 2499"):
+        catalog.load_vector_rows("hybrid", np.array([3, 2_500]))
 
 
 def test_a_block_of_the_wrong_shape_names_its_rows(tmp_path: Path) -> None:

@@ -32,6 +32,19 @@ def test_cluster_quality_samples() -> None:
     assert 0.5 < q["silhouette"] <= 1
 
 
+def test_cluster_quality_reads_only_the_sample_through_a_function() -> None:
+    asked: list[np.ndarray] = []
+
+    def rows(at: np.ndarray) -> np.ndarray:
+        asked.append(at)
+        return X[at]
+
+    assert cluster_quality(rows, LABELS, sample_size=200, seed=1) == cluster_quality(
+        X, LABELS, sample_size=200, seed=1
+    )
+    assert len(asked) == 1 and len(asked[0]) == 200
+
+
 def test_degenerate_inputs_give_nan_not_errors() -> None:
     q = cluster_quality(X, np.full(len(X), -1))
     assert q["n_clusters"] == 0 and q["noise_share"] == 1.0
