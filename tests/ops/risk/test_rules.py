@@ -220,6 +220,8 @@ def test_a_precise_ring_inside_a_broad_one_stays_apart(
     broad = extract_rules(prepared, labels, 5, ignore=[8])[0]
     assert broad.mask(df)[labels == 8].mean() >= 0.6  # ring 8 is inside ring 5's rule
     assert sorted(group_alike(prepared, labels, [5, 8])) == [(5,), (8,)]
+    for max_rows in (100, 300, 1000):  # described against a sample, judged on every row
+        assert sorted(group_alike(prepared, labels, [5, 8], max_rows=max_rows)) == [(5,), (8,)]
     rules = extract_all_rules(df, labels, [5, 8])
     assert rules[5][0].clusters == (5,) and rules[5][0].precision >= 0.9
 
