@@ -253,8 +253,8 @@ class Catalog:
     def load_vector_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
         """The vectors at positions ``rows`` (any order) of a :meth:`save_vectors` dataset.
 
-        Read a row group at a time, keeping only those rows: a sample of 5,000 of the 3M
-        hybrid vectors took 1.7 s, the whole 768 MB matrix 3.7 s.
+        Read a row group at a time, keeping only those rows: the whole matrix is never held
+        (benchmarks/README.md).
         """
         rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(rows, kind="stable")

@@ -101,8 +101,8 @@ def load_model(cls: type[PHDBSCAN], path: str | os.PathLike[str]) -> PHDBSCAN:
 def _stored_arrays(path: Path) -> dict[str, np.ndarray]:
     """The arrays of an ``np.savez`` file, the large ones mapped from the file where they lie.
 
-    ``np.load`` reads a member into fresh memory: the training rows alone are 732 MB at 3M,
-    and loading the model took 7.6 of the 3M explain stage's 67 s. ``savez`` stores members
+    ``np.load`` reads each member into fresh memory, the training rows included (hundreds
+    of MB at millions of rows; benchmarks/README.md). ``savez`` stores members
     uncompressed, each a ``.npy`` image at an offset in the file, which is mapped instead:
     pages are read when touched, and prediction touches the rows of a few exemplars and
     candidates. Copy-on-write, so the arrays stay writable, as ``np.load``'s are, and the

@@ -30,7 +30,7 @@ __all__ = ["PredictionData", "all_points_vectors", "membership_vectors"]
 _BLOCK_FLOATS = 1 << 23  # float64s of one block of exemplar distances (64 MiB)
 # float64s of each rows x clusters array of a block of membership vectors (8 MiB): a few
 # such arrays at a time, small enough that freed ones are reused, not faulted in anew
-# (15.4 s for 77k rows x 1,203 clusters at 3M, against 18.6 s at 64 MiB)
+# (the block sizes tried: benchmarks/README.md)
 _VECTOR_FLOATS = 1 << 20
 # Squared distances under this share of |x|^2 + |e|^2 are within the product form's
 # rounding of zero, and are recomputed as sums of squares.
@@ -154,7 +154,7 @@ class PredictionData:
                 kids.setdefault(int(p), []).append(c + n)
         # a leaf's exemplars are its points at its deepest lambda; grouped by leaf once, so
         # each selected cluster gathers its leaves' groups instead of scanning every point
-        # (clusters x points: 6.1 of the 3M explain's 31.8 s of membership vectors)
+        # (clusters x points: benchmarks/README.md)
         at_top = is_point & (lam == leaf_max[parent - n])
         top_leaf, top_point = parent[at_top], child[at_top]
         by_leaf = np.argsort(top_leaf, kind="stable")
@@ -219,7 +219,7 @@ class PredictionData:
         exemplars, starts, cluster_norm, augmented = self._stacked_exemplars
         rows = max(1, _BLOCK_FLOATS // len(exemplars))
         # one buffer for every block's products: a new 64 MiB array per block had its pages
-        # faulted in anew each time, 7 of 15 s for 77k rows x 71k exemplars (explain at 3M)
+        # faulted in anew each time (benchmarks/README.md)
         products = np.empty((min(rows, X.shape[0]), len(exemplars)))
         for start in range(0, X.shape[0], rows):
             block = np.asarray(X[start : start + rows], dtype=np.float64)
