@@ -168,6 +168,13 @@ class _ConditionMasks:
             out &= self._masks[c]
         return out
 
+    def any_rule(self, rules: Iterable[Rule]) -> np.ndarray:
+        """Rows that meet every condition of at least one of ``rules``."""
+        out = np.zeros(self.features.n, dtype=bool)
+        for rule in rules:
+            out |= self.rule_mask(rule.conditions)
+        return out
+
 
 class _Sample:
     """Rows of the other traffic a tree is fitted against, with their tree input, prepared once.
@@ -534,10 +541,7 @@ def group_alike(
     size = np.bincount(code[code >= 0], minlength=k)
     cover = np.zeros((k, k), dtype=np.int64)
     for i, c in enumerate(clusters):
-        hit = np.zeros(prepared.n, dtype=bool)
-        masks = _ConditionMasks(prepared)
-        for rule in alone[c]:
-            hit |= masks.rule_mask(rule.conditions)
+        hit = _ConditionMasks(prepared).any_rule(alone[c])
         cover[i] = np.bincount(code[hit & (code >= 0)], minlength=k)
     position = {c: i for i, c in enumerate(clusters)}
 
@@ -549,10 +553,7 @@ def group_alike(
         moves a small cluster's precision across ``distinct`` (benchmarks/README.md). Asked
         only of clusters that lie inside another or hold one.
         """
-        hit = np.zeros(every_row.n, dtype=bool)
-        masks = _ConditionMasks(every_row)
-        for rule in alone[c]:
-            hit |= masks.rule_mask(rule.conditions)
+        hit = _ConditionMasks(every_row).any_rule(alone[c])
         mine = np.count_nonzero(hit & (every_code == position[c]))
         return mine / max(mine + np.count_nonzero(hit & (every_code < 0)), 1)
 
