@@ -71,6 +71,24 @@ def test_path_codes_count_whole_paths_as_path_keys_does() -> None:
             assert codes[-8] == codes[-3] and codes[-6] != codes[-5]
 
 
+@pytest.mark.parametrize("longest", [3, 40])
+def test_path_codes_of_short_and_long_paths_count_whole_paths(longest: int) -> None:
+    """Paths short enough to be numbers, and paths too long for 63 bits, code alike."""
+    rng = np.random.default_rng(2)
+    pages = ["a", "b", "c", None]  # a missing page is a page of its own
+    rows: list[object] = [list(rng.choice(pages, rng.integers(0, longest + 1))) for _ in range(400)]
+    rows += [[None, "a"], ["a"], ["a", None], None, [], [None], [None, None]]
+    for series in (
+        pd.Series(rows, dtype=object),
+        pd.Series(pd.arrays.ArrowExtensionArray(pa.array(rows, pa.list_(pa.string())))),
+    ):
+        codes, first = path_codes(series)
+        expected, uniques = pd.factorize(pd.Series(path_keys(series), dtype=object))
+        assert codes.tolist() == expected.tolist()
+        assert [path_keys(series.iloc[[i]])[0] for i in first] == list(uniques)
+        assert len({*codes[-7:].tolist()}) == 7
+
+
 def test_median_dwell_is_each_sessions_median_gap() -> None:
     rng = np.random.default_rng(3)
     lengths = rng.integers(0, 9, 500)  # empty and one-event sessions have no gap
