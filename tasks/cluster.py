@@ -18,7 +18,7 @@ import time
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
@@ -76,7 +76,7 @@ def fit_clusters(
     seconds = time.perf_counter() - started
     writing = time.perf_counter()
     labels = model.labels_.astype(np.int64)
-    assignments = pd.DataFrame(
+    assignments = pa.table(
         {
             "txn_id": txn_ids,
             "cluster": labels,

@@ -87,7 +87,7 @@ def embed_sequences(
         txn_ids, vectors = _embed_on_ray(output_root, pretrained, params.batch_size)
     else:
         table = read_sequences(output_root)
-        txn_ids = table.column("txn_id").to_numpy(zero_copy_only=False).astype(str)
+        txn_ids = table.column("txn_id")  # kept as Arrow strings (catalog.Ids)
         tokens, ends = flat_lists(table.column("tokens"), np.int64)
         dwell, _ = flat_lists(table.column("dwell"), np.float32)
         encoder = load_encoder(pretrained.checkpoint, pretrained.encoder_config)

@@ -11,7 +11,7 @@ import pyarrow as pa
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
-from catalog.datasets import Catalog
+from catalog.datasets import Catalog, arrow_ids
 from catalog.schemas import NON_FEATURE_COLUMNS
 from infra.memory import STAGE_HOOKS
 from infra.tracking import RunLogger
@@ -25,7 +25,7 @@ from ops.features import (
     fit_transform_features,
     session_stats,
 )
-from tasks.io import load_sequences, log_dataset, same_order
+from tasks.io import in_order, log_dataset, ragged_lists, read_sequences
 
 
 class FeatureParams(BaseModel):
@@ -56,14 +56,17 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
         The digest of the ``hybrid`` dataset.
     """
     catalog = Catalog(output_root)
-    fit, page_dwell = save_behaviour(catalog)  # first: the sessions are freed before the rest
+    fit, fit_ids, page_dwell = save_behaviour(catalog)  # first: sessions freed before the rest
     txn_ids, embeddings = catalog.load_vectors("embeddings")
-    transactions = catalog.load_frame("transactions").set_index("txn_id", drop=False)
-    transactions = _in_order(transactions, txn_ids)
+    transactions = catalog.load_table("transactions")
+    # the ids stay Arrow strings, used only to compare orders (benchmarks/README.md)
+    frame = transactions.drop_columns(["txn_id"]).to_pandas()
     spec, features = fit_transform_features(
-        transactions, NON_FEATURE_COLUMNS, params.max_categories
+        in_order(frame, transactions.column("txn_id"), txn_ids),
+        NON_FEATURE_COLUMNS,
+        params.max_categories,
     )
-    blocks = [embeddings, features, fit_block(_in_order(fit, txn_ids))]
+    blocks = [embeddings, features, fit_block(in_order(fit, fit_ids, txn_ids))]
     weights = [params.embedding_weight, params.feature_weight, params.dwell_fit_weight]
     scaling = fit_hybrid(blocks, weights)
     catalog.save_json("feature_spec", spec.to_dict())
@@ -92,12 +95,7 @@ def build_features(output_root: str, params: FeatureParams, run_id: str) -> str:
     return digest
 
 
-def _in_order(frame: pd.DataFrame, txn_ids: np.ndarray) -> pd.DataFrame:
-    """``frame.loc[txn_ids]``: its rows in the embeddings' order (compared first, `same_order`)."""
-    return frame if same_order(frame.index.to_numpy(), txn_ids) else frame.loc[txn_ids]
-
-
-def save_behaviour(catalog: Catalog) -> tuple[pd.DataFrame, PageDwell]:
+def save_behaviour(catalog: Catalog) -> tuple[pd.DataFrame, pa.ChunkedArray, PageDwell]:
     """Fit each page's typical dwell and write each session's statistics (``behaviour``).
 
     The risk and explain stages read the statistics; the hybrid vector takes the dwell fit.
@@ -106,16 +104,20 @@ def save_behaviour(catalog: Catalog) -> tuple[pd.DataFrame, PageDwell]:
     Returns
     -------
     fit : DataFrame
-        `dwell_fit`'s columns, indexed by ``txn_id``.
+        `dwell_fit`'s columns, a row per session.
+    txn_ids : pyarrow.ChunkedArray
+        The sessions' ``txn_id``, in the order of ``fit``'s rows.
     page_dwell : PageDwell
         The window's typical dwell per page.
     """
-    txn_ids, tokens, dwell = load_sequences(catalog.root, ragged=True)
+    sequences = read_sequences(catalog.root)
+    # token ids as ingest stores them (int32): widened to int64 they wrote 408 MB at 3M
+    # sessions, 1.3 s of page faults
+    tokens = ragged_lists(sequences.column("tokens"), np.int32)
+    dwell = ragged_lists(sequences.column("dwell"), np.float32)
+    txn_ids = sequences.column("txn_id")
     vocabulary = catalog.load_json("vocabulary")
     page_dwell = fit_page_dwell(tokens, dwell, vocabulary)
     stats = session_stats(tokens, dwell, vocabulary, page_dwell=page_dwell)
-    catalog.save_table(
-        "behaviour", stats.append_column("txn_id", pa.array(txn_ids, pa.large_string()))
-    )
-    fit = stats.select(DWELL_FIT_COLUMNS).to_pandas()
-    return fit.set_index(pd.Index(txn_ids, name="txn_id")), page_dwell
+    catalog.save_table("behaviour", stats.append_column("txn_id", arrow_ids(txn_ids)))
+    return stats.select(DWELL_FIT_COLUMNS).to_pandas(), txn_ids, page_dwell

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from catalog.datasets import Catalog
+from catalog.datasets import Catalog, Ids, arrow_ids
 from infra.tracking import RunLogger
 from ops.features import Ragged
+
+Rows = TypeVar("Rows", pd.DataFrame, np.ndarray)
 
 
 def flat_lists(column: pa.ChunkedArray, dtype: type) -> tuple[np.ndarray, np.ndarray]:
@@ -34,19 +37,38 @@ def ragged_lists(column: pa.ChunkedArray, dtype: type) -> Ragged:
     return Ragged(array.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False), offsets)
 
 
-def same_order(ids: np.ndarray, txn_ids: np.ndarray) -> bool:
-    """Whether ``ids`` are ``txn_ids``, in that order.
+def same_order(ids: Ids, txn_ids: Ids) -> bool:
+    """Whether ``ids`` are ``txn_ids``, in that order (NumPy or Arrow strings, alike).
 
     Ingest writes every table in one order, so a task compares the ids before it looks rows
     up by id: a comparison costs a fraction of a lookup by a hash of the ids
     (benchmarks/README.md).
     """
-    return len(ids) == len(txn_ids) and bool(np.array_equal(ids, txn_ids))
+    if len(ids) != len(txn_ids):
+        return False
+    if isinstance(ids, np.ndarray) and isinstance(txn_ids, np.ndarray):
+        return bool(np.array_equal(ids, txn_ids))
+    return arrow_ids(ids).equals(arrow_ids(txn_ids))
+
+
+def in_order(rows: Rows, ids: Ids, txn_ids: Ids) -> Rows:
+    """``rows`` (a frame or an array), one per id of ``ids``, in the order of ``txn_ids``.
+
+    Compared first (`same_order`); else looked up by id, and every one of ``txn_ids`` must
+    be among ``ids``.
+    """
+    if same_order(ids, txn_ids):
+        return rows
+    at = pd.Index(np.asarray(ids)).get_indexer(np.asarray(txn_ids))
+    if (at < 0).any():
+        missing = np.asarray(txn_ids)[at < 0]
+        raise KeyError(f"{len(missing)} txn_id not found, the first: {missing[0]!r}")
+    return rows.iloc[at] if isinstance(rows, pd.DataFrame) else rows[at]
 
 
 def join_on_ids(view: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     """``view.join(other.set_index("txn_id"), on="txn_id")``; by position in the same order."""
-    if same_order(other["txn_id"].to_numpy(), view["txn_id"].to_numpy()):
+    if same_order(other["txn_id"], view["txn_id"]):
         return pd.concat([view, other.drop(columns="txn_id").set_axis(view.index)], axis=1)
     return view.join(other.set_index("txn_id"), on="txn_id")
 
@@ -57,34 +79,28 @@ def read_sequences(output_root: str) -> pa.Table:
 
 
 def sequence_arrays(
-    table: pa.Table, ragged: bool = False
+    table: pa.Table,
 ) -> tuple[np.ndarray, Sequence[np.ndarray], Sequence[np.ndarray]]:
     """``txn_id``, token ids and dwell seconds of a :func:`read_sequences` table's rows.
 
     One array per row and column: at 1M sessions this split costs ~2 s, so a caller that
-    needs only some rows takes them from the table first. ``ragged``: the rows as
-    :class:`ops.features.Ragged` (for whole-column work) instead of a list of arrays, with
-    the token ids as ingest stores them (int32): widening them to int64 wrote 408 MB at 3M
-    sessions, 1.3 s of page faults.
+    needs only some rows takes them from the table first, and whole-column work takes
+    :func:`ragged_lists` of the columns instead.
     """
     txn_ids = table.column("txn_id").to_numpy(zero_copy_only=False).astype(str)
-    rows, token_type = (ragged_lists, np.int32) if ragged else (split_lists, np.int64)
     return (
         txn_ids,
-        rows(table.column("tokens"), token_type),
-        rows(table.column("dwell"), np.float32),
+        split_lists(table.column("tokens"), np.int64),
+        split_lists(table.column("dwell"), np.float32),
     )
 
 
 def load_sequences(
-    output_root: str, limit: int | None = None, ragged: bool = False
+    output_root: str, limit: int | None = None
 ) -> tuple[np.ndarray, Sequence[np.ndarray], Sequence[np.ndarray]]:
-    """``txn_id``, token ids and dwell seconds, in the order ingest wrote them.
-
-    ``ragged``: as in :func:`sequence_arrays`.
-    """
+    """``txn_id``, token ids and dwell seconds, in the order ingest wrote them."""
     table = read_sequences(output_root)
-    return sequence_arrays(table if limit is None else table.slice(0, limit), ragged)
+    return sequence_arrays(table if limit is None else table.slice(0, limit))
 
 
 def log_dataset(tracker: RunLogger, catalog: Catalog, name: str, artifact_dir: str) -> None:

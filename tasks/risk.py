@@ -28,7 +28,7 @@ from ops.risk import (
     pool_siblings,
     risky_branches,
 )
-from tasks.io import join_on_ids, log_dataset, same_order
+from tasks.io import in_order, join_on_ids, log_dataset
 
 
 class RiskParams(BaseModel):
@@ -109,8 +109,7 @@ def cluster_risk(output_root: str, params: RiskParams, run_id: str) -> dict[str,
     if id_columns is None:
         id_columns = [c.name for c in spec.columns if c.kind == "frequency"]
     emb_ids, embeddings = catalog.load_vectors("embeddings")
-    if not same_order(emb_ids, view["txn_id"].to_numpy()):
-        embeddings = embeddings[pd.Index(emb_ids).get_indexer(view["txn_id"])]
+    embeddings = in_order(embeddings, emb_ids, view["txn_id"])
     config = RiskConfig(
         labels=LabelConfig(
             min_labelled=params.min_labelled,

@@ -52,7 +52,7 @@ def test_a_table_is_streamed_to_its_file_and_its_digest_is_the_files(
     digest = catalog.save_vectors("hybrid", ids, vectors)
     assert digest == digest_bytes(catalog.load_bytes("hybrid"))
     back_ids, back = catalog.load_vectors("hybrid")
-    assert (back_ids == ids).all() and np.array_equal(back, vectors)
+    assert back_ids.to_pylist() == ids.tolist() and np.array_equal(back, vectors)
     assert catalog.save_bytes("summary", b"{}") == digest_bytes(b"{}")
 
 
@@ -77,7 +77,7 @@ def test_vectors_computed_a_block_at_a_time_are_written_as_row_groups(
     catalog.save_vector_rows("hybrid", ids, 4, rows)
     assert asked == [(0, 1_000), (1_000, 2_000), (2_000, 2_500)]  # never the whole matrix
     back_ids, back = catalog.load_vectors("hybrid")
-    assert (back_ids == ids).all() and np.array_equal(back, vectors)
+    assert back_ids.to_pylist() == ids.tolist() and np.array_equal(back, vectors)
     with catalog.local_file("hybrid") as path:
         assert pq.ParquetFile(path).metadata.num_row_groups == 3
     # some rows, read a row group at a time: any order, repeats, none
