@@ -124,11 +124,9 @@ def _vector_matrix(column: pa.ChunkedArray) -> np.ndarray:
 def arrow_ids(txn_ids: Ids, kind: pa.DataType | None = None) -> pa.ChunkedArray:
     """``txn_ids`` as one Arrow column of ``kind`` (large strings); a column's without a copy."""
     kind = pa.large_string() if kind is None else kind
-    if isinstance(txn_ids, pa.Array):
-        txn_ids = pa.chunked_array([txn_ids])
-    if isinstance(txn_ids, pa.ChunkedArray):
-        return txn_ids.cast(kind)
-    return pa.chunked_array([pa.array(txn_ids, kind)])
+    # an Arrow-backed column gives its own chunks; a NumPy array or object column is copied
+    ids = pa.array(txn_ids, kind) if isinstance(txn_ids, pd.Series | np.ndarray) else txn_ids
+    return (pa.chunked_array([ids]) if isinstance(ids, pa.Array) else ids).cast(kind)
 
 
 def digest_bytes(data: bytes) -> str:
