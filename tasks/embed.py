@@ -18,7 +18,7 @@ from infra.memory import STAGE_HOOKS
 from infra.ray import ensure_ray, on_cluster
 from infra.tracking import RunLogger
 from ops.sequence import embed, embed_concatenated
-from tasks.io import flat_lists, log_dataset, read_sequences, split_lists
+from tasks.io import log_dataset, split_lists
 from tasks.pretrain import PretrainResult
 from tasks.pretrain_worker import load_encoder
 
@@ -86,13 +86,13 @@ def embed_sequences(
     if use_ray:
         txn_ids, vectors = _embed_on_ray(output_root, pretrained, params.batch_size)
     else:
-        table = read_sequences(output_root)
-        txn_ids = table.column("txn_id")  # kept as Arrow strings (catalog.Ids)
-        tokens, ends = flat_lists(table.column("tokens"), np.int64)
-        dwell, _ = flat_lists(table.column("dwell"), np.float32)
+        txn_ids, lists = Catalog(output_root).load_lists(
+            "sequences", {"tokens": np.int64, "dwell": np.float32}
+        )
+        (tokens, offsets), (dwell, _) = lists["tokens"], lists["dwell"]
         encoder = load_encoder(pretrained.checkpoint, pretrained.encoder_config)
         vectors = embed_concatenated(
-            encoder, tokens, dwell, ends, pretrained.max_len, params.batch_size
+            encoder, tokens, dwell, offsets[1:], pretrained.max_len, params.batch_size
         )
     catalog = Catalog(output_root)
     digest = catalog.save_vectors("embeddings", txn_ids, vectors)

@@ -18,6 +18,7 @@ from infra.tracking import RunLogger
 from ops.features import (
     DWELL_FIT_COLUMNS,
     PageDwell,
+    Ragged,
     apply_hybrid,
     fit_block,
     fit_hybrid,
@@ -25,7 +26,7 @@ from ops.features import (
     fit_transform_features,
     session_stats,
 )
-from tasks.io import in_order, log_dataset, ragged_lists, read_sequences
+from tasks.io import in_order, log_dataset
 
 
 class FeatureParams(BaseModel):
@@ -110,12 +111,10 @@ def save_behaviour(catalog: Catalog) -> tuple[pd.DataFrame, pa.ChunkedArray, Pag
     page_dwell : PageDwell
         The window's typical dwell per page.
     """
-    sequences = read_sequences(catalog.root)
     # token ids as ingest stores them (int32): widened to int64 they wrote 408 MB at 3M
     # sessions, 1.3 s of page faults
-    tokens = ragged_lists(sequences.column("tokens"), np.int32)
-    dwell = ragged_lists(sequences.column("dwell"), np.float32)
-    txn_ids = sequences.column("txn_id")
+    txn_ids, lists = catalog.load_lists("sequences", {"tokens": np.int32, "dwell": np.float32})
+    tokens, dwell = Ragged(*lists["tokens"]), Ragged(*lists["dwell"])
     vocabulary = catalog.load_json("vocabulary")
     page_dwell = fit_page_dwell(tokens, dwell, vocabulary)
     stats = session_stats(tokens, dwell, vocabulary, page_dwell=page_dwell)

@@ -11,7 +11,6 @@ import pyarrow as pa
 
 from catalog.datasets import Catalog, Ids, arrow_ids
 from infra.tracking import RunLogger
-from ops.features import Ragged
 
 Rows = TypeVar("Rows", pd.DataFrame, np.ndarray)
 
@@ -28,13 +27,6 @@ def split_lists(column: pa.ChunkedArray, dtype: type) -> list[np.ndarray]:
     """A list column as one numpy array per row, by slicing the flat values."""
     values, ends = flat_lists(column, dtype)
     return np.split(values, ends[:-1]) if len(ends) else []
-
-
-def ragged_lists(column: pa.ChunkedArray, dtype: type) -> Ragged:
-    """A list column as :class:`ops.features.Ragged` rows: its flat values, no array per row."""
-    array = column.combine_chunks()
-    offsets = array.offsets.to_numpy()
-    return Ragged(array.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False), offsets)
 
 
 def same_order(ids: Ids, txn_ids: Ids) -> bool:

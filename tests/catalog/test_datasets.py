@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import fsspec
@@ -104,3 +105,35 @@ def test_a_table_read_from_a_local_file_outlives_its_replacement(tmp_path: Path)
     catalog.save_table("risk", pd.DataFrame({"cluster": [7, 8]}))
     assert first.column("cluster").to_pylist() == [1, 2, 3]
     assert catalog.load_table("risk", ["cluster"]).column("cluster").to_pylist() == [7, 8]
+
+
+@pytest.mark.parametrize("root", ["local", "memory://shoal-test/lists"])
+def test_list_columns_are_read_as_their_items_end_to_end_and_offsets(
+    root: str, tmp_path: Path
+) -> None:
+    """Row group by row group, empty and missing lists included, as the rows were written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    catalog = Catalog(str(tmp_path / "run") if root == "local" else root)
+    rng = np.random.default_rng(2)
+    tokens: list[list[int] | None] = [
+        rng.integers(0, 9, rng.integers(0, 5)).tolist() for _ in range(1_000)
+    ]
+    tokens[3], tokens[10], tokens[-1] = None, [], []
+    dwell = [None if t is None else [x / 2 for x in t] for t in tokens]
+    table = pa.table(
+        {
+            "txn_id": [f"t{i}" for i in range(len(tokens))],
+            "tokens": pa.array(tokens, pa.list_(pa.int32())),
+            "dwell": pa.array(dwell, pa.list_(pa.float32())),
+        }
+    )
+    catalog.save_stream("sequences", lambda sink: pq.write_table(table, sink, row_group_size=97))
+    ids, lists = catalog.load_lists("sequences", {"tokens": np.int32, "dwell": np.float32})
+    assert ids.to_pylist() == table.column("txn_id").to_pylist()
+    for column, kind in (("tokens", np.int32), ("dwell", np.float32)):
+        values, offsets = lists[column]
+        assert values.dtype == kind and offsets[0] == 0 and offsets[-1] == len(values)
+        rows = [values[a:b].tolist() for a, b in itertools.pairwise(offsets)]
+        assert rows == [t or [] for t in table.column(column).to_pylist()]
