@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from ops.features import path_codes, path_keys, session_stats
@@ -87,6 +88,29 @@ def test_path_codes_of_short_and_long_paths_count_whole_paths(longest: int) -> N
         assert codes.tolist() == expected.tolist()
         assert [path_keys(series.iloc[[i]])[0] for i in first] == list(uniques)
         assert len({*codes[-7:].tolist()}) == 7
+
+
+@pytest.mark.parametrize("names", [["a>b", "c|d", "a", "b"], ["a", "b", "a", "c"]])
+def test_path_codes_of_dictionary_pages_count_the_names(names: list[str]) -> None:
+    """session_stats' paths are codes into page names; a name listed twice is one page."""
+    rng = np.random.default_rng(5)
+    rows: list[list[int] | None] = [
+        rng.integers(0, len(names), rng.integers(0, 4)).tolist() for _ in range(300)
+    ]
+    rows += [None, [], [0], [2], [0, 1], [2, 1]]
+    offsets = np.cumsum([0, *(len(r or []) for r in rows)]).astype(np.int32)
+    pages = pa.DictionaryArray.from_arrays(
+        pa.array(np.concatenate([r for r in rows if r] or [[]]).astype(np.int32)),
+        pa.array(names),
+    )
+    valid = pa.array([r is not None for r in rows])
+    lists = pa.ListArray.from_arrays(pa.array(offsets), pages, mask=pc.invert(valid))
+    codes, first = path_codes(pd.Series(pd.arrays.ArrowExtensionArray(lists)))
+    python = [None if r is None else [names[i] for i in r] for r in rows]
+    expected, expected_first = path_codes(pd.Series(python, dtype=object))
+    assert codes.tolist() == expected.tolist()
+    assert first.tolist() == expected_first.tolist()
+    assert (codes[-4] == codes[-3]) == (names[0] == names[2])
 
 
 def test_median_dwell_is_each_sessions_median_gap() -> None:
