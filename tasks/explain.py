@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from prefect import get_run_logger, task
 from pydantic import BaseModel, Field
 
@@ -78,7 +79,8 @@ def explain(output_root: str, params: ExplainParams, run_id: str) -> dict[str, i
         Counts logged to the run (risky clusters, rules, flags per reason, review rows).
     """
     catalog = Catalog(output_root)
-    view = transactions_view(catalog)
+    # paths stay Arrow lists: only the risky clusters' members and the flagged rows read them
+    view = transactions_view(catalog, arrow_lists=True)
     risk = catalog.load_frame("risk")
     risky_ids = [int(c) for c in risk.loc[risk["risky"], "cluster"]]
     spec = FeatureSpec.from_dict(catalog.load_json("feature_spec"))
@@ -240,6 +242,10 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """
     out = frame.copy()
     for name in out.columns:
+        if isinstance(out[name].dtype, pd.ArrowDtype) and pa.types.is_nested(
+            out[name].dtype.pyarrow_dtype
+        ):
+            out[name] = out[name].astype(object)  # Arrow lists, as Python lists
         if out[name].dtype != object:
             continue
         values = out[name]

@@ -73,7 +73,8 @@ def transactions_view(
     ``behaviour``: whether to join the session statistics. A stage that reads a few columns
     of a million rows holds only those. ``arrow_lists``: keep the session's path as Arrow
     lists (``pd.ArrowDtype``) rather than a NumPy array of page names per row, for a stage
-    that only counts paths (``path_codes``): no Python string per page (8M at 1M rows).
+    that counts paths (``path_codes``) or reads those of a few rows: no Python string per
+    page (8M at 1M rows).
     """
     view = catalog.load_frame("assignments")
     read = None if transaction_columns is None else ["txn_id", *transaction_columns]
