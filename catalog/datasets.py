@@ -224,6 +224,11 @@ class Catalog:
             return path, True
         return pa.BufferReader(self.load_bytes(name)), False
 
+    def _parquet_file(self, name: str) -> pq.ParquetFile:
+        """A Parquet dataset opened for reading a row group at a time (mapped where local)."""
+        source, local = self._parquet_source(name)
+        return pq.ParquetFile(source, memory_map=local)
+
     def load_frame(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Read a Parquet dataset, or only ``columns`` of it, as a DataFrame."""
         return self.load_table(name, columns).to_pandas()
@@ -270,8 +275,7 @@ class Catalog:
         300 MB of fresh memory. The matrix is filled a row group at a time, never built
         from a second copy of it (benchmarks/README.md).
         """
-        source, local = self._parquet_source(name)
-        parquet = pq.ParquetFile(source, memory_map=local)
+        parquet = self._parquet_file(name)
         width = parquet.schema_arrow.field("vector").type.list_size
         matrix = np.empty((parquet.metadata.num_rows, width), dtype=np.float32)
         at = 0
@@ -290,8 +294,7 @@ class Catalog:
         rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(rows, kind="stable")
         wanted = rows[order]
-        source, local = self._parquet_source(name)
-        parquet = pq.ParquetFile(source, memory_map=local)
+        parquet = self._parquet_file(name)
         groups = parquet.metadata.num_row_groups
         bounds = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows for g in range(groups)])
         if len(wanted) and (wanted[0] < 0 or wanted[-1] >= bounds[-1]):
@@ -314,8 +317,7 @@ class Catalog:
         group at a time: decoded whole and then combined, 3M sessions' tokens and dwell held
         816 MB of fresh memory where they need 408 MB (benchmarks/README.md).
         """
-        source, local = self._parquet_source(name)
-        parquet = pq.ParquetFile(source, memory_map=local)
+        parquet = self._parquet_file(name)
         meta = parquet.metadata
         groups = range(meta.num_row_groups)
         leaves = [meta.schema.column(i).path.split(".")[0] for i in range(meta.num_columns)]

@@ -51,9 +51,10 @@ def in_order(rows: Rows, ids: Ids, txn_ids: Ids) -> Rows:
     """
     if same_order(ids, txn_ids):
         return rows
-    at = pd.Index(np.asarray(ids)).get_indexer(np.asarray(txn_ids))
+    wanted = np.asarray(txn_ids)
+    at = pd.Index(np.asarray(ids)).get_indexer(wanted)
     if (at < 0).any():
-        missing = np.asarray(txn_ids)[at < 0]
+        missing = wanted[at < 0]
         raise KeyError(f"{len(missing)} txn_id not found, the first: {missing[0]!r}")
     return rows.iloc[at] if isinstance(rows, pd.DataFrame) else rows[at]
 
@@ -76,8 +77,8 @@ def sequence_arrays(
     """``txn_id``, token ids and dwell seconds of a :func:`read_sequences` table's rows.
 
     One array per row and column: at 1M sessions this split costs ~2 s, so a caller that
-    needs only some rows takes them from the table first, and whole-column work takes
-    :func:`ragged_lists` of the columns instead.
+    needs only some rows takes them from the table first, and whole-column work reads the
+    columns with :meth:`catalog.datasets.Catalog.load_lists` instead.
     """
     txn_ids = table.column("txn_id").to_numpy(zero_copy_only=False).astype(str)
     return (
