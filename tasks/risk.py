@@ -81,6 +81,8 @@ def transactions_view(
     view = join_on_ids(view, catalog.load_frame("transactions", read))
     if behaviour:
         table = catalog.load_table("behaviour")
+        if arrow_lists:
+            table = _whole_lists(table)
         stats = table.to_pandas(types_mapper=_arrow_lists if arrow_lists else None)
         view = join_on_ids(view, stats)
     if "label" not in view:
@@ -88,10 +90,24 @@ def transactions_view(
     return view
 
 
+def _is_list(kind: pa.DataType) -> bool:
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
+
+
 def _arrow_lists(kind: pa.DataType) -> pd.ArrowDtype | None:
     """``to_pandas``' mapper that keeps list columns in Arrow."""
-    is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind)
-    return pd.ArrowDtype(kind) if is_list else None
+    return pd.ArrowDtype(kind) if _is_list(kind) else None
+
+
+def _whole_lists(table: pa.Table) -> pa.Table:
+    """``table`` with each list column in one chunk, not one per Parquet row group.
+
+    Arrow's ``take`` of some rows joins a column's chunks first, on every call: explain's
+    narratives take each risky cluster's paths, 19 ms a cluster at 3M rows against 0.1 ms
+    from one chunk (7.8 s of the stage, benchmarks/README.md).
+    """
+    columns = [c.combine_chunks() if _is_list(c.type) else c for c in table.columns]
+    return pa.table(columns, names=table.column_names)
 
 
 @task(name="evaluate", **STAGE_HOOKS)
