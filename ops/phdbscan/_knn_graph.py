@@ -313,7 +313,7 @@ def cell_knn(
     with _gemm_search(), _single_threaded(), ThreadPoolExecutor(n_threads) as pool:
         found = pool.map(search, chunks) if map_chunks is None else map_chunks(search, chunks)
         # each chunk's lists put in place as they come, and dropped: every chunk's held
-        # until the last was a second copy of the graph (576 MB at 3M x 16), in fresh pages
+        # until the last was a second copy of the graph (576 MB at 3M x 16)
         for (first, last), (chunk_dist, chunk_idx, chunk_unc) in zip(chunks, found, strict=True):
             rows = index.order[index.starts[first] : index.starts[last]]
             dist[rows], idx[rows] = chunk_dist, chunk_idx
