@@ -14,7 +14,8 @@ the largest single process, and the whole tree. Start-up is the time from spawni
 ``shoal run`` to the first stage; the total is the child's wall time.
 
 Last, each stage's growth exponent: the slope of log(seconds) against log(transactions)
-across the sizes, beside the slope that ``n log n`` has over the same range. With
+across the sizes and, with three sizes or more, over the two largest, each beside the slope
+that ``n log n`` has over the same range. With
 ``--repeat N`` each size runs N times and the exponents are fitted to each stage's least
 time over its runs: on a shared 2-core machine the noise only ever adds time, and a stage
 varies by 10-20 % between runs (figures: benchmarks/README.md). Before each run the files
@@ -230,21 +231,37 @@ def least_seconds(runs: list[Measurement], name: str) -> float:
 def print_growth(results: list[list[Measurement]]) -> None:
     """Print each stage's growth exponent over the sizes (two or more), beside n log n's.
 
-    ``results`` holds each size's runs; a stage's time at a size is its least over them.
+    ``results`` holds each size's runs; a stage's time at a size is its least over them. With
+    three sizes or more, the slope over the two largest is printed too: the fit over every
+    size gives the small sizes' fixed costs (a task's start, imports) as much weight as the
+    large ones, which flattens it, while the last step is the growth the next size will see.
     """
     if len(results) < 2:
         return
     sizes = [runs[0].n for runs in results]
+    top = sizes[-2:]
     nlogn = growth(sizes, [n * np.log(n) for n in sizes])
+    top_nlogn = growth(top, [n * np.log(n) for n in top])
     best = f", least of {len(results[0])} runs" if len(results[0]) > 1 else ""
-    print(f"\n# growth exponents over {sizes[0]:,}..{sizes[-1]:,} (n log n: {nlogn:.2f}{best})")
+    print(f"\n# growth exponents over {sizes[0]:,}..{sizes[-1]:,} (n log n: {nlogn:.3f}{best})")
+    last = len(sizes) > 2
+    if last:
+        print(f"# and over the last step, {top[0]:,}..{top[1]:,} (n log n: {top_nlogn:.3f})")
+    print(f"{'':10s} {'fit':>6s} {'last':>6s}   s")
     for name in ["start-up", *STAGES, "total"]:
         seconds = [least_seconds(runs, name) for runs in results]
-        flag = "  faster than n log n" if growth(sizes, seconds) > nlogn + 0.05 else ""
+        fit, step = growth(sizes, seconds), growth(top, seconds[-2:])
+        flags = [
+            label
+            for label, over in (("fit", fit > nlogn), ("last step", last and step > top_nlogn))
+            if over
+        ]
+        flag = f"  faster than n log n ({', '.join(flags)})" if flags else ""
         times = " ".join(f"{s:7.1f}" for s in seconds)
-        print(f"{name:10s} time {growth(sizes, seconds):5.2f}   s: {times}{flag}")
+        shown = f"{step:6.3f}" if last else f"{'':6s}"
+        print(f"{name:10s} {fit:6.3f} {shown}   {times}{flag}")
     peaks = [max(m.peak(m.spawned, m.spawned + m.seconds)[0] for m in runs) for runs in results]
-    print(f"{'memory':10s} largest process {growth(sizes, peaks):5.2f}")
+    print(f"{'memory':10s} {growth(sizes, peaks):6.3f}   largest process")
 
 
 def main() -> None:
