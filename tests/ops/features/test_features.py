@@ -47,6 +47,19 @@ def test_kinds_are_inferred_and_identifiers_excluded(transactions: pd.DataFrame)
     assert next(c for c in spec.columns if c.name == "amount").log, "heavy tail is log-compressed"
 
 
+def test_kind_counts_texts_as_lowered_past_many_spellings() -> None:
+    """Thousands of spellings of a few words are those words: one-hot, not reuse counts."""
+    from itertools import product
+
+    # 2,048 spellings: more than one step of `_lowered_texts`
+    spellings = ["".join(p) for p in product(*zip("fingerprint", "FINGERPRINT", strict=True))]
+    words = spellings + ["other", "Third"] * 1000
+    frame = pd.DataFrame({"word": words, "id": [f"id{i}" for i in range(len(words))]})
+    spec = fit_features(frame, exclude=set(), max_categories=5)
+    assert len(set(spellings)) == 2048
+    assert {c.name: c.kind for c in spec.columns} == {"word": "onehot", "id": "frequency"}
+
+
 def test_reuse_count_separates_shared_devices(transactions: pd.DataFrame) -> None:
     spec = fit_features(transactions, exclude={"txn_id", "label"})
     X = transform_features(spec, transactions)
