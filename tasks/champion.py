@@ -123,7 +123,7 @@ def comparable_sets(
     """
     spec = FeatureSpec.from_dict(challenger.load_json("feature_spec"))
     windows = [_window(c, entity_columns) for c in (champion, challenger)]
-    features = [transform_features(spec, frame) for _, frame in windows]
+    features = [np.asarray(transform_features(spec, frame)) for _, frame in windows]
     pace = [np.log1p(frame[BEHAVIOUR_COLUMNS].fillna(0).clip(lower=0)) for _, frame in windows]
     space = hybrid_vectors(
         [np.vstack(features), np.vstack([p.to_numpy() for p in pace])], [1.0, 1.0]

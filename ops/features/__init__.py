@@ -7,6 +7,7 @@ session embedding for clustering.
 
 from ops.features._behaviour import path_codes, path_keys, session_stats
 from ops.features._features import (
+    EncodedFeatures,
     FeatureSpec,
     fit_features,
     fit_transform_features,
@@ -26,6 +27,7 @@ from ops.features._ragged import Ragged
 __all__ = [
     "DWELL_FIT_COLUMNS",
     "MIN_DWELL_S",
+    "EncodedFeatures",
     "FeatureSpec",
     "HybridScaling",
     "PageDwell",

@@ -165,7 +165,7 @@ def fit_features(
 
 def fit_transform_features(
     frame: pd.DataFrame, exclude: frozenset[str] | set[str], max_categories: int = 12
-) -> tuple[FeatureSpec, np.ndarray]:
+) -> tuple[FeatureSpec, EncodedFeatures]:
     """:func:`fit_features`, then :func:`transform_features` of the same ``frame``.
 
     Each text column is factorised once for both (0.55 s for 3M device ids).
@@ -204,22 +204,17 @@ def _fit(
     return FeatureSpec(specs)
 
 
-def transform_features(spec: FeatureSpec, frame: pd.DataFrame) -> np.ndarray:
-    """Encode ``frame`` with a fitted spec: ``float32 [n, len(spec.output_names)]``.
+def transform_features(spec: FeatureSpec, frame: pd.DataFrame) -> EncodedFeatures:
+    """Encode ``frame`` with a fitted spec: ``len(frame)`` rows of ``len(spec.output_names)``.
 
-    Column-major (Fortran order): each encoded feature is contiguous.
+    ``np.asarray`` of the result is the ``float32`` matrix; slices of rows are its rows.
     """
     return _transform(spec, frame, {})
 
 
-def _transform(spec: FeatureSpec, frame: pd.DataFrame, texts: dict[str, Texts]) -> np.ndarray:
+def _transform(spec: FeatureSpec, frame: pd.DataFrame, texts: dict[str, Texts]) -> EncodedFeatures:
     """:func:`transform_features`, with the text columns already factorised in ``texts``."""
-    # filled an output column at a time, each one contiguous: stacking columns into rows
-    # wrote every row once per column (2.2 of 5.4 s at 3M rows), and transposing the result
-    # into rows filled as much fresh memory again (384 MB at 3M rows, 0.8 s of page faults)
-    n = len(frame)
-    encoded = np.zeros((len(spec.output_names), n), dtype=np.float32)
-    at = 0
+    columns: list[np.ndarray] = []
     for col in spec.columns:
         if col.name not in frame:
             raise KeyError(f"feature column '{col.name}' is missing from the data to encode")
@@ -230,15 +225,63 @@ def _transform(spec: FeatureSpec, frame: pd.DataFrame, texts: dict[str, Texts]) 
             # a row's column: its category's, else "other" (the last), missing rows included
             known = pd.Index(col.categories).get_indexer(uniques)
             k = len(col.categories)
-            column = np.append(np.where(known >= 0, known, k), k)[codes]
-            # a pass per category: a scatter by (row, column) made int64 index arrays of
-            # every row first, in fresh pages at 3M rows (benchmarks/README.md)
-            for c in range(k + 1):
-                encoded[at + c] = column == c
-            at += k + 1
+            lookup = np.append(np.where(known >= 0, known, k), k).astype(np.min_scalar_type(k))
+            columns.append(lookup[codes])
         else:
             raw = _raw(col, values, text)
             raw = np.where(np.isfinite(raw), raw, col.fill)
-            encoded[at] = np.clip((raw - col.center) / col.scale, -CLIP, CLIP)
-            at += 1
-    return encoded.T
+            columns.append(np.clip((raw - col.center) / col.scale, -CLIP, CLIP).astype(np.float32))
+    return EncodedFeatures(columns, [len(c.output_names()) for c in spec.columns], len(frame))
+
+
+class EncodedFeatures:
+    """Encoded rows, held a column at a time: numbers as ``float32``, one-hot columns as codes.
+
+    A one-hot column of ``k`` categories takes one byte a row here, where the ``float32``
+    matrix takes ``k + 1`` floats: at 3M rows the matrix was 384 MB of fresh memory, whose
+    pages cost more than the encoding (benchmarks/README.md). Its rows are made on demand,
+    a slice at a time, which is how the hybrid vectors read them (:func:`apply_hybrid`).
+
+    Parameters
+    ----------
+    columns : list of ndarray (n,)
+        Per input column: its encoded ``float32`` values, or, for a one-hot column, each
+        row's output column among its own (an unsigned integer; the last is "other").
+    widths : list of int
+        Per input column, its output columns: 1, or a one-hot column's categories plus one.
+    n_rows : int
+    """
+
+    def __init__(self, columns: list[np.ndarray], widths: list[int], n_rows: int) -> None:
+        self._columns, self._widths, self._n_rows = columns, widths, n_rows
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, output columns)``."""
+        return len(self), sum(self._widths)
+
+    def __len__(self) -> int:
+        return self._n_rows
+
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        """The ``float32`` rows ``rows`` (a slice or an index array of rows)."""
+        n_rows = len(range(len(self))[rows]) if isinstance(rows, slice) else len(rows)
+        # column-major, as the matrix was: each output column is written contiguously
+        out = np.zeros((self.shape[1], n_rows), np.float32)
+        flat = out.reshape(-1)
+        at = 0
+        for column, width in zip(self._columns, self._widths, strict=True):
+            values = column[rows]
+            if np.issubdtype(values.dtype, np.integer):
+                # each row's 1 in its own output column of the k + 1
+                flat[(at + values.astype(np.int64)) * n_rows + np.arange(n_rows)] = 1.0
+            else:
+                out[at] = values
+            at += width
+        return out.T
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("encoded features hold no matrix to share: rows are made anew")
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype, copy=False)

@@ -62,7 +62,7 @@ def test_kind_counts_texts_as_lowered_past_many_spellings() -> None:
 
 def test_reuse_count_separates_shared_devices(transactions: pd.DataFrame) -> None:
     spec = fit_features(transactions, exclude={"txn_id", "label"})
-    X = transform_features(spec, transactions)
+    X = np.asarray(transform_features(spec, transactions))
     reuse = X[:, spec.output_names.index("device_id_reuse")]
     assert reuse[:40].min() > reuse[40:].max()
 
@@ -73,7 +73,7 @@ def test_spec_round_trips_through_json_and_handles_unseen_values(
     spec = fit_features(transactions, exclude={"txn_id", "label"})
     again = FeatureSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
     new = transactions.head(3).assign(country=["JP", None, "US"], amount=[np.nan, 1.0, 2.0])
-    X = transform_features(again, new)
+    X = np.asarray(transform_features(again, new))
     assert X.shape == (3, len(spec.output_names)) and np.isfinite(X).all()
     other = next(i for i, n in enumerate(spec.output_names) if n == "country=other")
     assert X[:2, other].tolist() == [1.0, 1.0]
@@ -109,11 +109,11 @@ def test_scaling_is_numpys_mean_and_std_over_many_row_steps() -> None:
 
 
 def test_encoded_rows_are_the_columns_side_by_side(transactions: pd.DataFrame) -> None:
-    """Each output column encodes its input column alone, and is contiguous."""
+    """Each output column encodes its input column alone."""
     big = transactions.sample(20_000, replace=True, random_state=0)
     spec = fit_features(big, exclude={"txn_id", "label"})
-    X = transform_features(spec, big)
-    assert X.shape == (len(big), len(spec.output_names)) and X.flags.f_contiguous
+    X = np.asarray(transform_features(spec, big))
+    assert X.shape == (len(big), len(spec.output_names)) and X.dtype == np.float32
     names = spec.output_names
     onehot = [i for i, name in enumerate(names) if name.startswith("country=")]
     assert (X[:, onehot].sum(axis=1) == 1.0).all()
@@ -123,8 +123,23 @@ def test_encoded_rows_are_the_columns_side_by_side(transactions: pd.DataFrame) -
         assert (X[:, i] == 1.0).tolist() == (country == value).tolist()
     single = FeatureSpec([c for c in spec.columns if c.name == "amount"])
     np.testing.assert_array_equal(
-        X[:, names.index("amount")], transform_features(single, big)[:, 0]
+        X[:, names.index("amount")], np.asarray(transform_features(single, big))[:, 0]
     )
+
+
+def test_encoded_rows_come_by_slice_or_index(transactions: pd.DataFrame) -> None:
+    """Rows taken a slice or an index array at a time are the matrix's rows."""
+    spec = fit_features(transactions, exclude={"txn_id", "label"})
+    encoded = transform_features(spec, transactions)
+    X = np.asarray(encoded)
+    assert encoded.shape == X.shape == (len(transactions), len(spec.output_names))
+    for rows in (slice(0, 7), slice(390, None), slice(5, 5), np.array([399, 0, 0, 17])):
+        np.testing.assert_array_equal(encoded[rows], X[rows])
+    assert np.asarray(encoded, dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="no matrix to share"):
+        np.array(encoded, copy=False)
+    none = transform_features(FeatureSpec([]), transactions)
+    assert none.shape == (len(transactions), 0) and len(none) == len(transactions)
 
 
 def test_fit_transform_is_fit_then_transform(transactions: pd.DataFrame) -> None:
