@@ -107,6 +107,19 @@ def test_a_table_read_from_a_local_file_outlives_its_replacement(tmp_path: Path)
     assert catalog.load_table("risk", ["cluster"]).column("cluster").to_pylist() == [7, 8]
 
 
+@pytest.mark.parametrize("root", ["local", "memory://shoal-test/columns"])
+def test_a_table_is_read_without_the_columns_left_out(root: str, tmp_path: Path) -> None:
+    catalog = Catalog(str(tmp_path / "run") if root == "local" else root)
+    frame = pd.DataFrame({"txn_id": ["a", "b"], "user_id": ["u", "v"], "amount": [1.0, 2.0]})
+    catalog.save_table("transactions", frame)
+    assert catalog.load_table("transactions", leave_out={"user_id"}).column_names == [
+        "txn_id",
+        "amount",
+    ]
+    chosen = catalog.load_table("transactions", ["amount", "user_id"], leave_out={"user_id"})
+    assert chosen.to_pydict() == {"amount": [1.0, 2.0]}
+
+
 @pytest.mark.parametrize("root", ["local", "memory://shoal-test/lists"])
 def test_list_columns_are_read_as_their_items_end_to_end_and_offsets(
     root: str, tmp_path: Path
