@@ -138,7 +138,8 @@ def _robust(x: np.ndarray) -> tuple[float, float]:
     finite = x[np.isfinite(x)]
     if finite.size == 0:
         return 0.0, 1.0
-    # `finite` is a copy of its own, which the percentiles may reorder
+    # `finite` is a copy of its own, which the percentiles may reorder (the fallback's
+    # standard deviation does not depend on the order)
     q25, q50, q75 = np.percentile(finite, [25, 50, 75], overwrite_input=True)
     scale = (q75 - q25) / 1.349 or float(np.std(finite)) or 1.0
     return float(q50), float(scale)
