@@ -10,12 +10,15 @@ its own unless ``RAY_ADDRESS`` names a cluster (``infra.ray.ensure_ray``). The p
 samples the RSS of that process and all its children (Ray and Dask workers included) every
 ``--interval`` seconds. Each stage's start and end come from the flow's own task runs
 (Prefect's database in that home), so a stage's peak memory is the peak seen while it ran:
-the largest single process, and the whole tree. Start-up is the time from spawning
-``shoal run`` to the first stage; the total is the child's wall time.
+the largest single process, and the whole tree. It also samples the CPU seconds of the
+``shoal run`` process itself, in user mode and in the kernel, which every stage but
+pretraining's workers runs in. Start-up is the time from spawning ``shoal run`` to the first
+stage; the total is the child's wall time.
 
 Last, each stage's growth exponent: the slope of log(seconds) against log(transactions)
 across the sizes and, with three sizes or more, over the two largest, each beside the slope
-that ``n log n`` has over the same range. With
+that ``n log n`` has over the same range, and the growth of each stage's user and kernel CPU
+seconds. With
 ``--repeat N`` each size runs N times and the exponents are fitted to each stage's least
 time over its runs: on a shared 2-core machine the noise only ever adds time, and a stage
 varies by 10-20 % between runs (figures: benchmarks/README.md). Before each run the files
@@ -56,6 +59,8 @@ class Sample:
     at: float  # time.time()
     largest: int  # RSS of the largest process, bytes
     total: int  # RSS of the whole tree, bytes
+    user: float  # CPU seconds of the ``shoal run`` process itself, in user mode
+    kernel: float  # and in the kernel (page faults among them)
 
 
 @dataclass
@@ -77,12 +82,32 @@ class Measurement:
         times.update({name: end - start for name, (start, end) in self.stages.items()})
         return times
 
+    def bounds(self, stage: str) -> tuple[float, float]:
+        """Start and end (epoch s) of a stage, or of start-up: spawn to the first stage."""
+        if stage in self.stages:
+            return self.stages[stage]
+        return self.spawned, self.spawned + self.stage_seconds()[stage]
+
     def peak(self, start: float, end: float) -> tuple[float, float]:
         """Largest process and whole tree, GB, over samples in ``[start, end]``."""
         inside = [s for s in self.samples if start <= s.at <= end]
         if not inside:
             return float("nan"), float("nan")
         return max(s.largest for s in inside) / GB, max(s.total for s in inside) / GB
+
+    def cpu(self, start: float, end: float) -> tuple[float, float]:
+        """User and kernel CPU seconds of the ``shoal run`` process in ``[start, end]``.
+
+        That process runs every stage but pretraining's workers (and the fit, where it is
+        placed on a Ray cluster); the bounds are the samples just outside the stage.
+        """
+        before = [(s.user, s.kernel) for s in self.samples if s.at <= start]
+        if start <= self.spawned:  # start-up: the process had no CPU time when spawned
+            before.append((0.0, 0.0))
+        after = [s for s in self.samples if s.at >= end]
+        if not before or not after:
+            return float("nan"), float("nan")
+        return after[0].user - before[-1][0], after[0].kernel - before[-1][1]
 
 
 def sample_tree(pid: int, interval: float, samples: list[Sample], done: threading.Event) -> None:
@@ -91,11 +116,12 @@ def sample_tree(pid: int, interval: float, samples: list[Sample], done: threadin
     while not done.is_set():
         sizes = []
         with contextlib.suppress(psutil.Error):
+            cpu = parent.cpu_times()
             for p in [parent, *parent.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     sizes.append(p.memory_info().rss)
         if sizes:
-            samples.append(Sample(time.time(), max(sizes), sum(sizes)))
+            samples.append(Sample(time.time(), max(sizes), sum(sizes), cpu.user, cpu.system))
         time.sleep(interval)
 
 
@@ -216,16 +242,28 @@ def print_measurement(m: Measurement) -> None:
         f"{total:.2f} GB; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
         f"on {os.cpu_count()} cores"
     )
-    print(f"{'stage':10s} {'seconds':>8s} {'largest GB':>11s} {'tree GB':>8s}")
+    header = f"{'stage':10s} {'seconds':>8s} {'largest GB':>11s} {'tree GB':>8s}"
+    print(f"{header} {'user s':>7s} {'kernel s':>8s}")
     for stage, seconds in m.stage_seconds().items():
-        start, end = m.stages.get(stage, (m.spawned, m.spawned + seconds))
-        largest, total = m.peak(start, end)
-        print(f"{stage:10s} {seconds:8.1f} {largest:11.2f} {total:8.2f}", flush=True)
+        largest, total = m.peak(*m.bounds(stage))
+        user, kernel = m.cpu(*m.bounds(stage))
+        print(
+            f"{stage:10s} {seconds:8.1f} {largest:11.2f} {total:8.2f} {user:7.1f} {kernel:8.1f}",
+            flush=True,
+        )
 
 
 def least_seconds(runs: list[Measurement], name: str) -> float:
     """A stage's (or ``"total"``'s) least seconds over the runs of one size."""
     return min(m.seconds if name == "total" else m.stage_seconds().get(name, 0.0) for m in runs)
+
+
+def least_cpu(runs: list[Measurement], name: str) -> tuple[float, float]:
+    """A stage's least user and least kernel CPU seconds (the flow process) over the runs."""
+    times = [m.cpu(*m.bounds(name)) for m in runs if name in m.stage_seconds()]
+    if not times:
+        return float("nan"), float("nan")
+    return min(user for user, _ in times), min(kernel for _, kernel in times)
 
 
 def print_growth(results: list[list[Measurement]]) -> None:
@@ -262,6 +300,15 @@ def print_growth(results: list[list[Measurement]]) -> None:
         print(f"{name:10s} {fit:6.3f} {shown}   {times}{flag}")
     peaks = [max(m.peak(m.spawned, m.spawned + m.seconds)[0] for m in runs) for runs in results]
     print(f"{'memory':10s} {growth(sizes, peaks):6.3f}   largest process")
+    # which kind of time grows: work in user mode, or the kernel's (fresh pages are faulted
+    # in there, and on some machines their cost per page grows with the memory touched)
+    print(f"\n# the flow process's CPU seconds: growth over {sizes[0]:,}..{sizes[-1]:,}")
+    print(f"{'':10s} {'user':>6s} {'kernel':>7s}   user s / kernel s")
+    for name in ["start-up", *STAGES]:
+        cpu = [least_cpu(runs, name) for runs in results]
+        user, kernel = [u for u, _ in cpu], [k for _, k in cpu]
+        pairs = " ".join(f"{u:6.1f}/{k:4.1f}" for u, k in cpu)
+        print(f"{name:10s} {growth(sizes, user):6.3f} {growth(sizes, kernel):7.3f}   {pairs}")
 
 
 def main() -> None:
@@ -304,6 +351,7 @@ def main() -> None:
                 "seconds": m.seconds,
                 "returncode": m.returncode,
                 "stages": m.stage_seconds(),
+                "cpu": {stage: m.cpu(*m.bounds(stage)) for stage in m.stage_seconds()},
                 "peak_largest_gb": m.peak(m.spawned, m.spawned + m.seconds)[0],
             }
             for runs in results
