@@ -218,7 +218,7 @@ class Catalog:
         """
         source, local = self._parquet_source(name)
         if leave_out:
-            names = columns or pq.read_schema(source, memory_map=local).names
+            names = pq.read_schema(source, memory_map=local).names if columns is None else columns
             columns = [c for c in names if c not in leave_out]
         return pq.read_table(source, columns=columns, memory_map=local)
 

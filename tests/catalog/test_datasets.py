@@ -118,6 +118,7 @@ def test_a_table_is_read_without_the_columns_left_out(root: str, tmp_path: Path)
     ]
     chosen = catalog.load_table("transactions", ["amount", "user_id"], leave_out={"user_id"})
     assert chosen.to_pydict() == {"amount": [1.0, 2.0]}
+    assert catalog.load_table("transactions", [], leave_out={"user_id"}).num_columns == 0
 
 
 @pytest.mark.parametrize("root", ["local", "memory://shoal-test/lists"])
