@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test soak cluster-demo lint mlflow-ui prefect-ui bench clean
+.PHONY: demo test browser soak cluster-demo lint mlflow-ui prefect-ui bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (Python 3.11 or 3.12)"; exit 1; }
@@ -20,9 +20,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/shoal demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m "not soak"
+
+# Debian's chromium for the real-browser tests (tests/chromium.py), installed once with apt-get as
+# root or with sudo that asks no password. Where it can't be, those tests skip, and fail under CI.
+browser:
+	@command -v chromium >/dev/null || { \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
+		mkdir -p .shoal; \
+		command -v apt-get >/dev/null && { $$sudo apt-get update \
+		&& $$sudo apt-get install -y --no-install-recommends chromium; } >.shoal/apt.log 2>&1; \
+		command -v chromium >/dev/null \
+		|| echo "chromium could not be installed (.shoal/apt.log): the browser tests skip"; }
 
 # The long end-to-end guarantees of docs/hardening.md and docs/operations.md, each several full
 # flow runs: SIGKILL and resume, five-run leak check, two-window retrain, real servers, sweep.

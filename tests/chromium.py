@@ -33,7 +33,7 @@ def needs_chromium(test: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(test)
     def fails(*args: Any, **kwargs: Any) -> None:
-        pytest.fail("CI is set and chromium is missing: `.ci/run` installs it (apt-get)")
+        pytest.fail("CI is set and chromium is missing: `make test` installs it (apt-get)")
 
     return fails
 
