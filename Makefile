@@ -30,8 +30,9 @@ browser:
 	@command -v chromium >/dev/null || { \
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
 		mkdir -p .shoal; \
-		command -v apt-get >/dev/null && { $$sudo apt-get update \
+		if command -v apt-get >/dev/null; then { $$sudo apt-get update \
 		&& $$sudo apt-get install -y --no-install-recommends chromium; } >.shoal/apt.log 2>&1; \
+		else echo "no apt-get on PATH" >.shoal/apt.log; fi; \
 		command -v chromium >/dev/null \
 		|| echo "chromium could not be installed (.shoal/apt.log): the browser tests skip"; }
 
